@@ -1,0 +1,193 @@
+"""Typed results shared by every stage: calibration, lead boxes, traces, signals, a digitization.
+
+Coordinates are image pixels with the origin at the top-left corner, ``x`` to the right and
+``y`` down, as in OpenCV and Qt.  Signals are ``(n_samples, n_leads)`` arrays in mV, like
+wfdb's ``p_signal``; samples a page does not show are NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .paper import LEAD_NAMES
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How paper maps to pixels and to physical units.
+
+    Attributes
+    ----------
+    px_per_mm_x, px_per_mm_y : float
+        Grid scale of the (rectified) page in pixels per millimetre along each axis.
+    mm_per_s : float
+        Paper speed (25 or 50 mm/s).
+    mm_per_mv : float
+        Gain (5, 10 or 20 mm/mV).
+    """
+
+    px_per_mm_x: float
+    px_per_mm_y: float
+    mm_per_s: float = 25.0
+    mm_per_mv: float = 10.0
+
+    @property
+    def px_per_s(self) -> float:
+        return self.px_per_mm_x * self.mm_per_s
+
+    @property
+    def px_per_mv(self) -> float:
+        return self.px_per_mm_y * self.mm_per_mv
+
+    def scaled(self, factor: float) -> Calibration:
+        """The calibration of the same page resized by ``factor``."""
+        return replace(self, px_per_mm_x=self.px_per_mm_x * factor, px_per_mm_y=self.px_per_mm_y * factor)
+
+
+@dataclass(frozen=True)
+class LeadBox:
+    """The region of the page in which one lead segment is plotted.
+
+    Attributes
+    ----------
+    lead : str
+        Lead name from :data:`ecgstudio.paper.LEAD_NAMES`.
+    x0, y0, x1, y1 : float
+        Box corners in pixels (``x0 < x1``, ``y0 < y1``).  ``x0`` and ``x1`` are where the
+        trace starts and ends in time; ``y0``/``y1`` bound the row band the trace lives in.
+    baseline_y : float
+        Pixel row of 0 mV.
+    t_start_s, duration_s : float
+        Time window of the record shown, in seconds from the record start.
+    row, col : int
+        Position in the layout.
+    inverted : bool
+        True where the lead is printed upside down (``-aVR``).
+    """
+
+    lead: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    baseline_y: float
+    t_start_s: float
+    duration_s: float
+    row: int = 0
+    col: int = 0
+    inverted: bool = False
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """The pixel polyline of one plotted lead segment.
+
+    Attributes
+    ----------
+    lead : str
+        Lead name.
+    xy : ndarray, shape (n, 2), float64
+        Sub-pixel points ``(x, y)`` along the trace in image pixels; rows of NaN mark gaps.
+    confidence : ndarray, shape (n,), float32, optional
+        Per-point confidence in [0, 1]; None where unknown (ground truth).
+    """
+
+    lead: str
+    xy: np.ndarray
+    confidence: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Signals:
+    """Calibrated signals.
+
+    Attributes
+    ----------
+    mv : ndarray, shape (n_samples, n_leads), float64
+        Voltages in mV; NaN where the lead was not plotted or not recovered.
+    fs : float
+        Sampling frequency in Hz.
+    lead_names : tuple of str
+        Column names, usually :data:`ecgstudio.paper.LEAD_NAMES`.
+    """
+
+    mv: np.ndarray
+    fs: float
+    lead_names: tuple[str, ...] = LEAD_NAMES
+
+    def __post_init__(self) -> None:
+        if self.mv.ndim != 2 or self.mv.shape[1] != len(self.lead_names):
+            raise ValueError(
+                f"signals must be (n_samples, {len(self.lead_names)}) for leads {self.lead_names}, "
+                f"got shape {self.mv.shape}"
+            )
+        if not self.fs > 0:
+            raise ValueError(f"sampling frequency must be positive, got {self.fs}")
+
+    @property
+    def n_samples(self) -> int:
+        return self.mv.shape[0]
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+    def lead(self, name: str) -> np.ndarray:
+        """The column of one lead."""
+        return self.mv[:, self.lead_names.index(name)]
+
+    def time_s(self) -> np.ndarray:
+        return np.arange(self.n_samples) / self.fs
+
+
+@dataclass(frozen=True, eq=False)
+class PageMasks:
+    """Per-pixel masks of a page.
+
+    Attributes
+    ----------
+    trace : ndarray, shape (H, W), uint8
+        0 where no trace ink is; ``k + 1`` where the ink belongs to box ``k`` (the last box drawn
+        wins where traces overlap).
+    grid : ndarray, shape (H, W), bool
+        Grid line pixels.
+    text : ndarray, shape (H, W), bool
+        Printed text, lead labels and calibration pulses.
+    """
+
+    trace: np.ndarray
+    grid: np.ndarray
+    text: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Digitization:
+    """A digitized page: everything the studio shows and the label store keeps.
+
+    ``boxes`` and ``traces`` are aligned: ``traces[k]`` is the polyline inside ``boxes[k]``.
+    """
+
+    image_size: tuple[int, int]  # (height, width) in pixels
+    layout: str
+    calibration: Calibration
+    boxes: tuple[LeadBox, ...]
+    traces: tuple[Trace, ...]
+    signals: Signals
+    confidence: dict[str, float] = field(default_factory=dict)
+    masks: PageMasks | None = None
+    model_version: str = ""
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.boxes) != len(self.traces):
+            raise ValueError(f"{len(self.boxes)} boxes but {len(self.traces)} traces; they must be aligned")
