@@ -83,6 +83,14 @@ class Layout:
     cells: tuple[Cell, ...]
     duration_s: float = 10.0
 
+    def with_duration(self, duration_s: float) -> Layout:
+        """The same layout showing ``duration_s`` seconds in total (e.g. 5 s at 50 mm/s)."""
+        k = duration_s / self.duration_s
+        cells = tuple(
+            Cell(c.lead, c.row, c.col, c.t_start_s * k, c.duration_s * k, c.inverted) for c in self.cells
+        )
+        return Layout(self.name, self.n_rows, cells, duration_s)
+
     def row_cells(self, row: int) -> tuple[Cell, ...]:
         return tuple(sorted((c for c in self.cells if c.row == row), key=lambda c: c.col))
 

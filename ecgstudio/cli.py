@@ -1,0 +1,134 @@
+"""The ``ecgstudio`` command: parses arguments and calls the Python API, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EcgStudioError
+
+log = logging.getLogger("ecgstudio")
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .synth.batch import RecordPool, write_pages
+
+    records = RecordPool.from_folders(args.records) if args.records else RecordPool()
+    if args.records and not len(records):
+        raise EcgStudioError(f"no WFDB (.hea) or CSV records found under {', '.join(args.records)}")
+    overrides = {}
+    if args.dpi:
+        overrides["dpi"] = args.dpi
+    with tqdm(total=args.count, desc="rendering", unit="page", disable=args.quiet) as bar:
+        paths = write_pages(
+            args.out, args.count, seed=args.seed, layout=args.layout, damage=args.damage,
+            severity=args.severity, records=records, style_overrides=overrides,
+            progress=lambda k: bar.update(1),
+        )
+    print(f"wrote {len(paths)} pages with ground truth to {args.out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report
+
+    report = evaluate(args.pred_dir, args.truth)
+    print(format_report(report, per_image=args.per_image))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .model.train import TrainConfig, train
+
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                         records=tuple(args.records or ()), exclude_records=tuple(_pair_record_ids(args.exclude_pairs)))
+    with tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet) as bar:
+        def progress(step: int, total: int, metrics: dict) -> None:
+            bar.n = step
+            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in ("loss", "val_loss", "val_recall")})
+            bar.refresh()
+
+        _, card = train(config, args.work_dir, out=args.out, progress=progress)
+    print(f"saved model {card.version} (sha256 {card.sha256[:12]}) to {args.out or args.work_dir}")
+    return 0
+
+
+def _pair_record_ids(pairs_csv: str | None) -> list[str]:
+    """Record ids used by a benchmark pairs CSV, so training never sees them."""
+    if not pairs_csv:
+        return []
+    import csv
+    from pathlib import PurePosixPath
+
+    with open(pairs_csv, newline="", encoding="utf-8") as fh:
+        return [PurePosixPath(row["ground_truth"]).name.split("_")[0] for row in csv.DictReader(fh)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .paper import LAYOUTS
+    from .synth.batch import DAMAGE_PRESETS
+
+    parser = argparse.ArgumentParser(prog="ecgstudio", description="Turn paper ECGs into calibrated 12-lead signals.")
+    parser.add_argument("--version", action="version", version=f"ecgstudio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("synth", help="render synthetic ECG pages with exact ground truth")
+    p.add_argument("--count", type=int, default=10, help="number of pages (default 10)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--layout", choices=sorted(LAYOUTS), help="fix the layout (default: random)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same pages")
+    p.add_argument("--damage", choices=DAMAGE_PRESETS, default="random", help="scan/photo damage (default random)")
+    p.add_argument("--severity", type=float, default=0.5, help="damage strength 0-1 (default 0.5)")
+    p.add_argument("--dpi", type=float, help="fix the resolution (default: random 100-300)")
+    p.add_argument("--records", nargs="+", metavar="DIR",
+                   help="folders of real WFDB/CSV records to plot (default: simulated signals)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("train", help="train the trace network on synthetic pages (resumable)")
+    p.add_argument("--work-dir", default="runs/train", help="checkpoints; training resumes from here")
+    p.add_argument("--out", help="where to save the weights (default WORK_DIR/tracenet.pt)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--records", nargs="+", metavar="DIR", help="folders of real records to render (plus simulated)")
+    p.add_argument("--exclude-pairs", metavar="CSV", help="never train on the records of this benchmark pairs CSV")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score digitized records against ground truth")
+    p.add_argument("pred_dir", help="folder of predicted WFDB records")
+    p.add_argument("--truth", required=True, help="pairs CSV (image, ground_truth, ..., image_kind, layout)")
+    p.add_argument("--per-image", action="store_true", help="also list every image's score")
+    p.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except EcgStudioError as exc:
+        print(f"ecgstudio: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ecgstudio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Trace extraction: from the trace probability map to one sub-pixel polyline per row, and to mV.
+
+Per column of a row's band the map is cut into *segments* (runs of probability above a
+threshold).  A Viterbi path search picks one segment per column (or a gap) so that consecutive
+segments touch, the path stays near its own row's baseline where rows overlap, and weak or
+missing ink becomes a gap.  Each chosen segment is then turned into curve points: a short
+segment is one point (sub-pixel peak); a tall one is a steep stroke whose entry and exit ends
+follow from the neighbouring columns, so R-wave apices keep their full height.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .paper import LEAD_NAMES
+from .results import Calibration, LeadBox, Signals, Trace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Path-search settings (pixels of the canonical page)."""
+
+    threshold: float = 0.7  # probability that counts as ink
+    max_segments: int = 6  # candidates per column
+    jump_cost: float = 0.35  # per pixel of vertical gap between consecutive segments
+    gap_cost: float = 3.0  # per column left empty
+    enter_gap_cost: float = 4.0  # to start or end a gap
+    baseline_weight: float = 6.0  # penalty per row spacing beyond half a spacing from the own baseline
+
+
+@dataclass(frozen=True, eq=False)
+class RowPath:
+    """The chosen path through one row: per column, the segment ``(top, bottom, peak_y, prob)`` or NaN."""
+
+    x0: int
+    top: np.ndarray
+    bottom: np.ndarray
+    peak: np.ndarray
+    prob: np.ndarray
+
+
+def _column_segments(col: np.ndarray, y0: int, threshold: float, k: int) -> list[tuple[float, float, float, float]]:
+    """Runs above threshold in one column: (top, bottom, sub-pixel peak y, peak prob), strongest first."""
+    above = col > threshold
+    if not above.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0]))
+    segs = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        i = a + int(np.argmax(col[a:b]))
+        peak = float(i)
+        if 0 < i < len(col) - 1:
+            l, c, r = col[i - 1], col[i], col[i + 1]
+            denom = l - 2 * c + r
+            if denom < 0:
+                peak = i + 0.5 * (l - r) / denom
+        top = _crossing(col, a, -1, threshold)
+        bottom = _crossing(col, b - 1, +1, threshold)
+        segs.append((y0 + top, y0 + bottom, y0 + peak, float(col[i])))
+    segs.sort(key=lambda s: -s[3])
+    return segs[:k]
+
+
+def _crossing(col: np.ndarray, i: int, step: int, threshold: float) -> float:
+    """Sub-pixel position where the profile crosses ``threshold`` just beyond index ``i``."""
+    j = i + step
+    if j < 0 or j >= len(col):
+        return float(i)
+    inside, outside = col[i], col[j]
+    frac = (inside - threshold) / max(1e-6, inside - outside)
+    return i + step * float(np.clip(frac, 0.0, 1.0))
+
+
+def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: int, x_end: int,
+              config: ExtractConfig = ExtractConfig()) -> RowPath:
+    """Viterbi search for one row's trace between columns ``x_start`` and ``x_end`` (inclusive)."""
+    h = prob.shape[0]
+    y_lo = int(max(0, baseline_y - 1.6 * spacing))
+    y_hi = int(min(h, baseline_y + 1.6 * spacing))
+    band = prob[y_lo:y_hi]
+    xs = range(x_start, x_end + 1)
+    k = config.max_segments
+    n = len(xs)
+    tops = np.full((n, k), np.nan)
+    bottoms = np.full((n, k), np.nan)
+    peaks = np.full((n, k), np.nan)
+    probs = np.zeros((n, k))
+    for i, x in enumerate(xs):
+        for j, seg in enumerate(_column_segments(band[:, x], y_lo, config.threshold, k)):
+            tops[i, j], bottoms[i, j], peaks[i, j], probs[i, j] = seg
+    valid = np.isfinite(peaks)
+    emission = np.where(valid, -np.log(np.clip(probs, 1e-4, 1.0)), np.inf)
+    near = np.minimum(np.abs(tops - baseline_y), np.abs(bottoms - baseline_y))
+    inside = (tops <= baseline_y) & (bottoms >= baseline_y)
+    near = np.where(inside, 0.0, near)
+    excess = np.nan_to_num(np.maximum(0.0, near / spacing - 0.5), nan=0.0)  # empty slots stay at inf
+    emission = emission + config.baseline_weight * excess
+
+    # States 0..k-1: segments; state k: gap.
+    inf = np.inf
+    cost = np.full(k + 1, inf)
+    cost[:k] = emission[0]
+    cost[k] = config.gap_cost
+    back = np.zeros((n, k + 1), np.int16)
+    for i in range(1, n):
+        prev_top, prev_bot = tops[i - 1], bottoms[i - 1]
+        gap = np.maximum(0.0, np.maximum(tops[i][None, :] - prev_bot[:, None], prev_top[:, None] - bottoms[i][None, :]))
+        trans = np.where(np.isfinite(gap), config.jump_cost * gap, inf)  # (prev k, cur k)
+        from_seg = cost[:k, None] + trans
+        from_gap = cost[k] + config.enter_gap_cost
+        best_prev = np.argmin(from_seg, axis=0)
+        best = from_seg[best_prev, np.arange(k)]
+        use_gap = from_gap < best
+        new = np.where(use_gap, from_gap, best) + emission[i]
+        back[i, :k] = np.where(use_gap, k, best_prev)
+        stay = cost[k] + config.gap_cost
+        leave = np.min(cost[:k]) + config.enter_gap_cost + config.gap_cost
+        if stay <= leave:
+            new_gap, back[i, k] = stay, k
+        else:
+            new_gap, back[i, k] = leave, int(np.argmin(cost[:k]))
+        cost = np.r_[new, new_gap]
+    state = int(np.argmin(cost))
+    chosen = np.empty(n, np.int16)
+    for i in range(n - 1, -1, -1):
+        chosen[i] = state
+        state = back[i, state]
+    sel = chosen < k
+    idx = np.where(sel, chosen, 0)
+    rows = np.arange(n)
+    pick = lambda a: np.where(sel, a[rows, idx], np.nan)  # noqa: E731
+    return RowPath(x_start, pick(tops), pick(bottoms), pick(peaks), np.where(sel, probs[rows, idx], 0.0))
+
+
+def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """One curve point per column ``(n, 2)`` (NaN rows at gaps) and its confidence ``(n,)``.
+
+    A segment more than ``stroke_px`` taller than the row's typical (flat-trace) segment holds
+    a steep stroke.  If both neighbouring columns sit below its middle the column holds an
+    apex and takes the segment's top; both above, a nadir and its bottom; otherwise the stroke
+    passes through and the column takes the middle.  Half the ridge's own width is trimmed
+    from the ends.
+    """
+    heights = path.bottom - path.top
+    flat = float(np.nanmedian(heights)) if np.isfinite(heights).any() else 0.0
+    mid = (path.top + path.bottom) / 2
+    y = path.peak.copy()
+    prev = np.r_[mid[:1], mid[:-1]]
+    nxt = np.r_[mid[1:], mid[-1:]]
+    prev = np.where(np.isfinite(prev), prev, mid)
+    nxt = np.where(np.isfinite(nxt), nxt, mid)
+    tall = heights > flat + stroke_px
+    apex = tall & (prev > mid) & (nxt > mid)
+    nadir = tall & (prev < mid) & (nxt < mid)
+    through = tall & ~apex & ~nadir
+    y[apex] = path.top[apex] + flat / 2
+    y[nadir] = path.bottom[nadir] - flat / 2
+    y[through] = mid[through]
+    x = path.x0 + np.arange(len(y), dtype=float)
+    x[~np.isfinite(y)] = np.nan
+    return np.column_stack([x, y]), path.prob.astype(np.float32)
+
+
+def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
+    """The part of a row polyline inside a lead box's time span."""
+    inside = (xy[:, 0] >= box.x0 - 0.5) & (xy[:, 0] <= box.x1 + 0.5)
+    gap = ~np.isfinite(xy[:, 0])
+    # keep gap rows that fall between kept points
+    keep = inside.copy()
+    idx = np.flatnonzero(inside)
+    if len(idx):
+        keep[idx[0]: idx[-1] + 1] |= gap[idx[0]: idx[-1] + 1]
+    return Trace(box.lead, xy[keep], confidence[keep])
+
+
+def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: float,
+                  x0: float, px_per_s: float, baseline_y: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample indices and mV values of one box's trace at ``fs``.
+
+    Time of a point is ``(x - x0) / px_per_s``; value is ``(baseline - y) / px_per_mv``
+    (negated for inverted leads).  Sample times falling in a gap, or not covered, are NaN.
+    """
+    n0 = int(np.ceil(box.t_start_s * fs - 1e-9))
+    n1 = int(np.ceil((box.t_start_s + box.duration_s) * fs - 1e-9))
+    idx = np.arange(n0, n1)
+    values = np.full(len(idx), np.nan)
+    xy = trace.xy
+    if len(xy) < 2:
+        return idx, values
+    t_pts = (xy[:, 0] - x0) / px_per_s
+    finite = np.isfinite(t_pts) & np.isfinite(xy[:, 1])
+    if finite.sum() < 2:
+        return idx, values
+    base = baseline_y if baseline_y is not None else float(np.nanmedian(xy[finite, 1]))
+    v_pts = (base - xy[:, 1]) / calibration.px_per_mv
+    if box.inverted:
+        v_pts = -v_pts
+    t = idx / fs
+    tf, vf = t_pts[finite], v_pts[finite]
+    order = np.argsort(tf, kind="stable")
+    tf, vf = tf[order], vf[order]
+    values = np.interp(t, tf, vf, left=np.nan, right=np.nan)
+    # NaN where the sample time falls inside a gap of the polyline.
+    gaps = _gap_spans(t_pts)
+    for a, b in gaps:
+        values[(t > a) & (t < b)] = np.nan
+    # A sample more than half a column outside the covered range stays NaN (np.interp edges).
+    edge = 0.75 / px_per_s
+    values[(t < tf[0] - edge) | (t > tf[-1] + edge)] = np.nan
+    return idx, values
+
+
+def _gap_spans(t_pts: np.ndarray) -> list[tuple[float, float]]:
+    """Time spans between the last finite point before a NaN run and the first after it."""
+    finite = np.isfinite(t_pts)
+    spans = []
+    i, n = 0, len(t_pts)
+    while i < n:
+        if not finite[i]:
+            j = i
+            while j < n and not finite[j]:
+                j += 1
+            if i > 0 and j < n:
+                spans.append((float(t_pts[i - 1]), float(t_pts[j])))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
+                     fs: float, duration_s: float, x0: float, px_per_s: float) -> Signals:
+    """12-lead signals at ``fs``: each lead from its longest box (the rhythm strip wins)."""
+    n = int(round(duration_s * fs))
+    mv = np.full((n, len(LEAD_NAMES)), np.nan)
+    best: dict[str, int] = {}
+    for k, box in enumerate(boxes):
+        if box.lead not in best or box.duration_s > boxes[best[box.lead]].duration_s:
+            best[box.lead] = k
+    for lead, k in best.items():
+        idx, values = trace_samples(traces[k], boxes[k], calibration, fs=fs, x0=x0, px_per_s=px_per_s)
+        ok = (idx >= 0) & (idx < n)
+        mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
+    return Signals(mv, fs)

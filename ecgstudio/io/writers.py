@@ -1,0 +1,480 @@
+"""Writing signals as WFDB, CSV and EDF+, and a JSON sidecar with calibration and provenance.
+
+Every writer is atomic: the data go to a temporary file (or folder) beside the target and are
+renamed into place only once complete, so a crash never leaves a half-written file behind.
+
+Missing samples (NaN) survive every format:
+
+=======  ======================================================================================
+WFDB     format 16 at 1000 adu/mV (1 uV steps); NaN is WFDB's invalid-sample value -32768,
+         which ``wfdb.rdrecord`` returns as NaN.
+CSV      an empty field.
+EDF+     the signal's digital minimum -32768; data use -32767..32767.  The transducer field
+         says so (:data:`~ecgstudio.io.signals.EDF_GAP_NOTE`) and
+         :func:`~ecgstudio.io.signals.read_edf` returns NaN there.
+=======  ======================================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..paper import Layout
+from ..results import Calibration, Signals
+from .atomic import atomic_path, write_text_atomic
+from .images import file_sha256
+from .signals import EDF_ANNOTATIONS_LABEL, EDF_GAP_NOTE
+
+logger = logging.getLogger(__name__)
+
+#: Format names :func:`write_signals` accepts, with the suffix each writes.
+FORMATS: dict[str, str] = {"wfdb": ".hea", "csv": ".csv", "edf": ".edf", "json": ".json"}
+
+_WFDB_GAIN_ADU_PER_MV = 1000.0  # 1 uV per step
+_WFDB_MAX_ADU = 32767  # -32768 is WFDB's invalid-sample value for format 16
+_EDF_DIG_MIN, _EDF_DIG_MAX = -32768, 32767  # the digital minimum is the gap marker
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+_SIDECAR_KEYS = frozenset({"calibration", "layout", "provenance"})
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def write_wfdb(signals: Signals, out_dir: str | os.PathLike[str], record_name: str, *,
+               comments: Iterable[str] = ()) -> Path:
+    """Write a WFDB record (``<record_name>.hea`` and ``.dat``) in mV.
+
+    Samples are stored in format 16 at 1000 adu/mV (1 uV resolution, range +-32.767 mV); a lead
+    exceeding that range is stored at a lower gain, with a warning.  NaN samples are stored as
+    WFDB's invalid value and read back as NaN.  Both files are written into a temporary folder
+    inside ``out_dir`` and then moved into place, the header last.
+
+    Parameters
+    ----------
+    signals : Signals
+        ``(n_samples, n_leads)`` mV; lead names become the WFDB signal names.
+    out_dir : str or path-like
+        Folder for the two files (created if missing).
+    record_name : str
+        Letters, digits, ``_`` and ``-`` only (a WFDB rule).
+    comments : iterable of str, optional
+        Header comment lines (without ``#``).
+
+    Returns
+    -------
+    Path
+        The ``.hea`` file.
+
+    Raises
+    ------
+    ValueError
+        Bad record or lead name, no samples, or infinite values.
+    """
+    import wfdb
+
+    if not _NAME_RE.fullmatch(record_name):
+        raise ValueError(f"WFDB record name {record_name!r} may hold only letters, digits, '_' and '-'; "
+                         "rename it")
+    mv = _checked_mv(signals)
+    for name in signals.lead_names:
+        if not name or any(c.isspace() for c in name):
+            raise ValueError(f"WFDB signal names cannot be empty or hold spaces: {name!r}")
+    gains = []
+    for j, name in enumerate(signals.lead_names):
+        peak = float(np.nanmax(np.abs(mv[:, j]))) if np.isfinite(mv[:, j]).any() else 0.0
+        gain = _WFDB_GAIN_ADU_PER_MV
+        if peak * gain > _WFDB_MAX_ADU - 0.5:
+            gain = math.floor((_WFDB_MAX_ADU - 1) / peak * 1000.0) / 1000.0
+            logger.warning("lead %s peaks at %.1f mV, beyond +-32.767 mV; stored at %g adu/mV "
+                           "(%.3g uV steps)", name, peak, gain, 1000.0 / gain)
+        gains.append(gain)
+    lines = [" ".join(str(c).split()) for c in comments]  # one header line each
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{record_name}.", suffix=".tmp", dir=out_dir))
+    try:
+        wfdb.wrsamp(record_name, fs=float(signals.fs), units=["mV"] * mv.shape[1],
+                    sig_name=list(signals.lead_names), p_signal=mv, fmt=["16"] * mv.shape[1],
+                    adc_gain=gains, baseline=[0] * mv.shape[1], comments=lines or None,
+                    write_dir=os.fspath(tmp_dir))
+        targets = []
+        for suffix in (".dat", ".hea"):  # header last: a .hea always has its .dat
+            tmp_file = tmp_dir / f"{record_name}{suffix}"
+            with open(tmp_file, "rb+") as fh:
+                os.fsync(fh.fileno())
+            target = out_dir / f"{record_name}{suffix}"
+            os.replace(tmp_file, target)
+            targets.append(target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    logger.debug("wrote WFDB record %s", targets[1])
+    return targets[1]
+
+
+def write_csv(signals: Signals, path: str | os.PathLike[str]) -> Path:
+    """Write a CSV: a ``time_s`` column, then one column per lead in mV.
+
+    Voltages have 4 decimals (0.1 uV; the round trip is exact to 0.05 uV), times 10 significant
+    digits.  NaN is an empty field.  Comma-separated, ``\\n`` line ends, one header row.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    mv = _checked_mv(signals)
+    path = Path(path)
+    row_format = ",".join(["%.10g"] + ["%.4f"] * mv.shape[1])
+    rows = np.column_stack([signals.time_s(), mv]).tolist()
+    # "%.4f" prints NaN as "nan"; no number prints those letters, so they can go wholesale.
+    body = "\n".join(row_format % tuple(row) for row in rows).replace("nan", "")
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh, lineterminator="\n").writerow(["time_s", *signals.lead_names])
+            fh.write(body)
+            fh.write("\n")
+    return path
+
+
+def write_edf(signals: Signals, path: str | os.PathLike[str], *, patient: str = "X",
+              recording: str = "ECG Studio", start: dt.datetime | None = None) -> Path:
+    """Write an EDF+C file (continuous EDF+) with one 16-bit signal per lead.
+
+    Each lead gets its own physical range from its data (the 8-character header fields are
+    rounded outward), so the quantisation step is ``(physical max - physical min) / 65535``
+    mV.  A missing sample is stored as the digital minimum -32768 (see the module docstring);
+    the last data record is padded with such samples.  The data record lasts the smallest
+    whole number of seconds holding a whole number of samples (1 s at 500 Hz, 2 s at 257.5 Hz).
+    The mandatory ``EDF Annotations`` signal holds the time-keeping TAL of each record.
+
+    Parameters
+    ----------
+    signals : Signals
+        ``(n_samples, n_leads)`` mV.
+    path : str or path-like
+        Output ``.edf`` file.
+    patient : str, optional
+        Patient code for the EDF+ patient field (other subfields are written as ``X``).
+    recording : str, optional
+        Equipment name for the EDF+ recording field.
+    start : datetime, optional
+        Recording start; unknown by default (EDF+ then says ``Startdate X``, 01.01.85).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        No samples, infinite values, or an ``fs`` that is no ratio of small integers.
+    """
+    mv = _checked_mv(signals)
+    path = Path(path)
+    n, n_leads = mv.shape
+    spr, record_s = _edf_record(signals.fs)
+    n_records = -(-n // spr)
+    if n_records > 99_999_999:
+        raise ValueError(f"{n_records} data records do not fit EDF's 8-digit field; split the record")
+
+    digital = np.full((n_records * spr, n_leads), _EDF_DIG_MIN, dtype="<i2")
+    pmins, pmaxs = [], []
+    for j in range(n_leads):
+        col = mv[:, j]
+        ok = np.isfinite(col)
+        pmin_text, pmax_text = _edf_physical_range(col[ok])
+        pmins.append(pmin_text)
+        pmaxs.append(pmax_text)
+        lo, hi = float(pmin_text), float(pmax_text)
+        step = (hi - lo) / (_EDF_DIG_MAX - _EDF_DIG_MIN)
+        q = np.rint((col[ok] - lo) / step) + _EDF_DIG_MIN
+        digital[: n, j][ok] = np.clip(q, _EDF_DIG_MIN + 1, _EDF_DIG_MAX).astype("<i2")
+
+    # Time-keeping TALs: "+<onset>\x14\x14\x00" per record, zero padded to a whole number of samples.
+    tals = [f"+{k * record_s}\x14\x14\x00".encode("ascii") for k in range(n_records)]
+    ann_bytes = max(len(t) for t in tals)
+    ann_spr = max(8, -(-ann_bytes // 2))
+    annotations = np.zeros((n_records, 2 * ann_spr), dtype=np.uint8)
+    for k, tal in enumerate(tals):
+        annotations[k, : len(tal)] = np.frombuffer(tal, dtype=np.uint8)
+    records = np.concatenate(
+        [digital.reshape(n_records, spr, n_leads).transpose(0, 2, 1).reshape(n_records, -1).view(np.uint8),
+         annotations], axis=1,
+    )
+
+    labels = [_edf_label(name) for name in signals.lead_names] + [EDF_ANNOTATIONS_LABEL]
+    ns = n_leads + 1
+    when = start or dt.datetime(1985, 1, 1)
+    startdate = f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year}" if start else "X"
+    header = "".join([
+        _field("0", 8),
+        _field(f"{_edf_token(patient)} X X X", 80),
+        _field(f"Startdate {startdate} X X {_edf_token(recording)}", 80),
+        _field(when.strftime("%d.%m.%y"), 8),
+        _field(when.strftime("%H.%M.%S"), 8),
+        _field(str(256 * (ns + 1)), 8),
+        _field("EDF+C", 44),
+        _field(str(n_records), 8),
+        _field(str(record_s), 8),
+        _field(str(ns), 4),
+        *(_field(label, 16) for label in labels),
+        *(_field(EDF_GAP_NOTE, 80) for _ in range(n_leads)), _field("", 80),
+        *(_field("mV", 8) for _ in range(n_leads)), _field("", 8),
+        *(_field(v, 8) for v in pmins), _field("-1", 8),
+        *(_field(v, 8) for v in pmaxs), _field("1", 8),
+        *(_field(str(_EDF_DIG_MIN), 8) for _ in range(ns)),
+        *(_field(str(_EDF_DIG_MAX), 8) for _ in range(ns)),
+        *(_field("", 80) for _ in range(ns)),
+        *(_field(str(spr), 8) for _ in range(n_leads)), _field(str(ann_spr), 8),
+        *(_field("", 32) for _ in range(ns)),
+    ])
+    raw_header = header.encode("ascii")
+    assert len(raw_header) == 256 * (ns + 1), "EDF header layout"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(raw_header)
+            fh.write(records.tobytes())
+    return path
+
+
+def write_json_sidecar(path: str | os.PathLike[str], *, calibration: Calibration | Mapping[str, Any] | None = None,
+                       layout: str | Layout | None = None, provenance: Mapping[str, Any] | None = None,
+                       signals: Signals | None = None) -> Path:
+    """Write a pretty JSON file describing where signals came from and how they were scaled.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output ``.json`` file.
+    calibration : Calibration or mapping, optional
+        Written with all its fields (``px_per_mm_x``, ``px_per_mm_y``, ``mm_per_s``,
+        ``mm_per_mv``) so that ``Calibration(**d)`` restores it.
+    layout : str or Layout, optional
+        The layout name.
+    provenance : mapping, optional
+        Free-form facts; recognised keys are ``source_image`` (path), ``source_sha256`` (computed
+        from ``source_image`` when missing and the file exists) and ``model_version``.  The
+        software name and version (:data:`ecgstudio.__version__`) and the UTC time are added.
+    signals : Signals, optional
+        Adds ``fs_hz``, ``n_samples``, ``duration_s``, ``units`` and ``lead_names``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    prov: dict[str, Any] = {
+        "software": "ecgstudio",
+        "software_version": __version__,
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    prov.update(dict(provenance or {}))
+    source = prov.get("source_image")
+    if source is not None:
+        prov["source_image"] = os.fspath(source)
+        if not prov.get("source_sha256") and Path(source).is_file():
+            prov["source_sha256"] = file_sha256(source)
+    if isinstance(calibration, Calibration):
+        calibration = dataclasses.asdict(calibration)
+    doc: dict[str, Any] = {
+        "calibration": dict(calibration) if calibration is not None else None,
+        "layout": layout.name if isinstance(layout, Layout) else layout,
+        "provenance": prov,
+    }
+    if signals is not None:
+        doc["signals"] = {
+            "fs_hz": float(signals.fs),
+            "n_samples": int(signals.n_samples),
+            "duration_s": float(signals.duration_s),
+            "units": "mV",
+            "lead_names": list(signals.lead_names),
+        }
+    text = json.dumps(_jsonable(doc), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    path = Path(path)
+    write_text_atomic(path, text)
+    return path
+
+
+def write_signals(signals: Signals, out_dir: str | os.PathLike[str], stem: str, *,
+                  formats: str | Sequence[str] = ("wfdb",),
+                  sidecar: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write signals in several formats under one stem.
+
+    Parameters
+    ----------
+    signals : Signals
+        The signals, mV.
+    out_dir : str or path-like
+        Output folder (created if missing).
+    stem : str
+        File stem, e.g. :attr:`ecgstudio.io.images.Page.stem`.  Characters WFDB does not allow
+        in record names (anything but letters, digits, ``_`` and ``-``) become ``_`` in every
+        format, so all files of one page share one name.
+    formats : str or sequence of str, optional
+        Any of ``"wfdb"``, ``"csv"``, ``"edf"``, ``"json"`` (case-insensitive).
+    sidecar : mapping, optional
+        Keyword arguments of :func:`write_json_sidecar` (``calibration``, ``layout``,
+        ``provenance``).  Giving it writes the JSON sidecar even if ``"json"`` is not listed.
+
+    Returns
+    -------
+    list of Path
+        The files written, in format order (WFDB gives ``.hea`` then ``.dat``).
+
+    Raises
+    ------
+    ValueError
+        An unknown format name, a bad sidecar key or an unusable stem.
+    """
+    if isinstance(formats, str):
+        formats = (formats,)
+    wanted = list(dict.fromkeys(f.lower() for f in formats))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown output format(s) {', '.join(map(repr, unknown))}; "
+                         f"choose from {', '.join(FORMATS)}")
+    if sidecar is not None:
+        bad = set(sidecar) - _SIDECAR_KEYS
+        if bad:
+            raise ValueError(f"unknown sidecar key(s) {sorted(bad)}; use {sorted(_SIDECAR_KEYS)}")
+        if "json" not in wanted:
+            wanted.append("json")
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", stem)
+    if not safe.strip("_"):
+        raise ValueError(f"output stem {stem!r} has no usable characters; name the output explicitly")
+    if safe != stem:
+        logger.info("output stem %r written as %r", stem, safe)
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    for fmt in wanted:
+        if fmt == "wfdb":
+            comments = [f"ECG Studio {__version__}"]
+            prov = (sidecar or {}).get("provenance") or {}
+            if prov.get("source_image"):
+                comments.append(f"source: {Path(prov['source_image']).name}")
+            hea = write_wfdb(signals, out_dir, safe, comments=comments)
+            written += [hea, hea.with_suffix(".dat")]
+        elif fmt == "csv":
+            written.append(write_csv(signals, out_dir / f"{safe}.csv"))
+        elif fmt == "edf":
+            written.append(write_edf(signals, out_dir / f"{safe}.edf"))
+        else:
+            written.append(write_json_sidecar(out_dir / f"{safe}.json", signals=signals, **dict(sidecar or {})))
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# internals
+
+
+def _checked_mv(signals: Signals) -> np.ndarray:
+    """The signals as float64, refusing empty records and infinities."""
+    mv = np.asarray(signals.mv, dtype=np.float64)
+    if mv.shape[0] == 0:
+        raise ValueError("signals have no samples; nothing to write")
+    if np.isinf(mv).any():
+        raise ValueError("signals contain infinite values; replace them with NaN (missing) first")
+    return mv
+
+
+def _edf_record(fs: float) -> tuple[int, int]:
+    """(samples per data record, record duration in whole seconds) for a rate of ``fs`` Hz."""
+    ratio = Fraction(fs).limit_denominator(1000)
+    if ratio <= 0 or abs(float(ratio) - fs) > 1e-9 * fs:
+        raise ValueError(f"fs = {fs!r} Hz is not a ratio of integers EDF can hold (samples per "
+                         "record / seconds per record); resample to a rate such as 500 Hz")
+    return ratio.numerator, ratio.denominator
+
+
+def _edf_physical_range(values: np.ndarray) -> tuple[str, str]:
+    """Header texts (<= 8 chars) of physical min and max covering ``values`` (mV).
+
+    The minimum is lowered by one quantisation step so that no datum maps onto the digital
+    minimum, which marks gaps.
+    """
+    if values.size == 0:
+        return "-1", "1"
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-3:  # flat: give it a 1 uV span
+        mid = 0.5 * (lo + hi)
+        lo, hi = mid - 5e-4, mid + 5e-4
+    lo -= (hi - lo) / (_EDF_DIG_MAX - _EDF_DIG_MIN - 1)
+    lo_text, hi_text = _edf_number(lo, up=False), _edf_number(hi, up=True)
+    if float(lo_text) == float(hi_text):  # pragma: no cover - guarded by the 1 uV span
+        raise ValueError(f"cannot represent the range [{lo}, {hi}] mV in EDF's 8-character fields")
+    return lo_text, hi_text
+
+
+def _edf_number(x: float, *, up: bool) -> str:
+    """``x`` rounded up (or down) to the most precise decimal text of at most 8 characters."""
+    for decimals in range(7, -1, -1):
+        scale = 10 ** decimals
+        k = math.ceil(x * scale) if up else math.floor(x * scale)
+        # x * scale may round the wrong way by an ulp; the next step out is then the answer.
+        for kk in (k, k + 1) if up else (k, k - 1):
+            text = f"{kk / scale:.{decimals}f}"
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+            if text == "-0":
+                text = "0"
+            if len(text) <= 8 and ((float(text) >= x) if up else (float(text) <= x)):
+                return text
+    raise ValueError(f"{x} mV does not fit an 8-character EDF header field; such values are not ECG data")
+
+
+def _edf_label(name: str) -> str:
+    label = f"ECG {name}"
+    if len(label) > 16:
+        logger.warning("EDF label %r cut to 16 characters", label)
+    return label[:16]
+
+
+def _edf_token(text: str) -> str:
+    """A header subfield: printable ASCII, spaces as ``_``, ``X`` when empty."""
+    ascii_text = "".join(c if 32 < ord(c) < 127 else "_" for c in text.strip().replace(" ", "_"))
+    return ascii_text or "X"
+
+
+def _field(text: str, width: int) -> str:
+    """A left-aligned, space-padded ASCII header field of exactly ``width`` characters."""
+    text = "".join(c if 32 <= ord(c) < 127 else "_" for c in text)
+    return text[:width].ljust(width)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with paths, numpy values and dataclasses made JSON-ready; NaN/inf become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (dt.datetime, dt.date)):
+        return obj.isoformat()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    return str(obj)

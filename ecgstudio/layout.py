@@ -1,0 +1,189 @@
+"""Layout analysis: rows of traces, the layout they form, lead boxes and calibration pulses.
+
+Works on the trace probability map of a page at the canonical scale.  Rows are found where
+traces spend their time (their isoelectric baselines), the horizontal extent of the plotted
+traces gives the time axis, and the layout's cells are laid onto the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from .errors import LayoutError, NotAnEcgError
+from .paper import LAYOUTS, Layout, get_layout
+from .results import Calibration, LeadBox
+
+log = logging.getLogger(__name__)
+
+#: Layout chosen for a given number of rows when ``layout="auto"``.
+LAYOUT_BY_ROWS = {1: "12x1", 2: "2x1", 3: "3x4", 4: "3x4+1", 6: "6x2", 7: "6x2+1", 12: "12x1"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of traces on the page (pixel units of the analysed image).
+
+    Attributes
+    ----------
+    baseline_y : float
+        The row's isoelectric level (where its traces spend most time).
+    x_start, x_end : float
+        Horizontal extent of the plotted trace (without the calibration pulse).
+    strength : float
+        Mean trace probability along the row, a confidence.
+    """
+
+    baseline_y: float
+    x_start: float
+    x_end: float
+    strength: float
+
+
+def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.3) -> list[Row]:
+    """Rows of traces from the trace probability map ``(H, W)`` in [0, 1].
+
+    Raises
+    ------
+    NotAnEcgError
+        When no row with a trace long enough to be an ECG is found.
+    """
+    h, w = trace_prob.shape
+    ink = trace_prob > threshold
+    profile = gaussian_filter1d(trace_prob.sum(axis=1), sigma=1.0 * px_per_mm)
+    if profile.max() <= 0:
+        raise NotAnEcgError("no ECG traces found on this page; check that it is an ECG and that the whole page is visible")
+    peaks, _ = find_peaks(profile, distance=max(1, int(6 * px_per_mm)), prominence=0.15 * profile.max())
+    rows = []
+    for y in peaks:
+        band = ink[max(0, y - int(2 * px_per_mm)): y + int(2 * px_per_mm) + 1]
+        cols = np.flatnonzero(band.any(axis=0))
+        if len(cols) < 0.15 * w:  # a trace covers most of the page width
+            continue
+        x_start, x_end = _extent(cols, gap=int(15 * px_per_mm))
+        strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
+        rows.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength))
+    if not rows:
+        raise NotAnEcgError("no ECG traces found on this page; check that it is an ECG and that the whole page is visible")
+    return rows
+
+
+def _extent(cols: np.ndarray, *, gap: int) -> tuple[int, int]:
+    """The longest run of columns allowing gaps up to ``gap`` (faded stretches)."""
+    breaks = np.flatnonzero(np.diff(cols) > gap)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, len(cols) - 1]
+    k = int(np.argmax(cols[ends] - cols[starts]))
+    return int(cols[starts[k]]), int(cols[ends[k]])
+
+
+def _refine_peak(profile: np.ndarray, y: int) -> float:
+    if 0 < y < len(profile) - 1:
+        a, b, c = profile[y - 1], profile[y], profile[y + 1]
+        denom = a - 2 * b + c
+        if denom < 0:
+            return y + 0.5 * (a - c) / denom
+    return float(y)
+
+
+def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
+    """The layout for the rows found (``requested`` other than ``auto`` is checked and used)."""
+    if requested != "auto":
+        layout = get_layout(requested)
+        if layout.n_rows != len(rows):
+            log.warning("layout %s has %d rows but %d were found on the page", layout.name, layout.n_rows, len(rows))
+        return layout
+    n = len(rows)
+    if n in LAYOUT_BY_ROWS:
+        return get_layout(LAYOUT_BY_ROWS[n])
+    nearest = min(LAYOUT_BY_ROWS, key=lambda k: (abs(k - n), -k))
+    log.warning("%d rows found; no standard layout has that many, using %s", n, LAYOUT_BY_ROWS[nearest])
+    return get_layout(LAYOUT_BY_ROWS[nearest])
+
+
+def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
+    """Pick ``layout.n_rows`` rows: the strongest ones, in top-to-bottom order."""
+    if len(rows) < layout.n_rows:
+        raise LayoutError(f"layout {layout.name} needs {layout.n_rows} rows but only {len(rows)} were found; "
+                          f"try --layout auto or one of: {', '.join(LAYOUTS)}")
+    keep = sorted(sorted(rows, key=lambda r: -r.strength)[: layout.n_rows], key=lambda r: r.baseline_y)
+    return keep
+
+
+def time_axis(rows: list[Row], layout: Layout, calibration: Calibration) -> tuple[float, float]:
+    """Pixel x of time 0 and pixels per second for the page.
+
+    The rows' common horizontal extent fixes where time starts; the grid-based ``px_per_s``
+    is kept unless the extent disagrees with it by more than 10 % (wrong speed or scale),
+    in which case the extent wins.
+    """
+    starts = np.array([r.x_start for r in rows])
+    ends = np.array([r.x_end for r in rows])
+    x0 = float(np.median(starts))
+    width = float(np.median(ends) - x0)
+    px_per_s = calibration.px_per_s
+    measured = width / layout.duration_s
+    if not 0.9 < measured / px_per_s < 1.1:
+        log.warning("trace width suggests %.1f px/s, grid says %.1f px/s; using the trace width", measured, px_per_s)
+        px_per_s = measured
+    return x0, px_per_s
+
+
+def lead_boxes(rows: list[Row], layout: Layout, *, x0: float, px_per_s: float) -> tuple[LeadBox, ...]:
+    """Boxes for every cell of ``layout`` on the matched rows."""
+    baselines = [r.baseline_y for r in rows]
+    spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
+    boxes = []
+    for cell in layout.cells:
+        y = baselines[cell.row]
+        boxes.append(LeadBox(
+            lead=cell.lead, x0=x0 + cell.t_start_s * px_per_s, x1=x0 + cell.t_end_s * px_per_s,
+            y0=y - 0.6 * spacing, y1=y + 0.4 * spacing, baseline_y=y, t_start_s=cell.t_start_s,
+            duration_s=cell.duration_s, row=cell.row, col=cell.col, inverted=cell.inverted,
+        ))
+    return tuple(boxes)
+
+
+def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> float | None:
+    """Height in mm of the calibration pulses at either end of the rows, or None.
+
+    ``dark`` is a boolean ink map of the page.  A pulse is a tall, narrow box of ink within
+    10 mm before a row's trace start (or after its end); its height is 1 mV at the page's gain.
+    """
+    heights = []
+    for row in rows:
+        y = int(round(row.baseline_y))
+        for a, b in ((row.x_start - 10 * px_per_mm, row.x_start - 0.5 * px_per_mm),
+                     (row.x_end + 0.5 * px_per_mm, row.x_end + 10 * px_per_mm)):
+            a, b = int(max(0, a)), int(min(dark.shape[1], b))
+            if b - a < 3:
+                continue
+            top = max(0, y - int(25 * px_per_mm))
+            region = dark[top: y + int(2 * px_per_mm), a:b]
+            if region.size == 0:
+                continue
+            counts = region.sum(axis=0)
+            if counts.max() < 3 * px_per_mm:
+                continue
+            # The pulse's vertical edges: columns whose ink spans the most rows.
+            col = int(np.argmax(counts))
+            ys = np.flatnonzero(region[:, col])
+            heights.append((ys.max() - ys.min()) / px_per_mm)
+    if len(heights) < max(1, len(rows) // 2):
+        return None
+    return float(np.median(heights))
+
+
+def gain_from_pulse(height_mm: float | None, default: float) -> float:
+    """The standard gain (5, 10, 20 mm/mV) a pulse height matches within 15 %, else ``default``."""
+    if height_mm is None:
+        return default
+    for gain in (5.0, 10.0, 20.0):
+        if abs(height_mm - gain) <= 0.15 * gain:
+            return gain
+    log.warning("calibration pulse of %.1f mm matches no standard gain; using %g mm/mV", height_mm, default)
+    return default

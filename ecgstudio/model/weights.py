@@ -1,0 +1,97 @@
+"""Model weights on disk: a plain ``state_dict`` (``.pt``) plus a JSON model card beside it.
+
+The card holds the architecture arguments, the input convention, how the weights were trained
+and scored, and the sha256 of the weights file; loading refuses weights whose sha256 does not
+match and always uses ``torch.load(..., weights_only=True)``.  Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..io.atomic import write_bytes_atomic, write_text_atomic
+from .net import CANONICAL_PX_PER_MM, OUTPUT_CHANNELS, NetConfig, TraceNet
+
+log = logging.getLogger(__name__)
+
+#: The model shipped with ECG Studio.
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "tracenet.pt"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a weights file is and how it came to be."""
+
+    version: str
+    net: NetConfig = NetConfig()
+    px_per_mm: float = CANONICAL_PX_PER_MM
+    outputs: tuple[str, ...] = OUTPUT_CHANNELS
+    sha256: str = ""
+    base_model: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "version": self.version, "architecture": "TraceNet", "net": self.net.to_dict(),
+            "input": {"px_per_mm": self.px_per_mm, "channels": "RGB", "scale": "[0, 1]"},
+            "outputs": list(self.outputs), "sha256": self.sha256, "base_model": self.base_model,
+            "training": self.training, "metrics": self.metrics,
+        }, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        data = json.loads(text)
+        return cls(version=data["version"], net=NetConfig.from_dict(data["net"]),
+                   px_per_mm=float(data["input"]["px_per_mm"]), outputs=tuple(data["outputs"]),
+                   sha256=data["sha256"], base_model=data.get("base_model", ""),
+                   training=data.get("training", {}), metrics=data.get("metrics", {}))
+
+
+def card_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_model(model: TraceNet, path: str | Path, card: ModelCard) -> ModelCard:
+    """Write weights and card atomically; returns the card with the weights' sha256 filled in."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    data = buffer.getvalue()
+    card = ModelCard(**{**card.__dict__, "sha256": hashlib.sha256(data).hexdigest()})
+    write_bytes_atomic(path, data)
+    write_text_atomic(card_path(path), card.to_json())
+    return card
+
+
+def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[TraceNet, ModelCard]:
+    """Load weights and card, checking the sha256; the model is returned in eval mode."""
+    path = Path(path) if path else DEFAULT_MODEL
+    card_file = card_path(path)
+    if not path.is_file() or not card_file.is_file():
+        raise ModelError(f"model weights {path} or its card {card_file.name} not found; "
+                         "train one with 'ecgstudio train' or pass --model FILE")
+    try:
+        card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"model card {card_file} is broken ({exc}); restore it or retrain") from None
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != card.sha256:
+        raise ModelError(f"model weights {path} do not match their card (sha256 {digest[:12]}... "
+                         f"expected {card.sha256[:12]}...); the file is corrupt or was replaced")
+    model = TraceNet(card.net)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, EOFError) as exc:
+        raise ModelError(f"model weights {path} do not fit the architecture in their card: {exc}") from None
+    return model.to(device).eval(), card
