@@ -42,6 +42,38 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_digitize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .batch import digitize_paths
+    from .io.images import collect_inputs
+    from .pipeline import DigitizeOptions, Digitizer
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    inputs = collect_inputs(args.paths)
+    if not inputs:
+        raise EcgStudioError(f"no images or PDFs found in {', '.join(args.paths)}")
+    options = DigitizeOptions(layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain)
+    digitizer = Digitizer(args.model, device=args.device)
+    with tqdm(total=len(inputs), desc="digitizing", unit="file", disable=args.quiet) as bar:
+        seen: set[str] = set()
+
+        def on_page(stem: str, error: str | None) -> None:
+            if error:
+                tqdm.write(f"failed: {stem}: {error}", file=sys.stderr)
+            source = stem.rsplit("_p", 1)[0]
+            if source not in seen:
+                seen.add(source)
+                bar.update(1)
+
+        report = digitize_paths(inputs, args.out, options=options, formats=formats, overlay=args.overlay,
+                                digitizer=digitizer, on_page=on_page)
+        bar.n = len(inputs)
+        bar.refresh()
+    print(f"digitized {len(report.written)} page(s) into {args.out}; {len(report.failed)} failed")
+    return 0 if report.ok else 1
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -92,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders of real WFDB/CSV records to plot (default: simulated signals)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("digitize", help="turn ECG images, PDFs or folders into calibrated 12-lead signals")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, PDFs or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", default="wfdb", help="comma-separated: wfdb, csv, edf, json (default wfdb)")
+    p.add_argument("--fs", type=float, default=500.0, help="output sampling rate in Hz (default 500)")
+    p.add_argument("--layout", default="auto", choices=["auto", *sorted(LAYOUTS)], help="page layout (default auto)")
+    p.add_argument("--speed", type=float, help="paper speed in mm/s (default 25)")
+    p.add_argument("--gain", type=float, help="gain in mm/mV (default: from the calibration pulse, else 10)")
+    p.add_argument("--model", help="weights file (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_digitize)
 
     p = sub.add_parser("train", help="train the trace network on synthetic pages (resumable)")
     p.add_argument("--work-dir", default="runs/train", help="checkpoints; training resumes from here")

@@ -208,6 +208,20 @@ def test_atrial_fibrillation_is_irregular_and_sinus_regular():
             assert _rr_cv(_qrs_peaks(sinus.lead("II"), FS)) < 0.05
 
 
+def test_atrial_fibrillation_has_no_p_waves_but_fibrillatory_waves():
+    af = SimulationSettings(rhythm="af", f_wave_mv=0.1)
+    with_p = simulate_ecg(np.random.default_rng(4), settings=replace(af, p_amplitude_mv=0.25))
+    without_p = simulate_ecg(np.random.default_rng(4), settings=replace(af, p_amplitude_mv=0.0))
+    np.testing.assert_array_equal(with_p.mv, without_p.mv)
+
+    flat = simulate_ecg(np.random.default_rng(4), settings=replace(af, f_wave_mv=0.0))
+    f_waves = with_p.mv - flat.mv
+    assert 0.05 < 2.0 * f_waves.std(axis=0).max() < 0.15
+    spectrum = np.abs(np.fft.rfft(f_waves, axis=0)).sum(axis=1)
+    freqs = np.fft.rfftfreq(len(f_waves), 1.0 / FS)
+    assert 4.0 <= freqs[np.argmax(spectrum)] <= 9.0
+
+
 def test_premature_beats_are_early_and_followed_by_a_pause():
     settings = SimulationSettings(heart_rate_bpm=60.0, pvc_probability=0.3)
     sig = simulate_ecg(np.random.default_rng(2), duration_s=60.0, settings=settings)
@@ -215,6 +229,32 @@ def test_premature_beats_are_early_and_followed_by_a_pause():
     assert np.any(rr < 0.75) and np.any(rr > 1.25)
     short = np.flatnonzero(rr[:-1] < 0.75)
     assert_allclose(rr[short] + rr[short + 1], 2.0, atol=0.05)  # full compensatory pause
+
+
+def test_artefacts_have_the_requested_size_and_band():
+    """The artefacts are the difference between a record with and one without them."""
+    base = SimulationSettings(heart_rate_bpm=80.0)
+    clean = simulate_ecg(np.random.default_rng(9), duration_s=30.0, settings=base)
+
+    wandering = simulate_ecg(np.random.default_rng(9), duration_s=30.0, settings=replace(base, baseline_wander_mv=0.3))
+    wander = wandering.mv - clean.mv
+    assert 0.29 < np.abs(wander).max() <= 0.3 + 1e-9
+    spectrum = np.abs(np.fft.rfft(wander, axis=0)) ** 2
+    freqs = np.fft.rfftfreq(len(wander), 1.0 / FS)
+    assert spectrum[freqs > 0.5].sum() < 0.01 * spectrum.sum()
+
+    noisy = simulate_ecg(np.random.default_rng(9), duration_s=30.0, settings=replace(base, noise_mv=0.03))
+    primary = [LEAD_NAMES.index(name) for name in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")]
+    emg = (noisy.mv - clean.mv)[:, primary]
+    assert math.sqrt(np.mean(emg**2)) == pytest.approx(0.03, rel=1e-6)
+    spectrum = np.abs(np.fft.rfft(emg, axis=0)) ** 2
+    assert spectrum[freqs > 10.0].sum() > 0.95 * spectrum.sum()  # broadband muscle noise, no drift
+
+    hum = simulate_ecg(np.random.default_rng(9), duration_s=30.0, settings=replace(base, mains_mv=0.02, mains_hz=60.0))
+    mains = hum.mv - clean.mv
+    assert np.abs(mains).max() == pytest.approx(0.02, rel=1e-6)
+    spectrum = np.abs(np.fft.rfft(mains, axis=0)).sum(axis=1)
+    assert freqs[np.argmax(spectrum)] == pytest.approx(60.0, abs=0.1)
 
 
 def test_st_elevation_has_reciprocal_depression():

@@ -557,13 +557,13 @@ def _draw_curl(rng: np.random.Generator, strength: float, h: int, w: int) -> _Cu
         )
     edge = int(rng.integers(0, 4))
     edge_len = rng.uniform(0.06, 0.15) * (w if edge in (0, 2) else h)
-    lift = rng.uniform(0.0, 0.01) * s * diag
+    lift = rng.uniform(0.0, 0.015) * s * diag
     lift_dir = rng.uniform(0.0, 2.0 * math.pi)
     return _Curl(
         width=w,
         height=h,
         k_radial=float(rng.uniform(-1.0, 1.0) * 0.02 * s),
-        bow_y=float(rng.uniform(-1.0, 1.0) * 0.012 * s * diag),
+        bow_y=float(rng.uniform(-1.0, 1.0) * 0.018 * s * diag),
         bow_x=float(rng.uniform(-1.0, 1.0) * 0.005 * s * diag),
         bow_tilt=float(rng.uniform(-1.0, 1.0)),
         edge=edge,
@@ -580,7 +580,7 @@ def _draw_creases(rng: np.random.Generator, strength: float, h: int, w: int, sca
     s = strength
     creases = []
     n_folds = int(rng.random() < 0.7 * s) + int(rng.random() < 0.3 * s)
-    n_wrinkles = int(round(s * rng.uniform(3.0, 18.0)))
+    n_wrinkles = int(round(s * rng.uniform(4.0, 24.0)))
     for i in range(n_folds + n_wrinkles):
         fold = i < n_folds
         if fold:  # straight folds across the page, near halves and thirds
@@ -714,6 +714,25 @@ def _noise_field(rng: np.random.Generator, shape: tuple[int, int], cells: float,
     return out / std if std > 0 else out
 
 
+_GAIN_ONE = 16384.0  # fixed-point scale of uint16 gain images
+
+
+def _u16_gain(gain: np.ndarray) -> np.ndarray:
+    """A float gain (1 = unchanged, at most 4) as fixed-point uint16."""
+    return np.clip(gain * _GAIN_ONE + 0.5, 0.0, 65535.0).astype(np.uint16)
+
+
+def _apply_gain(img: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``img * gain`` for a uint8 RGB image and a uint16 fixed-point gain, (H, W) or (H, W, 3).
+
+    Full-resolution fields are kept at 16 bits or less: 3-channel float32 images of a page
+    cost more to allocate than to compute with.
+    """
+    if gain.ndim == 2:
+        gain = cv2.merge([gain, gain, gain])
+    return cv2.multiply(img, gain, scale=1.0 / _GAIN_ONE, dtype=cv2.CV_8U)
+
+
 def _tint(img: np.ndarray, alpha: np.ndarray, x0: int, y0: int, colour: np.ndarray) -> np.ndarray | None:
     """Multiply ``img`` in place by ``1 - alpha * (1 - colour / 255)`` over a patch at ``(x0, y0)``.
 
@@ -816,7 +835,7 @@ def _shade_creases(img: np.ndarray, creases: tuple[_Crease, ...], scale: float) 
                     cv2.line(layer, tuple(pts[i]), tuple(pts[i + 1]), level, width, cv2.LINE_AA, shift=4)
         layer = cv2.GaussianBlur(layer, (0, 0), 0.5 * max(c.core_width for c in thin))
         full = cv2.multiply(full, 1.0 - np.clip(layer, 0.0, 0.9))
-    img[...] = cv2.multiply(img, cv2.merge([full, full, full]), dtype=cv2.CV_8U)
+    img[...] = _apply_gain(img, _u16_gain(full))
 
 
 _STAIN_COLOURS = {
@@ -884,7 +903,7 @@ _PEN_COLOURS = (
     ((20, 30, 90), 0.92),  # dark blue
     ((30, 30, 35), 0.9),  # black
     ((175, 25, 35), 0.88),  # red
-    ((30, 105, 55), 0.85),  # green
+    ((30, 40, 120), 0.9),  # blue-black
     ((95, 95, 100), 0.55),  # pencil
 )
 _STAMP_COLOURS = ((40, 60, 170), (190, 35, 45), (110, 45, 140), (35, 120, 70), (40, 40, 50))
@@ -908,11 +927,11 @@ def _random_date(rng: np.random.Generator) -> str:
 
 def _handwriting(rng: np.random.Generator, scale: float) -> np.ndarray:
     """Alpha patch of one to three lines of handwritten words."""
-    fonts = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+    fonts = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
              cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC, cv2.FONT_HERSHEY_PLAIN | cv2.FONT_ITALIC)
-    font = fonts[int(rng.integers(0, len(fonts)))]
-    height = rng.uniform(18.0, 40.0) * scale
-    thick = max(1, int(round(rng.uniform(1.2, 2.6) * scale)))
+    font = fonts[int(rng.choice(len(fonts), p=[0.5, 0.25, 0.15, 0.1]))]
+    height = rng.uniform(26.0, 60.0) * scale
+    thick = max(1, int(round(height / 32.0 * rng.uniform(0.7, 1.3))))
     fs = cv2.getFontScaleFromHeight(font, max(4, int(height)), thick)
     lines = []
     for _ in range(int(rng.integers(1, 4))):
@@ -929,7 +948,7 @@ def _handwriting(rng: np.random.Generator, scale: float) -> np.ndarray:
     for i, t in enumerate(lines):
         indent = int(rng.uniform(0.0, 0.3) * height)
         cv2.putText(patch, t, (pad + indent, pad + int(height) + i * line_h), font, fs, 255, thick, cv2.LINE_AA)
-    out = _wobble_patch(rng, patch.astype(np.float32) / 255.0, 0.06 * height, pw / max(height, 1.0) / 3.0,
+    out = _wobble_patch(rng, patch.astype(np.float32) / 255.0, 0.09 * height, pw / max(height, 1.0) / 1.5,
                         rng.uniform(-0.1, 0.35))
     return _rotate_patch(out, rng.normal(0.0, 4.0))
 
@@ -941,9 +960,9 @@ def _scrawl(rng: np.random.Generator, scale: float) -> np.ndarray:
     if kind < 0.5:  # looped cursive: a prolate trochoid with varying loop heights
         n_loops = int(rng.integers(4, 14))
         t = np.linspace(0.0, 2.0 * math.pi * n_loops, 30 * n_loops)
-        pitch = rng.uniform(10.0, 22.0) * scale
+        pitch = rng.uniform(18.0, 40.0) * scale
         loop = pitch / (2.0 * math.pi) * rng.uniform(1.2, 2.5)  # > pitch / 2 pi: the curve loops
-        heights = rng.uniform(0.6, 1.0, size=n_loops + 2) * rng.uniform(12.0, 26.0) * scale
+        heights = rng.uniform(0.6, 1.0, size=n_loops + 2) * rng.uniform(20.0, 45.0) * scale
         heights[rng.random(n_loops + 2) < 0.2] *= 2.0  # ascenders
         hh = np.interp(t / (2.0 * math.pi), np.arange(n_loops + 2), heights)
         x = t / (2.0 * math.pi) * pitch - loop * np.sin(t)
@@ -1002,9 +1021,9 @@ def _put_centered(patch: np.ndarray, text: str, font: int, fs: float, thick: int
 def _stamp(rng: np.random.Generator, scale: float) -> np.ndarray:
     """Alpha patch of a rubber stamp: a ring with text around it, or a framed rectangle."""
     font = (cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_TRIPLEX)[int(rng.integers(0, 3))]
-    thick = max(1, int(round(rng.uniform(1.5, 2.5) * scale)))
+    thick = max(1, int(round(rng.uniform(2.0, 3.5) * scale)))
     if rng.random() < 0.5:  # ring stamp
-        r_out = rng.uniform(55.0, 100.0) * scale
+        r_out = rng.uniform(90.0, 170.0) * scale
         band = r_out * rng.uniform(0.24, 0.32)
         r_in = r_out - band
         size = int(2 * r_out + 8)
@@ -1032,7 +1051,7 @@ def _stamp(rng: np.random.Generator, scale: float) -> np.ndarray:
         fs = _fit_text(centre, font, 1.4 * r_in, 0.45 * r_in, thick)
         _put_centered(patch, centre, font, fs, thick, c, c)
     else:  # rectangle stamp
-        pw = int(rng.uniform(170.0, 330.0) * scale)
+        pw = int(rng.uniform(260.0, 520.0) * scale)
         ph = int(pw * rng.uniform(0.3, 0.45))
         patch = np.zeros((ph + 8, pw + 8), np.uint8)
         cv2.rectangle(patch, (3, 3), (pw + 4, ph + 4), 255, thick + 1, cv2.LINE_AA)
@@ -1126,6 +1145,28 @@ def _grid_step(scale: float) -> int:
     return int(np.clip(round(8.0 * scale), 3, 8))
 
 
+def _pixel_hull(low: np.ndarray, step: int, out_h: int, out_w: int) -> np.ndarray:
+    """Grid samples whose convex hulls per cell contain every upsampled pixel value.
+
+    The padded samples of :meth:`Warp.inverse_grid` lie outside the image; they are replaced by
+    the interpolated values at the first and last pixel row and column, so that bounds of the
+    returned grid are bounds of the full-resolution map.
+    """
+    g = low.copy()
+    for axis, n_out in ((1, out_w), (0, out_h)):
+        for pix, first in ((0, True), (n_out - 1, False)):
+            c = (pix + 0.5) / step + 0.5
+            j = int(math.floor(c))
+            t = c - j
+            a = np.take(g, j, axis=axis)
+            b = np.take(g, min(j + 1, g.shape[axis] - 1), axis=axis)
+            edge = np.expand_dims(a * (1.0 - t) + b * t, axis)
+            index = [slice(None)] * g.ndim
+            index[axis] = slice(0, j + 1) if first else slice(j + 1, None)
+            g[tuple(index)] = edge
+    return g
+
+
 def _apply_warp(
     img: np.ndarray, masks: PageMasks, text: np.ndarray, warp: Warp, rng: np.random.Generator, photo: bool, scale: float
 ) -> tuple[np.ndarray, PageMasks]:
@@ -1133,12 +1174,14 @@ def _apply_warp(
     h, w = img.shape[:2]
     out_h, out_w = warp.output_size
     step = _grid_step(scale)
-    low = warp.inverse_grid(step).astype(np.float32)
+    low64 = warp.inverse_grid(step)
+    low = low64.astype(np.float32)
     mapxy = _upsample_grid(low, step, out_h, out_w)
-    inside_low = (low[..., 0] >= 0) & (low[..., 0] <= w - 1) & (low[..., 1] >= 0) & (low[..., 1] <= h - 1)
-    fully_inside = bool(inside_low[1:-1, 1:-1].all()) and bool(
-        (mapxy[..., 0].min() >= 0) & (mapxy[..., 0].max() <= w - 1)
-        & (mapxy[..., 1].min() >= 0) & (mapxy[..., 1].max() <= h - 1)
+    hull = _pixel_hull(low64, step, out_h, out_w)
+    tol = 1e-3
+    fully_inside = bool(
+        hull[..., 0].min() >= -tol and hull[..., 0].max() <= w - 1 + tol
+        and hull[..., 1].min() >= -tol and hull[..., 1].max() <= h - 1 + tol
     )
     stacked = np.dstack([masks.trace, masks.grid.view(np.uint8), text.view(np.uint8)])
     m = cv2.remap(stacked, mapxy, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -1150,14 +1193,13 @@ def _apply_warp(
     warped = cv2.remap(rgba, mapxy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     bg = _background(rng, out_h, out_w, photo, scale)
     if photo:  # the paper casts a soft shadow on the desk
-        inside = inside_low.astype(np.float32)
+        inside = ((low[..., 0] >= 0) & (low[..., 0] <= w - 1) & (low[..., 1] >= 0) & (low[..., 1] <= h - 1))
         blur = max(1.0, 12.0 * scale / step)
-        shadow = cv2.GaussianBlur(inside, (0, 0), blur)
+        shadow = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), blur)
         dx, dy = rng.uniform(-1.0, 1.0, 2) * blur
         shadow = cv2.warpAffine(shadow, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (shadow.shape[1], shadow.shape[0]))
-        shade = (1.0 - rng.uniform(0.2, 0.45) * shadow).astype(np.float32)
-        shade = _upsample_grid(shade, step, out_h, out_w)
-        bg = (bg.astype(np.float32) * shade[..., None]).astype(np.uint8)
+        shade = _u16_gain(1.0 - rng.uniform(0.2, 0.45) * shadow)
+        bg = _apply_gain(bg, _upsample_grid(shade, step, out_h, out_w))
     inv = cv2.bitwise_not(warped[..., 3])
     bg = cv2.multiply(bg, cv2.merge([inv, inv, inv]), scale=1.0 / 255.0)
     out = cv2.add(warped[..., :3], bg)
@@ -1239,49 +1281,56 @@ def _lighting_fields(
     return gain.astype(np.float32), lift.astype(np.float32)
 
 
-def _streaks(img_f: np.ndarray, rng: np.random.Generator, strength: float, scale: float) -> None:
-    """Scanner streaks along the scan direction, in place on a float image."""
+def _streaks(img: np.ndarray, rng: np.random.Generator, strength: float, scale: float) -> None:
+    """Scanner streaks along the scan direction, in place on a uint8 image."""
     vertical = rng.random() < 0.75
-    arr = img_f if vertical else img_f.transpose(1, 0, 2)
+    arr = img if vertical else img.transpose(1, 0, 2)
     length, across = arr.shape[:2]
     n_lines = int(rng.integers(1, 2 + int(round(5 * strength))))
     n_bands = int(rng.integers(0, 1 + int(round(2 * strength))))
+    t = np.linspace(0.0, 1.0, length, dtype=np.float32)
     for i in range(n_lines + n_bands):
         band = i >= n_lines
         width = rng.uniform(15.0, 120.0) * scale if band else rng.uniform(0.8, 3.5) * scale
         pos = rng.uniform(0.0, across)
         a, b = int(max(0, pos - width)), int(min(across, pos + width + 1))
-        if a >= b:
-            continue
-        x = np.arange(a, b, dtype=np.float32)
-        prof = np.exp(-0.5 * ((x - pos) / max(width / 2.0, 0.5)) ** 2)
         if band:
             amp = rng.uniform(0.03, 0.1) * strength * rng.choice([-1.0, 1.0])
         else:
             amp = rng.uniform(0.15, 0.6) * strength * rng.choice([-1.0, 1.0], p=[0.7, 0.3])
         # along the scan direction: full length, or starting/ending somewhere, fading a little
-        t = np.linspace(0.0, 1.0, length, dtype=np.float32)
         start, stop = (0.0, 1.0) if rng.random() < 0.6 else np.sort(rng.uniform(0.0, 1.0, 2))
-        along = _smoothstep((t - start) / 0.02) * _smoothstep((stop - t) / 0.02) * (0.8 + 0.2 * np.cos(rng.uniform(1, 6) * t))
-        k = (amp * along[:, None] * prof[None, :])[..., None]
-        seg = arr[:, a:b]
-        if amp < 0:
-            seg *= 1.0 + k
-        else:
-            seg += (255.0 - seg) * k
+        wave = rng.uniform(1.0, 6.0)
+        if a >= b:
+            continue
+        x = np.arange(a, b, dtype=np.float32)
+        prof = np.exp(-0.5 * ((x - pos) / max(width / 2.0, 0.5)) ** 2)
+        along = _smoothstep((t - start) / 0.02) * _smoothstep((stop - t) / 0.02) * (0.8 + 0.2 * np.cos(wave * t))
+        k = (amp * along[:, None] * prof[None, :]).astype(np.float32)[..., None]
+        seg = arr[:, a:b].astype(np.float32)
+        seg = seg * (1.0 + k) if amp < 0 else seg + (255.0 - seg) * k
+        arr[:, a:b] = np.clip(seg + 0.5, 0, 255).astype(np.uint8)
 
 
-def _noise(img_f: np.ndarray, rng: np.random.Generator, strength: float) -> None:
-    """Luminance and low-frequency colour noise, in place on a float image."""
-    h, w = img_f.shape[:2]
-    sigma_l = rng.uniform(0.4, 1.0) * 10.0 * strength
-    sigma_c = rng.uniform(0.2, 1.0) * 5.0 * strength
-    lum = rng.standard_normal((h, w), dtype=np.float32)
-    lum *= sigma_l
-    img_f += lum[..., None]
-    ch, cw = max(2, h // 2), max(2, w // 2)
-    chroma = rng.standard_normal((ch, cw, 3), dtype=np.float32) * sigma_c
-    img_f += cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
+def _gaussian_lut(sigma: float) -> np.ndarray:
+    """256-entry table turning uniform random bytes into N(0, sigma^2) samples (float32)."""
+    from scipy.special import ndtri
+
+    return (sigma * ndtri((np.arange(256) + 0.5) / 256.0)).astype(np.float32)
+
+
+def _noise(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Luminance noise per pixel and blotchy colour noise; returns a new uint8 image."""
+    h, w = img.shape[:2]
+    sigma_l = rng.uniform(0.4, 1.0) * 14.0 * strength
+    sigma_c = rng.uniform(0.2, 1.0) * 8.0 * strength
+    u = np.frombuffer(rng.bytes(h * w), np.uint8).reshape(h, w)
+    lum = cv2.LUT(u, np.round(_gaussian_lut(sigma_l)).astype(np.int16))
+    ch, cw = max(2, h // 3), max(2, w // 3)
+    chroma = np.round(rng.standard_normal((ch, cw, 3), dtype=np.float32) * np.float32(sigma_c)).astype(np.int16)
+    noise = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
+    noise = cv2.add(noise, cv2.merge([lum, lum, lum]))
+    return cv2.add(img, noise, dtype=cv2.CV_8U)
 
 
 def _grey_or_binary(img: np.ndarray, rng: np.random.Generator, scale: float) -> tuple[np.ndarray, str]:
@@ -1306,21 +1355,17 @@ def _camera(
     out_h, out_w = img.shape[:2]
     if s.blur > 0:
         img = _blur(img, rng, s.blur, scale)
-    if s.lighting > 0 or s.streaks > 0 or s.noise > 0:
-        img_f = img.astype(np.float32)
-        if s.lighting > 0:
-            gain, lift = _lighting_fields(rng, s.lighting, out_h, out_w)
-            gain = cv2.resize(gain, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-            lift = cv2.resize(lift, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-            img_f *= gain
-            img_f *= 1.0 - lift[..., None] / 255.0
-            img_f += lift[..., None]
-        if s.streaks > 0:
-            _streaks(img_f, rng, s.streaks, scale)
-        if s.noise > 0:
-            _noise(img_f, rng, s.noise)
-        np.clip(img_f + 0.5, 0, 255, out=img_f)
-        img = img_f.astype(np.uint8)
+    if s.lighting > 0:
+        gain, lift = _lighting_fields(rng, s.lighting, out_h, out_w)
+        gain *= (1.0 - lift / 255.0)[..., None]  # flare lifts the blacks and lowers the contrast
+        img = _apply_gain(img, cv2.resize(_u16_gain(gain), (out_w, out_h), interpolation=cv2.INTER_LINEAR))
+        lift = cv2.resize(np.clip(lift + 0.5, 0, 255).astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        img = cv2.add(img, cv2.merge([lift, lift, lift]))
+    if s.streaks > 0:
+        img = np.ascontiguousarray(img)
+        _streaks(img, rng, s.streaks, scale)
+    if s.noise > 0:
+        img = _noise(img, rng, s.noise)
     channels = 3
     if s.grayscale > 0 and rng.random() < s.grayscale:
         img, info["colour"] = _grey_or_binary(img, rng, scale)

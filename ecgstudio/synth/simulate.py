@@ -26,8 +26,8 @@ settings to draw everything at random from realistic ranges
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
 from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ import numpy as np
 from ..paper import LEAD_NAMES
 from ..results import Signals
 
-__all__ = ["SimulationSettings", "simulate_ecg"]
+__all__ = ["CONDUCTIONS", "RHYTHMS", "SETTING_RANGES", "SimulationSettings", "simulate_ecg"]
 
 RHYTHMS: tuple[str, ...] = ("sinus", "af")
 CONDUCTIONS: tuple[str, ...] = ("normal", "rbbb", "lbbb")
@@ -50,7 +50,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "axis_deg": (-180.0, 180.0),
     "horizontal_rotation_deg": (-45.0, 45.0),
     "qrs_duration_ms": (60.0, 200.0),
-    "r_amplitude_mv": (0.1, 3.5),
+    "r_amplitude_mv": (0.1, 3.0),
     "septal_q": (0.0, 0.4),
     "terminal_s": (0.0, 1.0),
     "p_amplitude_mv": (0.0, 0.4),
@@ -62,7 +62,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "u_wave": (0.0, 0.3),
     "st_shift_mv": (-0.6, 0.6),
     "baseline_wander_mv": (0.0, 0.6),
-    "respiration_hz": (0.1, 0.45),
+    "respiration_hz": (0.1, 0.4),
     "noise_mv": (0.0, 0.2),
     "mains_hz": (45.0, 65.0),
     "mains_mv": (0.0, 0.2),
@@ -98,7 +98,8 @@ class SimulationSettings:
     Attributes
     ----------
     heart_rate_bpm : float
-        Mean ventricular rate [30, 220]; default 70.  Random: mostly 55-100, overall 40-180.
+        Mean ventricular rate [30, 220]; default 70.  Random: mostly 55-100, overall 40-180
+        (60-150 in atrial fibrillation).
     rhythm : {"sinus", "af"}
         Sinus rhythm with P waves, or atrial fibrillation (no P waves, fibrillatory baseline,
         irregularly irregular RR).  Random: AF in about 12 % of records.
@@ -118,7 +119,8 @@ class SimulationSettings:
     axis_deg : float
         Frontal-plane QRS axis: the direction of the net QRS area, in degrees, 0 towards
         lead I, +90 towards aVF [-180, 180]; default 60.  Random: -30 to +110 mostly,
-        extreme (-90 to -30, +110 to +180) in about 10 % of records.
+        extreme (-90 to -30, +110 to +180) in about 10 % of records; -60 to +75 with a
+        left bundle-branch block.
     horizontal_rotation_deg : float
         Rotation of the ventricular loop about the long body axis; positive moves the
         precordial transition towards V1 (counter-clockwise rotation) [-45, 45]; default 0.
@@ -129,8 +131,8 @@ class SimulationSettings:
     qrs_duration_ms : float
         QRS duration [60, 200]; default 90.  Random: 75-110 normal, 125-170 with a block.
     r_amplitude_mv : float
-        Height of the tallest R wave among the 12 leads [0.1, 3.5]; default 1.5 (a QRS is
-        scaled down where a deflection would otherwise exceed 3 mV).  Random: 0.6-2.5,
+        Height of the tallest R wave among the 12 leads [0.1, 3]; default 1.5 (a QRS is
+        scaled down where a deeper S wave would otherwise exceed 3 mV).  Random: 0.6-2.5,
         0.3-0.6 (low voltage) in 5 % of records.
     septal_q : float
         Septal (initial right-anterior) QRS force relative to the main R force [0, 0.4];
@@ -170,8 +172,8 @@ class SimulationSettings:
     baseline_wander_mv : float
         Largest baseline wander in any lead [0, 0.6]; default 0.  Random: 0-0.3.
     respiration_hz : float
-        Breathing rate that drives the wander and the sinus arrhythmia [0.1, 0.45];
-        default 0.25.  Random: 0.15-0.4.
+        Breathing rate that drives the wander and the sinus arrhythmia [0.1, 0.4]; it
+        drifts by up to 0.06 Hz, so the wander stays below 0.5 Hz; default 0.25.  Random: 0.15-0.4.
     noise_mv : float
         RMS of muscle (EMG-like, broadband, bursty) noise averaged over I, II and V1-V6
         [0, 0.2]; default 0.  Random: 0 in 35 % of records, else 0.004-0.05.
@@ -233,8 +235,8 @@ class SimulationSettings:
     def random(cls, rng: np.random.Generator) -> SimulationSettings:
         """Draw settings from realistic distributions (see the class docstring).
 
-        Every call consumes the same number of draws from ``rng``, so fixing one setting
-        afterwards (``dataclasses.replace``) leaves the others unchanged.
+        To fix some settings and draw the rest, replace them afterwards
+        (``dataclasses.replace``) or pass them as overrides to :func:`simulate_ecg`.
 
         Parameters
         ----------
@@ -245,38 +247,44 @@ class SimulationSettings:
         -------
         SimulationSettings
         """
-        u = rng.random(40)
-        z = rng.standard_normal(8)
-        k = iter(range(40))
+        def chance(p: float) -> bool:
+            return bool(rng.random() < p)
 
         def uniform(lo: float, hi: float) -> float:
-            return lo + (hi - lo) * float(u[next(k)])
+            return float(rng.uniform(lo, hi))
 
-        af = u[next(k)] < 0.12
-        # Heart rate: mostly normal, some brady- and tachycardia.
-        pick, normal_hr, brady_hr, tachy_hr = u[next(k)], uniform(55, 100), uniform(40, 55), uniform(100, 180)
-        heart_rate = normal_hr if pick < 0.76 else brady_hr if pick < 0.88 else tachy_hr
+        def normal(mean: float, sd: float, lo: float, hi: float) -> float:
+            return float(np.clip(rng.normal(mean, sd), lo, hi))
+
+        def log_uniform(lo: float, hi: float) -> float:
+            return float(lo * (hi / lo) ** rng.random())
+
+        af = chance(0.12)
+        pick = rng.random()
+        rates = uniform(55, 100), uniform(40, 55), uniform(100, 180)
+        heart_rate = rates[0] if pick < 0.76 else rates[1] if pick < 0.88 else rates[2]
         if af:
             heart_rate = min(max(heart_rate, 60.0), 150.0)
-        # Axis.
-        extreme = u[next(k)] < 0.1
-        extreme_axis = uniform(-90, -30) if u[next(k)] < 0.6 else uniform(110, 180)
-        axis = extreme_axis if extreme else float(np.clip(45.0 + 30.0 * z[0], -30.0, 110.0))
-        # Conduction.
-        pick = u[next(k)]
+
+        pick = rng.random()
         conduction = "rbbb" if pick < 0.08 else "lbbb" if pick < 0.16 else "normal"
-        qrs_narrow, qrs_wide = uniform(75, 110), uniform(125, 170)
-        # Amplitudes.
-        low_voltage = u[next(k)] < 0.05
-        r_amp = uniform(0.3, 0.6) if low_voltage else 0.6 * (2.5 / 0.6) ** float(u[next(k)])
-        t_ratio = uniform(0.15, 0.5)
-        # PR and QT.
-        long_pr = u[next(k)] < 0.05
-        pr = uniform(200, 260) if long_pr else float(np.clip(155.0 + 18.0 * z[1], 120.0, 210.0))
-        long_qt = u[next(k)] < 0.05
-        qtc = uniform(470, 520) if long_qt else float(np.clip(415.0 + 20.0 * z[2], 370.0, 470.0))
-        # ST shift territory.
-        has_st = u[next(k)] < 0.12
+        qrs_ms = uniform(75, 110) if conduction == "normal" else uniform(125, 170)
+        extreme, left = chance(0.1), chance(0.6)
+        extreme_axis = uniform(-90, -30) if left else uniform(110, 180)
+        axis = extreme_axis if extreme else normal(45.0, 30.0, -30.0, 110.0)
+        if conduction == "lbbb":  # left bundle-branch block comes with a normal or left axis
+            axis = float(np.clip(axis, -60.0, 75.0))
+
+        low_voltage = chance(0.05)
+        r_amp = uniform(0.3, 0.6) if low_voltage else log_uniform(0.6, 2.5)
+        t_amp = uniform(0.15, 0.5) * r_amp
+
+        long_pr = chance(0.05)
+        pr = uniform(200, 260) if long_pr else normal(155.0, 18.0, 120.0, 210.0)
+        long_qt = chance(0.05)
+        qtc = uniform(470, 520) if long_qt else normal(415.0, 20.0, 370.0, 470.0)
+
+        has_st = chance(0.12)
         territories = (
             (-0.15, 1.0, -0.1),  # inferior
             (0.25, -0.1, 1.0),  # anterior
@@ -284,16 +292,17 @@ class SimulationSettings:
             (-0.8, -0.45, -0.2),  # subendocardial ischaemia: towards aVR
             (0.5, 0.7, 0.5),  # pericarditis: along the mean vector
         )
-        territory = np.array(territories[min(int(u[next(k)] * len(territories)), len(territories) - 1)])
-        st_direction = territory / np.linalg.norm(territory) + 0.2 * z[3:6]
+        territory = np.array(territories[int(rng.integers(len(territories)))])
+        st_direction = territory / np.linalg.norm(territory) + 0.2 * rng.standard_normal(3)
         st_shift = uniform(0.08, 0.3)
-        # Noise.
-        wander = uniform(0.0, 0.3) if u[next(k)] < 0.6 else uniform(0.0, 0.04)
-        emg = 0.004 * (0.05 / 0.004) ** float(u[next(k)]) if u[next(k)] >= 0.35 else 0.0
-        mains_on = u[next(k)] < 0.2
-        mains_hz = 60.0 if u[next(k)] < 0.4 else 50.0
+
+        strong_wander = chance(0.6)
+        wander = uniform(0.0, 0.3) if strong_wander else uniform(0.0, 0.04)
+        has_emg = chance(0.65)
+        emg = log_uniform(0.004, 0.05)
+        has_mains, us_mains = chance(0.2), chance(0.4)
         mains_mv = uniform(0.005, 0.04)
-        has_pvc = u[next(k)] < 0.2
+        has_pvc = chance(0.2)
         pvc_p = uniform(0.03, 0.15)
         return cls(
             heart_rate_bpm=float(heart_rate),
@@ -303,27 +312,27 @@ class SimulationSettings:
             f_wave_mv=uniform(0.02, 0.15),
             pvc_probability=pvc_p if has_pvc else 0.0,
             axis_deg=float(axis),
-            horizontal_rotation_deg=float(np.clip(10.0 * z[6], -30.0, 30.0)),
+            horizontal_rotation_deg=normal(0.0, 10.0, -30.0, 30.0),
             conduction=conduction,
-            qrs_duration_ms=qrs_narrow if conduction == "normal" else qrs_wide,
-            r_amplitude_mv=float(r_amp),
+            qrs_duration_ms=qrs_ms,
+            r_amplitude_mv=r_amp,
             septal_q=uniform(0.05, 0.22),
             terminal_s=uniform(0.05, 0.5),
             p_amplitude_mv=uniform(0.07, 0.25),
             p_duration_ms=uniform(80, 120),
-            p_axis_deg=float(np.clip(55.0 + 15.0 * z[7], 20.0, 80.0)),
-            pr_interval_ms=float(pr),
-            t_amplitude_mv=float(t_ratio * r_amp),
-            t_inverted=bool(u[next(k)] < 0.08),
-            qtc_ms=float(qtc),
+            p_axis_deg=normal(55.0, 15.0, 20.0, 80.0),
+            pr_interval_ms=pr,
+            t_amplitude_mv=t_amp,
+            t_inverted=chance(0.08),
+            qtc_ms=qtc,
             u_wave=uniform(0.0, 0.12),
             st_shift_mv=st_shift if has_st else 0.0,
-            st_direction=tuple(float(v) for v in st_direction),
+            st_direction=(float(st_direction[0]), float(st_direction[1]), float(st_direction[2])),
             baseline_wander_mv=wander,
             respiration_hz=uniform(0.15, 0.4),
-            noise_mv=float(emg),
-            mains_hz=mains_hz,
-            mains_mv=mains_mv if mains_on else 0.0,
+            noise_mv=emg if has_emg else 0.0,
+            mains_hz=60.0 if us_mains else 50.0,
+            mains_mv=mains_mv if has_mains else 0.0,
         )
 
 
@@ -573,7 +582,6 @@ class _Heart:
         self.s = s
         qrs_s = s.qrs_duration_ms / 1000.0
         self.qrs_s = qrs_s
-        wide = s.conduction != "normal"
 
         # QRS, turned to the requested horizontal rotation and frontal axis.
         rows = _qrs_rows(s)
@@ -599,11 +607,12 @@ class _Heart:
         t_dir = _rot_z(t_turn) @ _rot_y(s.horizontal_rotation_deg) @ t_dir
         peak = _lead_extremes(_Bumps.from_rows([(0.0, 0.1, 0.1, 2.0, t_dir)]))[1]
         t_vec = (-1.0 if s.t_inverted else 1.0) * s.t_amplitude_mv / peak * t_dir
+        u_vec = s.u_wave * (0.6 * t_vec + 0.4 * np.linalg.norm(t_vec) * _direction(60.0, 50.0))
         sigma_r = _T_SIGMA_RIGHT
         self.t_wave = _Bumps.from_rows(
             [
-                (1.0 - 2.3 * sigma_r, 1.5 * sigma_r, sigma_r, 2.0, t_vec),
-                (1.17, 0.09, 0.11, 2.0, s.u_wave * (0.6 * t_vec + 0.4 * np.linalg.norm(t_vec) * _direction(60.0, 50.0))),
+                (1.0 - 2.3 * sigma_r, 1.5 * sigma_r, sigma_r, 2.0, t_vec),  # ends at QT
+                (1.17, 0.09, 0.11, 2.0, u_vec),  # U wave, mostly anterior
             ]
         )
 
@@ -645,7 +654,7 @@ class _Heart:
         pvc_t_dir /= np.linalg.norm(pvc_t_dir)
         pvc_t_peak = float(np.abs(pvc_t_dir @ _ALL_LEADS).max())
         self.pvc_t_vec = pvc_t_ratio * pvc_target / pvc_t_peak * pvc_t_dir
-        self.wide = wide
+
     def bumps_for(self, beats: list[tuple[str, float, float]]) -> _Bumps:
         """All bumps of a beat schedule: (kind, time in s, effective RR in s) per event."""
         s = self.s
@@ -688,7 +697,7 @@ def _breathing_phase(f: float, rng: np.random.Generator) -> Callable[[Any], np.n
     """Draw a breathing pattern at about ``f`` Hz; returns its phase (radians) as a function of time (s)."""
     phase0 = rng.uniform(0.0, 2.0 * math.pi)
     mod_f = rng.uniform(0.02, 0.06, size=2)
-    mod_a = rng.uniform(0.0, 0.8, size=2)
+    mod_a = rng.uniform(0.0, 0.5, size=2)
     mod_p = rng.uniform(0.0, 2.0 * math.pi, size=2)
 
     def phase(t: Any) -> np.ndarray:
@@ -699,23 +708,28 @@ def _breathing_phase(f: float, rng: np.random.Generator) -> Callable[[Any], np.n
     return phase
 
 
-def _schedule_beats(s: SimulationSettings, rng: np.random.Generator, phase, duration: float):
-    """Events ``(kind, time_s, rr_s)``: "N" conducted QRS onset, "V" premature beat, "P" a P wave.
+def _schedule_beats(
+    s: SimulationSettings,
+    rng: np.random.Generator,
+    phase: Callable[[Any], np.ndarray],
+    duration: float,
+) -> list[tuple[str, float, float]]:
+    """The events of a record: ``(kind, time_s, rr_s)``.
 
-    Starts before t = 0 so that the record opens in the middle of the rhythm.
+    ``kind`` is "N" for the QRS onset of a conducted beat, "V" for that of a premature
+    ventricular beat and "P" for the onset of a sinus P wave; ``rr_s`` is the RR interval
+    that sets the beat's QT.  The schedule starts before t = 0 so that the record opens in
+    the middle of the rhythm.
     """
     rr0 = 60.0 / s.heart_rate_bpm
     pr0 = s.pr_interval_ms / 1000.0
     events: list[tuple[str, float, float]] = []
     t = -rr0 * (1.0 + rng.random()) - 0.5
     last_v = t - rr0
-    pvc_draws = rng.random(4096)
-    coupling_draws = rng.uniform(0.5, 0.7, size=4096)
-    k = 0
     blocked = False
     af = s.rhythm == "af"
     sigma = math.sqrt(math.log1p(s.af_rr_cv**2))
-    while t < duration + 0.6 and k < 4096:
+    while t < duration + 0.6:
         if af:
             rr = rr0 * math.exp(sigma * rng.standard_normal() - sigma**2 / 2.0)
             rr = max(rr, 0.25, 0.35 * rr0)
@@ -738,8 +752,9 @@ def _schedule_beats(s: SimulationSettings, rng: np.random.Generator, phase, dura
                 events.append(("N", t, effective))
                 last_v = t
             blocked = False
-        if conducted and pvc_draws[k] < s.pvc_probability:
-            coupling = min(max(coupling_draws[k] * rr, 0.3), rr - 0.12)
+        premature, coupling = rng.random() < s.pvc_probability, rng.uniform(0.5, 0.7)
+        if conducted and premature:
+            coupling = min(max(coupling * rr, 0.3), rr - 0.12)
             if coupling > 0.25:
                 v = t + coupling
                 events.append(("V", v, 0.7 * rr0 + 0.3 * coupling))
@@ -748,7 +763,6 @@ def _schedule_beats(s: SimulationSettings, rng: np.random.Generator, phase, dura
                     rr = coupling + rr0 * rng.uniform(0.9, 1.3)
                 else:
                     blocked = True  # the next sinus P finds the ventricles refractory
-        k += 1
         t += rr
     return events
 
@@ -784,7 +798,13 @@ def _electrodes_to_primary(e: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shaped_noise(rng: np.random.Generator, n: int, fs: float, gain, columns: int) -> np.ndarray:
+def _shaped_noise(
+    rng: np.random.Generator,
+    n: int,
+    fs: float,
+    gain: Callable[[np.ndarray], np.ndarray],
+    columns: int,
+) -> np.ndarray:
     """Gaussian noise (n, columns) with amplitude spectrum ``gain(freqs)``, unit RMS per column."""
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
     spectra = np.fft.rfft(rng.standard_normal((n, columns)), axis=0) * gain(freqs)[:, None]
@@ -792,7 +812,13 @@ def _shaped_noise(rng: np.random.Generator, n: int, fs: float, gain, columns: in
     return x / np.maximum(x.std(axis=0), 1e-12)
 
 
-def _electrode_noise(s: SimulationSettings, rng: np.random.Generator, t: np.ndarray, fs: float, phase) -> np.ndarray:
+def _electrode_noise(
+    s: SimulationSettings,
+    rng: np.random.Generator,
+    t: np.ndarray,
+    fs: float,
+    phase: Callable[[Any], np.ndarray],
+) -> np.ndarray:
     """Baseline wander, EMG and mains, as lead signals (n, 8: I, II, V1..V6) in mV."""
     n = len(t)
     out = np.zeros((n, 8))
@@ -806,8 +832,13 @@ def _electrode_noise(s: SimulationSettings, rng: np.random.Generator, t: np.ndar
 
     if s.baseline_wander_mv > 0 and n > 1:
         breathing = np.sin(phase(t))
+        # Slow electrode drift, 0.03-0.15 Hz, with no DC offset.
         drift = _shaped_noise(
-            np.random.default_rng(int(seeds[0])), n, fs, lambda f: (f / 0.03) ** 2 / (1.0 + (f / 0.03) ** 2) / (1.0 + (f / 0.15) ** 4), 9
+            np.random.default_rng(int(seeds[0])),
+            n,
+            fs,
+            lambda f: (f / 0.03) ** 2 / (1.0 + (f / 0.03) ** 2) / (1.0 + (f / 0.15) ** 4),
+            9,
         )
         wander = _electrodes_to_primary(breathing[:, None] * wander_gain + drift * drift_gain)
         peak = np.abs(_derive_leads(wander)).max()

@@ -1,0 +1,47 @@
+"""Inference: probability maps for a whole page, tiled when the page is large."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .net import TraceNet
+
+#: Pages with more pixels than this are processed in overlapping tiles.
+TILE = 1024
+OVERLAP = 64
+
+
+@torch.no_grad()
+def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
+    """Per-pixel probabilities ``(channels, H, W)`` float32 for an RGB uint8 page ``(H, W, 3)``.
+
+    The page is padded to the network's stride; pages larger than :data:`TILE` px on a side
+    are cut into tiles overlapping by :data:`OVERLAP` px, and only each tile's inner part is kept,
+    so thin traces at tile borders are not lost.
+    """
+    model.eval()
+    h, w = image.shape[:2]
+    out = np.zeros((model.config.out_channels, h, w), np.float32)
+    step = TILE - 2 * OVERLAP
+    ys = [0] if h <= TILE else list(range(0, h - TILE, step)) + [h - TILE]
+    xs = [0] if w <= TILE else list(range(0, w - TILE, step)) + [w - TILE]
+    for y0 in ys:
+        for x0 in xs:
+            tile = image[y0:y0 + TILE, x0:x0 + TILE]
+            probs = _run(model, tile, device)
+            # Keep the inner part except at the page's own borders.
+            ty0 = 0 if y0 == 0 else OVERLAP
+            tx0 = 0 if x0 == 0 else OVERLAP
+            out[:, y0 + ty0:y0 + tile.shape[0], x0 + tx0:x0 + tile.shape[1]] = probs[:, ty0:, tx0:]
+    return out
+
+
+def _run(model: TraceNet, tile: np.ndarray, device: str | torch.device) -> np.ndarray:
+    stride = model.config.stride
+    th, tw = tile.shape[:2]
+    ph, pw = (-th) % stride, (-tw) % stride
+    padded = np.pad(tile, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))).float().div_(255.0)[None].to(device)
+    probs = torch.sigmoid(model(x))[0, :, :th, :tw]
+    return probs.cpu().numpy()

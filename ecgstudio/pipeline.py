@@ -1,0 +1,232 @@
+"""The digitizing pipeline: orchestration only, a page image in and a :class:`Digitization` out.
+
+Stages: page geometry (:mod:`ecgstudio.geometry`) -> resampling to the canonical scale ->
+trace segmentation (:mod:`ecgstudio.model`) -> rows, layout and lead boxes
+(:mod:`ecgstudio.layout`) -> trace extraction and signals (:mod:`ecgstudio.extract`).  Boxes
+and traces are returned in the coordinates of the input image, so the studio can draw them on
+the original scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import extract, layout as layout_stage
+from .errors import ImageSizeError, NotAnEcgError
+from .geometry import rectify
+from .io.images import MIN_SIDE_PX
+from .model.infer import predict_maps
+from .model.net import CANONICAL_PX_PER_MM
+from .model.weights import ModelCard, load_model
+from .paper import PAPER_SIZES_MM
+from .results import Calibration, Digitization, LeadBox, PageMasks, Trace
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class DigitizeOptions:
+    """What the user knows about the page; ``None`` means find it on the page.
+
+    Attributes
+    ----------
+    layout : str
+        ``auto`` or a name from :data:`ecgstudio.paper.LAYOUTS`.
+    fs : float
+        Output sampling frequency in Hz.
+    mm_per_s : float, optional
+        Paper speed; 25 mm/s when not given.
+    mm_per_mv : float, optional
+        Gain; read from the calibration pulses when not given, else 10 mm/mV.
+    """
+
+    layout: str = "auto"
+    fs: float = 500.0
+    mm_per_s: float | None = None
+    mm_per_mv: float | None = None
+
+
+class Digitizer:
+    """Loads the model once and digitizes many pages.
+
+    Parameters
+    ----------
+    model : path, optional
+        Weights file (with its ``.json`` card beside it); the shipped model by default.
+    device : str
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, device: str = "auto") -> None:
+        import torch
+
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        self.model, self.card = load_model(model, device=self.device)
+
+    @property
+    def model_card(self) -> ModelCard:
+        return self.card
+
+    def digitize(self, image: np.ndarray, options: DigitizeOptions = DigitizeOptions(), *,
+                 progress: Progress | None = None) -> Digitization:
+        """Digitize one page (RGB uint8 ``(H, W, 3)``).
+
+        Raises
+        ------
+        ImageSizeError
+            The image is too small to hold an ECG.
+        NotAnEcgError
+            No ECG traces were found.
+        """
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def stage(name: str, fraction: float) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = now - clock
+            clock = now
+            if progress:
+                progress(name, fraction)
+
+        h, w = image.shape[:2]
+        if min(h, w) < MIN_SIDE_PX:
+            raise ImageSizeError(f"image of {w}x{h} px is too small to hold an ECG; scan at 150 dpi or more")
+
+        page = rectify(image)
+        px_per_mm = page.grid.px_per_mm if page.grid.has_grid else _px_per_mm_without_grid(page.image)
+        stage("geometry", 0.2)
+
+        scale = CANONICAL_PX_PER_MM / px_per_mm
+        canon = cv2.resize(page.image, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        to_canon = np.diag([scale, scale, 1.0]) @ page.homography
+        stage("resample", 0.25)
+
+        maps = predict_maps(self.model, canon, device=self.device)
+        trace_prob, text_prob = maps[0], maps[1]
+        stage("segmentation", 0.7)
+
+        rows = layout_stage.find_rows(trace_prob, px_per_mm=CANONICAL_PX_PER_MM)
+        chosen = layout_stage.choose_layout(rows, options.layout)
+        rows = layout_stage.match_rows(rows, chosen)
+        speed = options.mm_per_s or 25.0
+        if options.mm_per_mv:
+            gain = options.mm_per_mv
+        else:
+            dark = (canon.min(axis=2) < 110) | (text_prob > 0.5)
+            pulse_mm = layout_stage.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
+            gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
+        cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, speed, gain)
+        x0 = float(np.median([r.x_start for r in rows]))
+        width_s = float(np.median([r.x_end - r.x_start for r in rows])) / cal.px_per_s
+        page_layout = chosen.with_duration(round(width_s, 1))
+        boxes = layout_stage.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
+        stage("layout", 0.75)
+
+        spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 40 * CANONICAL_PX_PER_MM
+        row_lines = {}
+        for k, row in enumerate(rows):
+            path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
+                                     x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)))
+            row_lines[k] = extract.path_polyline(path)
+        traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
+        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
+                                           x0=x0, px_per_s=cal.px_per_s)
+        confidence = _lead_confidence(boxes, traces)
+        stage("extraction", 0.95)
+
+        from_canon = np.linalg.inv(to_canon)
+        masks = _masks_in_input(trace_prob, text_prob, boxes, from_canon, (h, w))
+        result = Digitization(
+            image_size=(h, w),
+            layout=page_layout.name,
+            calibration=cal.scaled(1.0 / scale),
+            boxes=tuple(_map_box(b, from_canon) for b in boxes),
+            traces=tuple(Trace(t.lead, _map_points(from_canon, t.xy), t.confidence) for t in traces),
+            signals=signals,
+            confidence=confidence,
+            masks=masks,
+            model_version=self.card.version,
+            timings_s=timings,
+        )
+        stage("done", 1.0)
+        result.timings_s.update(timings)
+        return result
+
+
+def _px_per_mm_without_grid(image: np.ndarray) -> float:
+    """Without a grid, assume the image shows a whole landscape letter page."""
+    px = image.shape[1] / PAPER_SIZES_MM["letter"][0]
+    log.warning("no grid found; assuming the image is a whole letter page (%.2f px/mm)", px)
+    return px
+
+
+def _lead_confidence(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...]) -> dict[str, float]:
+    """Per lead: mean point confidence times the share of the box's columns with a trace."""
+    out: dict[str, float] = {}
+    for box, trace in zip(boxes, traces):
+        if trace.confidence is None or len(trace.xy) == 0:
+            value = 0.0
+        else:
+            found = np.isfinite(trace.xy[:, 1])
+            coverage = min(1.0, found.sum() / max(1.0, box.width))
+            value = float(np.mean(trace.confidence[found])) * coverage if found.any() else 0.0
+        out[box.lead] = max(out.get(box.lead, 0.0), value)
+    return out
+
+
+def _map_points(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    if len(xy) == 0:
+        return xy.copy()
+    pts = np.column_stack([xy, np.ones(len(xy))]) @ m.T
+    return pts[:, :2] / pts[:, 2:3]
+
+
+def _map_box(box: LeadBox, m: np.ndarray) -> LeadBox:
+    corners = np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1],
+                        [box.x0, box.baseline_y], [box.x1, box.baseline_y]])
+    p = _map_points(m, corners)
+    return replace(box, x0=float(p[:4, 0].min()), x1=float(p[:4, 0].max()), y0=float(p[:4, 1].min()),
+                   y1=float(p[:4, 1].max()), baseline_y=float(p[4:, 1].mean()))
+
+
+def _masks_in_input(trace_prob: np.ndarray, text_prob: np.ndarray, boxes: tuple[LeadBox, ...],
+                    from_canon: np.ndarray, shape: tuple[int, int]) -> PageMasks:
+    """Trace pixels labelled by box (``k + 1``) and text pixels, warped back onto the input image."""
+    labels = np.zeros(trace_prob.shape, np.uint8)
+    ink = trace_prob > 0.5
+    for k, box in enumerate(boxes):
+        y0, y1 = int(max(0, box.y0)), int(min(labels.shape[0], box.y1 + 1))
+        x0, x1 = int(max(0, box.x0)), int(min(labels.shape[1], box.x1 + 1))
+        region = labels[y0:y1, x0:x1]
+        region[ink[y0:y1, x0:x1] & (region == 0)] = k + 1
+    h, w = shape
+    warp = lambda a: cv2.warpPerspective(a, from_canon, (w, h), flags=cv2.INTER_NEAREST)  # noqa: E731
+    text = warp((text_prob > 0.5).astype(np.uint8)).astype(bool)
+    return PageMasks(warp(labels), np.zeros((h, w), bool), text)
+
+
+_DEFAULT: dict[str, Digitizer] = {}
+
+
+def digitize(image: np.ndarray, *, layout: str = "auto", fs: float = 500.0, mm_per_s: float | None = None,
+             mm_per_mv: float | None = None, model: str | Path | None = None) -> Digitization:
+    """One-shot digitization with a cached :class:`Digitizer` (see :meth:`Digitizer.digitize`)."""
+    key = str(model or "")
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Digitizer(model)
+    return _DEFAULT[key].digitize(image, DigitizeOptions(layout, fs, mm_per_s, mm_per_mv))
+
+
+__all__ = ["DigitizeOptions", "Digitizer", "digitize", "NotAnEcgError"]
