@@ -77,8 +77,15 @@ def _crossing(col: np.ndarray, i: int, step: int, threshold: float) -> float:
 
 
 def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: int, x_end: int,
+              neighbours: tuple[float | None, float | None] = (None, None),
               config: ExtractConfig = ExtractConfig()) -> RowPath:
-    """Viterbi search for one row's trace between columns ``x_start`` and ``x_end`` (inclusive)."""
+    """Viterbi search for one row's trace between columns ``x_start`` and ``x_end`` (inclusive).
+
+    ``neighbours`` are the baselines of the rows above and below.  Simultaneous leads have
+    their QRS complexes in the same columns, so a neighbour's tall stroke can merge with this
+    row's ink into one segment; a segment reaching a neighbour's baseline is cut at the
+    midline between the two rows.
+    """
     h = prob.shape[0]
     y_lo = int(max(0, baseline_y - 1.6 * spacing))
     y_hi = int(min(h, baseline_y + 1.6 * spacing))
@@ -93,6 +100,17 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
     for i, x in enumerate(xs):
         for j, seg in enumerate(_column_segments(band[:, x], y_lo, config.threshold, k)):
             tops[i, j], bottoms[i, j], peaks[i, j], probs[i, j] = seg
+    above, below = neighbours
+    if above is not None:
+        mid = (above + baseline_y) / 2
+        merged = tops <= above
+        tops[merged] = mid
+        peaks[merged] = np.maximum(peaks[merged], mid)
+    if below is not None:
+        mid = (below + baseline_y) / 2
+        merged = bottoms >= below
+        bottoms[merged] = mid
+        peaks[merged] = np.minimum(peaks[merged], mid)
     valid = np.isfinite(peaks)
     emission = np.where(valid, -np.log(np.clip(probs, 1e-4, 1.0)), np.inf)
     near = np.minimum(np.abs(tops - baseline_y), np.abs(bottoms - baseline_y))
@@ -135,6 +153,11 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
     rows = np.arange(n)
     pick = lambda a: np.where(sel, a[rows, idx], np.nan)  # noqa: E731
     return RowPath(x_start, pick(tops), pick(bottoms), pick(peaks), np.where(sel, probs[rows, idx], 0.0))
+
+
+def neighbour_baselines(baselines: list[float], k: int) -> tuple[float | None, float | None]:
+    """Baselines of the rows above and below row ``k`` (None at the page's top or bottom)."""
+    return (baselines[k - 1] if k > 0 else None, baselines[k + 1] if k + 1 < len(baselines) else None)
 
 
 def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray, np.ndarray]:

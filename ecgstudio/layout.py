@@ -59,8 +59,11 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         raise NotAnEcgError("no ECG traces found on this page; check that it is an ECG and that the whole page is visible")
     peaks, _ = find_peaks(profile, distance=max(1, int(6 * px_per_mm)), prominence=0.15 * profile.max())
     rows = []
-    for y in peaks:
-        band = ink[max(0, y - int(2 * px_per_mm)): y + int(2 * px_per_mm) + 1]
+    for k, y in enumerate(peaks):
+        # Half way to the neighbouring rows (at most 15 mm): a trace wanders far from its baseline.
+        up = min(15 * px_per_mm, (y - peaks[k - 1]) / 2 if k > 0 else 15 * px_per_mm)
+        down = min(15 * px_per_mm, (peaks[k + 1] - y) / 2 if k + 1 < len(peaks) else 15 * px_per_mm)
+        band = ink[max(0, int(y - up)): int(y + down) + 1]
         cols = np.flatnonzero(band.any(axis=0))
         if len(cols) < 0.15 * w:  # a trace covers most of the page width
             continue
@@ -148,6 +151,12 @@ def lead_boxes(rows: list[Row], layout: Layout, *, x0: float, px_per_s: float) -
     return tuple(boxes)
 
 
+def ink_mask(image: np.ndarray, *, max_luminance: float = 100.0) -> np.ndarray:
+    """Dark ink of an RGB page: low luminance, which coloured grid lines never reach."""
+    luminance = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    return luminance < max_luminance
+
+
 def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> float | None:
     """Height in mm of the calibration pulses at either end of the rows, or None.
 
@@ -166,16 +175,18 @@ def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float)
             region = dark[top: y + int(2 * px_per_mm), a:b]
             if region.size == 0:
                 continue
-            counts = region.sum(axis=0)
-            if counts.max() < 3 * px_per_mm:
-                continue
-            # The pulse's vertical edges: columns whose ink spans the most rows.
-            col = int(np.argmax(counts))
-            ys = np.flatnonzero(region[:, col])
-            heights.append((ys.max() - ys.min()) / px_per_mm)
+            # The pulse's vertical edges are the longest unbroken vertical runs of ink.
+            longest = max(_longest_run(col) for col in region.T)
+            if longest >= 3 * px_per_mm:
+                heights.append(longest / px_per_mm)
     if len(heights) < max(1, len(rows) // 2):
         return None
     return float(np.median(heights))
+
+
+def _longest_run(column: np.ndarray) -> int:
+    edges = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0]))
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
 def gain_from_pulse(height_mm: float | None, default: float) -> float:

@@ -124,7 +124,7 @@ class Digitizer:
         if options.mm_per_mv:
             gain = options.mm_per_mv
         else:
-            dark = (canon.min(axis=2) < 110) | (text_prob > 0.5)
+            dark = layout_stage.ink_mask(canon) | (text_prob > 0.5)
             pulse_mm = layout_stage.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
             gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
         cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, speed, gain)
@@ -136,9 +136,11 @@ class Digitizer:
 
         spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 40 * CANONICAL_PX_PER_MM
         row_lines = {}
+        baselines = [r.baseline_y for r in rows]
         for k, row in enumerate(rows):
             path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
-                                     x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)))
+                                     x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)),
+                                     neighbours=extract.neighbour_baselines(baselines, k))
             row_lines[k] = extract.path_polyline(path)
         traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
         signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,

@@ -30,6 +30,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass, fields
+from statistics import NormalDist
 from typing import Any
 
 import cv2
@@ -259,7 +260,8 @@ class _Curl:
             dist, along = (w - 1.0) - x, uy
         else:
             dist, along = (h - 1.0) - y, ux
-        lift = np.exp(-np.maximum(dist, 0.0) / self.edge_len) * (1.0 + self.edge_ramp * along) / (1.0 + abs(self.edge_ramp))
+        ramp = (1.0 + self.edge_ramp * along) / (1.0 + abs(self.edge_ramp))
+        lift = np.exp(-np.maximum(dist, 0.0) / self.edge_len) * ramp
         dx = dx + self.edge_amp_x * lift
         dy = dy + self.edge_amp_y * lift
         for kx, ky, phase, ax, ay in self.waves:
@@ -383,6 +385,7 @@ class Warp:
 
     @property
     def is_identity(self) -> bool:
+        """True when the warp leaves every pixel where it is."""
         return (
             not self.displacement
             and self.output_size == self.input_size
@@ -684,7 +687,9 @@ def _draw_warp(
         else:
             hom = _translation(-px[0], -px[1]) @ hom
             out_w, out_h = w1 - px[0] - px[2], h1 - px[1] - px[3]
-        params["crop"] = {"mode": "border" if border else "cut", "left": px[0], "top": px[1], "right": px[2], "bottom": px[3]}
+        params["crop"] = {
+            "mode": "border" if border else "cut", "left": px[0], "top": px[1], "right": px[2], "bottom": px[3]
+        }
 
     displacement: list[_Field] = []
     if settings.curl > 0:
@@ -864,12 +869,14 @@ def _add_stains(img: np.ndarray, rng: np.random.Generator, strength: float, scal
         theta = np.arctan2(gy, gx)
         r_theta = np.ones_like(theta)
         for k in range(2, 7):
-            r_theta += rng.uniform(0.0, 0.12 if not ring_only else 0.02) / k * 2.0 * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
+            amp = rng.uniform(0.0, 0.12 if not ring_only else 0.02) / k * 2.0
+            r_theta += amp * np.cos(k * theta + rng.uniform(0, 2 * math.pi))
         rough = _noise_field(rng, gx.shape, 10.0, octaves=2) * (0.04 if not ring_only else 0.015)
         rel = np.hypot(gx, gy) / (radius * r_theta) + rough  # < 1 inside
         edge_w = rng.uniform(0.03, 0.07) if not ring_only else rng.uniform(0.015, 0.03)
         inside = _smoothstep((1.0 - rel) / 0.02)
-        ring = np.exp(-0.5 * ((rel - (1.0 - edge_w)) / edge_w) ** 2) * inside + np.exp(-0.5 * ((rel - 1.0) / 0.01) ** 2) * 0.3
+        ring = (np.exp(-0.5 * ((rel - (1.0 - edge_w)) / edge_w) ** 2) * inside
+                + 0.3 * np.exp(-0.5 * ((rel - 1.0) / 0.01) ** 2))
         mottled = np.clip(0.75 + 0.35 * _noise_field(rng, gx.shape, 6.0, octaves=2), 0.2, 1.3)
         opacity = rng.uniform(0.5, 1.0) * (0.4 + 0.6 * strength)
         if kind == "water":
@@ -925,55 +932,199 @@ def _random_date(rng: np.random.Generator) -> str:
     return f"{int(rng.integers(1, 29)):02d} {months[int(rng.integers(0, 12))]} {int(rng.integers(1995, 2025))}"
 
 
+# Single-stroke cursive glyphs: control points (x, y) with the baseline at y = 0, the x-height at
+# y = 1, ascenders up to 2 and descenders down to -1; strokes enter on the left and leave on the
+# right so that letters join.  Extra strokes (dots, bars) follow after a None.
+_GLYPHS: dict[str, tuple] = {
+    "a": (
+        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
+        (0.2, 0.0), (0.6, 0.5), (0.65, 1.0), (0.65, 0.15), (0.9, 0.05),
+    ),
+    "b": (
+        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6),
+        (0.1, 0.0), (0.5, 0.6), (0.3, 0.8), (0.2, 0.5), (0.7, 0.6),
+    ),
+    "c": ((0.0, 0.2), (0.6, 0.9), (0.35, 1.0), (0.05, 0.5), (0.25, 0.0), (0.7, 0.2)),
+    "d": (
+        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
+        (0.2, 0.0), (0.6, 0.5), (0.7, 2.0), (0.65, 0.15), (0.9, 0.05),
+    ),
+    "e": ((0.0, 0.2), (0.5, 0.55), (0.5, 0.9), (0.2, 0.85), (0.05, 0.4), (0.3, 0.0), (0.7, 0.2)),
+    "f": ((0.0, 0.2), (0.5, 1.6), (0.4, 2.0), (0.25, 1.5), (0.2, -0.9), (0.05, -0.6), (0.3, 0.1), (0.7, 0.3)),
+    "g": (
+        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4), (0.2, 0.0),
+        (0.6, 0.5), (0.65, 1.0), (0.6, -0.8), (0.3, -1.0), (0.15, -0.6), (0.8, 0.1),
+    ),
+    "h": (
+        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6),
+        (0.1, 0.0), (0.3, 0.8), (0.55, 0.85), (0.55, 0.05), (0.8, 0.1),
+    ),
+    "i": ((0.0, 0.2), (0.3, 1.0), (0.3, 0.15), (0.55, 0.05), None, (0.3, 1.45), (0.33, 1.5)),
+    "k": (
+        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6), (0.1, 0.0),
+        (0.2, 0.6), (0.6, 0.95), (0.25, 0.5), (0.6, 0.0), (0.8, 0.1),
+    ),
+    "l": ((0.0, 0.2), (0.5, 1.5), (0.4, 2.0), (0.2, 1.6), (0.3, 0.2), (0.6, 0.05)),
+    "m": ((0.0, 0.0), (0.15, 0.9), (0.25, 0.0), (0.4, 0.95), (0.55, 0.0), (0.7, 0.95), (0.85, 0.05), (1.0, 0.15)),
+    "n": ((0.0, 0.0), (0.15, 0.9), (0.25, 0.0), (0.45, 0.95), (0.6, 0.05), (0.8, 0.15)),
+    "o": ((0.0, 0.5), (0.3, 1.0), (0.05, 0.6), (0.25, 0.0), (0.55, 0.5), (0.35, 1.0), (0.75, 0.9)),
+    "p": ((0.0, 0.2), (0.25, 1.0), (0.15, -1.0), (0.2, 0.6), (0.55, 0.9), (0.5, 0.1), (0.2, 0.2), (0.75, 0.2)),
+    "q": (
+        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
+        (0.2, 0.0), (0.6, 0.5), (0.6, -1.0), (0.7, -0.3), (0.9, 0.1),
+    ),
+    "r": ((0.0, 0.0), (0.2, 0.9), (0.35, 0.7), (0.5, 0.9), (0.5, 0.0), (0.7, 0.1)),
+    "s": ((0.0, 0.0), (0.3, 1.0), (0.5, 0.35), (0.15, 0.05), (0.6, 0.1)),
+    "t": ((0.0, 0.2), (0.3, 1.7), (0.3, 0.1), (0.6, 0.05), None, (0.05, 1.1), (0.6, 1.15)),
+    "u": ((0.0, 0.9), (0.05, 0.1), (0.3, 0.0), (0.5, 0.9), (0.5, 0.1), (0.75, 0.05)),
+    "v": ((0.0, 0.9), (0.25, 0.0), (0.5, 0.95), (0.4, 0.7), (0.7, 0.8)),
+    "w": ((0.0, 0.9), (0.15, 0.0), (0.35, 0.8), (0.55, 0.0), (0.7, 0.95), (0.6, 0.7), (0.9, 0.8)),
+    "x": ((0.0, 0.0), (0.25, 0.6), (0.55, 0.95), None, (0.05, 0.95), (0.6, 0.0)),
+    "y": ((0.0, 0.9), (0.05, 0.1), (0.3, 0.0), (0.5, 0.9), (0.45, -0.8), (0.2, -1.0), (0.1, -0.6), (0.75, 0.1)),
+    "z": ((0.0, 0.9), (0.55, 0.95), (0.0, 0.0), (0.6, 0.05)),
+    "0": ((0.4, 2.0), (0.0, 1.0), (0.35, 0.0), (0.8, 1.0), (0.45, 2.0)),
+    "1": ((0.1, 1.6), (0.4, 2.0), (0.4, 0.0)),
+    "2": ((0.0, 1.6), (0.4, 2.0), (0.8, 1.6), (0.0, 0.0), (0.9, 0.05)),
+    "3": ((0.0, 1.8), (0.5, 2.0), (0.7, 1.5), (0.3, 1.0), (0.8, 0.5), (0.4, 0.0), (0.0, 0.2)),
+    "4": ((0.6, 0.0), (0.6, 2.0), (0.0, 0.6), (0.9, 0.6)),
+    "5": ((0.8, 2.0), (0.15, 2.0), (0.05, 1.1), (0.5, 1.3), (0.8, 0.6), (0.4, 0.0), (0.0, 0.2)),
+    "6": ((0.7, 2.0), (0.1, 1.0), (0.2, 0.05), (0.7, 0.3), (0.6, 1.0), (0.1, 0.7)),
+    "7": ((0.0, 2.0), (0.8, 2.0), (0.3, 0.0)),
+    "8": ((0.6, 1.8), (0.3, 2.0), (0.05, 1.6), (0.7, 0.5), (0.4, 0.0), (0.05, 0.5), (0.7, 1.6), (0.4, 2.0)),
+    "9": ((0.7, 1.5), (0.3, 1.0), (0.1, 1.6), (0.4, 2.0), (0.7, 1.6), (0.6, 0.0)),
+    "/": ((0.0, -0.2), (0.6, 2.0)),
+    "-": ((0.0, 0.8), (0.5, 0.8)),
+    "+": ((0.0, 0.8), (0.7, 0.8), None, (0.35, 0.4), (0.35, 1.3)),
+    ".": ((0.1, 0.0), (0.15, 0.05)),
+    ":": ((0.1, 0.0), (0.15, 0.05), None, (0.1, 0.8), (0.15, 0.85)),
+    "?": ((0.0, 1.6), (0.4, 2.0), (0.7, 1.6), (0.35, 1.0), (0.35, 0.6), None, (0.35, 0.05), (0.38, 0.1)),
+}
+_LIFT_AFTER = set("0123456789/-+.:?")  # the pen lifts after these (no joining stroke)
+
+
+def _catmull_rom(pts: np.ndarray, samples: int = 6) -> np.ndarray:
+    """A smooth curve through control points (centripetal-free, uniform Catmull-Rom)."""
+    if len(pts) < 3:
+        return pts
+    p = np.vstack([pts[:1], pts, pts[-1:]])
+    t = np.linspace(0.0, 1.0, samples, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(p) - 2):
+        p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
+        out.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3))
+    out.append(pts[-1:])
+    return np.vstack(out)
+
+
+def _cursive_strokes(rng: np.random.Generator, text: str, x_height: float) -> list[np.ndarray]:
+    """Polylines (px, y down) of ``text`` in a loose cursive hand; unknown letters get a random glyph."""
+    strokes: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    x = 0.0
+    letters = [g for g in "aceimnorsuvw"]
+    wobble = rng.uniform(0.04, 0.1)
+    size_var = rng.uniform(0.05, 0.15)
+    for ch in text:
+        if ch == " ":
+            if current:
+                strokes.append(np.vstack(current))
+                current = []
+            x += rng.uniform(0.6, 1.0)
+            continue
+        key = ch.lower() if ch.lower() in _GLYPHS else str(rng.choice(letters))
+        glyph = _GLYPHS[key]
+        big = 1.35 if ch.isupper() else 1.0
+        size = big * (1.0 + rng.normal(0.0, size_var))
+        stretch = 1.3  # the glyph table is drawn narrow
+        parts: list[list[tuple[float, float]]] = [[]]
+        for pt in glyph:
+            if pt is None:
+                parts.append([])
+            else:
+                parts[-1].append(pt)
+        width = max(p[0] for p in parts[0]) if parts[0] else 0.5
+        for k, part in enumerate(parts):
+            arr = np.array(part, np.float64) * size * np.array([stretch, 1.0])
+            arr = arr + rng.normal(0.0, wobble, arr.shape)
+            arr[:, 0] += x
+            if k == 0:
+                current.append(arr)
+            else:  # dots and bars are separate strokes
+                strokes.append(arr)
+        if key in _LIFT_AFTER and current:
+            strokes.append(np.vstack(current))
+            current = []
+        x += width * size * stretch + rng.uniform(0.0, 0.15)
+    if current:
+        strokes.append(np.vstack(current))
+    out = []
+    for s in strokes:
+        curve = _catmull_rom(s) if len(s) > 2 else s
+        out.append(np.stack([curve[:, 0] * x_height, -curve[:, 1] * x_height], axis=1))
+    return out
+
+
+def _draw_strokes(strokes: list[np.ndarray], thick: int, slant: float, pad: float) -> np.ndarray:
+    """Alpha patch (float32) of polylines drawn anti-aliased, sheared by ``slant``."""
+    pts_all = np.vstack(strokes)
+    shear = lambda p: np.stack([p[:, 0] - slant * p[:, 1], p[:, 1]], axis=1)  # noqa: E731
+    lo = shear(pts_all).min(axis=0) - pad
+    hi = shear(pts_all).max(axis=0) + pad
+    size = np.ceil(hi - lo).astype(int) + 1
+    patch = np.zeros((size[1], size[0]), np.uint8)
+    for s in strokes:
+        p = np.round((shear(s) - lo) * 16).astype(np.int32)
+        if len(p) == 1 or np.all(p == p[0]):
+            cv2.circle(patch, tuple(p[0]), max(1, thick) * 8, 255, -1, cv2.LINE_AA, shift=4)
+        else:
+            cv2.polylines(patch, [p], False, 255, thick, cv2.LINE_AA, shift=4)
+    return patch.astype(np.float32) / 255.0
+
+
 def _handwriting(rng: np.random.Generator, scale: float) -> np.ndarray:
-    """Alpha patch of one to three lines of handwritten words."""
-    fonts = (cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
-             cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC, cv2.FONT_HERSHEY_PLAIN | cv2.FONT_ITALIC)
-    font = fonts[int(rng.choice(len(fonts), p=[0.5, 0.25, 0.15, 0.1]))]
-    height = rng.uniform(26.0, 60.0) * scale
-    thick = max(1, int(round(height / 32.0 * rng.uniform(0.7, 1.3))))
-    fs = cv2.getFontScaleFromHeight(font, max(4, int(height)), thick)
-    lines = []
-    for _ in range(int(rng.integers(1, 4))):
+    """Alpha patch of one to three lines of handwritten notes."""
+    x_height = rng.uniform(10.0, 22.0) * scale
+    thick = max(1, int(round(x_height / 10.0 * rng.uniform(0.6, 1.2))))
+    slant = rng.uniform(-0.05, 0.45)
+    line_gap = x_height * rng.uniform(3.2, 4.2)
+    strokes = []
+    for i in range(int(rng.integers(1, 4))):
         words = [str(rng.choice(_WORDS)) for _ in range(int(rng.integers(1, 4)))]
         if rng.random() < 0.15:
             words.append(f"{int(rng.integers(1, 29))}/{int(rng.integers(1, 13))}")
-        lines.append(" ".join(words))
-    sizes = [cv2.getTextSize(t, font, fs, thick) for t in lines]
-    line_h = int(height * rng.uniform(1.6, 2.1))
-    pad = int(height)
-    pw = max(s[0][0] for s in sizes) + 2 * pad
-    ph = line_h * len(lines) + 2 * pad
-    patch = np.zeros((ph, pw), np.uint8)
-    for i, t in enumerate(lines):
-        indent = int(rng.uniform(0.0, 0.3) * height)
-        cv2.putText(patch, t, (pad + indent, pad + int(height) + i * line_h), font, fs, 255, thick, cv2.LINE_AA)
-    out = _wobble_patch(rng, patch.astype(np.float32) / 255.0, 0.09 * height, pw / max(height, 1.0) / 1.5,
-                        rng.uniform(-0.1, 0.35))
-    return _rotate_patch(out, rng.normal(0.0, 4.0))
+        line = _cursive_strokes(rng, " ".join(words), x_height)
+        dx = rng.uniform(0.0, 2.0) * x_height
+        drift = rng.normal(0.0, 0.03)
+        for s in line:
+            strokes.append(np.stack([s[:, 0] + dx, s[:, 1] + i * line_gap + drift * s[:, 0]], axis=1))
+    patch = _draw_strokes(strokes, thick, slant, 3.0 * x_height)
+    return _rotate_patch(patch, rng.normal(0.0, 4.0))
 
 
 def _scrawl(rng: np.random.Generator, scale: float) -> np.ndarray:
     """Alpha patch of a cursive-looking scrawl (a signature or hurried word) or a pen mark."""
     thick = max(1, int(round(rng.uniform(1.2, 2.8) * scale)))
     kind = rng.random()
-    if kind < 0.5:  # looped cursive: a prolate trochoid with varying loop heights
-        n_loops = int(rng.integers(4, 14))
-        t = np.linspace(0.0, 2.0 * math.pi * n_loops, 30 * n_loops)
-        pitch = rng.uniform(18.0, 40.0) * scale
-        loop = pitch / (2.0 * math.pi) * rng.uniform(1.2, 2.5)  # > pitch / 2 pi: the curve loops
-        heights = rng.uniform(0.6, 1.0, size=n_loops + 2) * rng.uniform(20.0, 45.0) * scale
-        heights[rng.random(n_loops + 2) < 0.2] *= 2.0  # ascenders
-        hh = np.interp(t / (2.0 * math.pi), np.arange(n_loops + 2), heights)
-        x = t / (2.0 * math.pi) * pitch - loop * np.sin(t)
-        y = -hh * (0.5 - 0.5 * np.cos(t)) + 0.05 * pitch * np.sin(0.3 * t)
-        x = x + rng.uniform(0.1, 0.5) * (-y)  # slant
-        if rng.random() < 0.5:  # a flourish underneath, back towards the start
-            tail = np.linspace(0.0, 1.0, 40)
-            x = np.concatenate([x, x[-1] - tail * (x[-1] - x[0]) * rng.uniform(0.6, 1.0)])
-            y = np.concatenate([y, y[-1] + 8.0 * scale * np.sin(tail * math.pi)])
-        pts = np.stack([x, y], axis=1)
-    elif kind < 0.7:  # a loose ellipse drawn around something
+    if kind < 0.5:  # a signature or initials: a quick, large, slanted cursive word
+        x_height = rng.uniform(14.0, 30.0) * scale
+        letters = "abcdeghiklmnorstuvwy"
+        name = "".join(letters[int(i)] for i in rng.integers(0, len(letters), int(rng.integers(3, 9))))
+        name = name[0].upper() + name[1:]
+        if rng.random() < 0.4:
+            name = letters[int(rng.integers(0, len(letters)))].upper() + ". " + name
+        strokes = _cursive_strokes(rng, name, x_height)
+        pts = np.vstack(strokes)
+        if rng.random() < 0.6:  # a flourish underneath, back towards the start
+            t = np.linspace(0.0, 1.0, 30)
+            x0, x1 = pts[:, 0].max(), pts[:, 0].min()
+            base = pts[:, 1].max() + 0.3 * x_height
+            strokes.append(np.stack([x0 + (x1 - x0) * t * rng.uniform(0.7, 1.1),
+                                     base + 0.4 * x_height * np.sin(t * math.pi) * rng.uniform(-1, 1)], axis=1))
+        thick = max(1, int(round(x_height / 10.0 * rng.uniform(0.6, 1.2))))
+        patch = _draw_strokes(strokes, thick, rng.uniform(0.2, 0.6), 3.0 * x_height)
+        return _rotate_patch(patch, rng.normal(0.0, 8.0))
+    if kind < 0.7:  # a loose ellipse drawn around something
         rx, ry = rng.uniform(60.0, 250.0) * scale, rng.uniform(25.0, 90.0) * scale
         t0 = rng.uniform(0.0, 2.0 * math.pi)
         t = np.linspace(t0, t0 + 2.0 * math.pi * rng.uniform(1.05, 1.25), 160)
@@ -1079,7 +1230,9 @@ def _stamp(rng: np.random.Generator, scale: float) -> np.ndarray:
     return _rotate_patch(alpha, rng.uniform(-35.0, 35.0))
 
 
-def _add_scribbles(img: np.ndarray, text: np.ndarray, rng: np.random.Generator, strength: float, scale: float) -> None:
+def _add_scribbles(
+    img: np.ndarray, text: np.ndarray, rng: np.random.Generator, strength: float, scale: float
+) -> None:
     """Handwriting, pen marks and stamps, blended like ink; their pixels are added to ``text``."""
     h, w = img.shape[:2]
     n_words = int(rng.integers(1, 2 + int(round(2 * strength))))
@@ -1168,7 +1321,13 @@ def _pixel_hull(low: np.ndarray, step: int, out_h: int, out_w: int) -> np.ndarra
 
 
 def _apply_warp(
-    img: np.ndarray, masks: PageMasks, text: np.ndarray, warp: Warp, rng: np.random.Generator, photo: bool, scale: float
+    img: np.ndarray,
+    masks: PageMasks,
+    text: np.ndarray,
+    warp: Warp,
+    rng: np.random.Generator,
+    photo: bool,
+    scale: float,
 ) -> tuple[np.ndarray, PageMasks]:
     """Warp the image (bilinear, with background outside the paper) and the masks (nearest)."""
     h, w = img.shape[:2]
@@ -1197,7 +1356,8 @@ def _apply_warp(
         blur = max(1.0, 12.0 * scale / step)
         shadow = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), blur)
         dx, dy = rng.uniform(-1.0, 1.0, 2) * blur
-        shadow = cv2.warpAffine(shadow, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (shadow.shape[1], shadow.shape[0]))
+        shift = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        shadow = cv2.warpAffine(shadow, shift, (shadow.shape[1], shadow.shape[0]))
         shade = _u16_gain(1.0 - rng.uniform(0.2, 0.45) * shadow)
         bg = _apply_gain(bg, _upsample_grid(shade, step, out_h, out_w))
     inv = cv2.bitwise_not(warped[..., 3])
@@ -1215,10 +1375,10 @@ def _blur(img: np.ndarray, rng: np.random.Generator, strength: float, scale: flo
     kind = rng.random()
     out = img
     if kind < 0.75:  # defocus
-        sigma = rng.uniform(0.4, 1.6) * strength * max(scale, 0.3)
+        sigma = rng.uniform(0.6, 1.8) * strength * max(scale, 0.6)
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     if kind >= 0.6:  # motion
-        length = max(2.0, rng.uniform(2.0, 8.0) * strength * max(scale, 0.3))
+        length = max(3.0, rng.uniform(3.0, 9.0) * strength * max(scale, 0.6))
         n = int(math.ceil(length)) | 1
         kernel = np.zeros((n, n), np.float32)
         a = rng.uniform(0.0, math.pi)
@@ -1269,8 +1429,8 @@ def _lighting_fields(
             pts = np.stack([1.0 - base[:, 1], base[:, 0]], axis=1)
         px = np.round(pts * np.array([lw - 1, lh - 1]) * 16).astype(np.int32)
         cv2.fillPoly(poly, [px], 1.0, cv2.LINE_AA, shift=4)
-        poly = cv2.GaussianBlur(poly, (0, 0), rng.uniform(0.02, 0.06) * max(lh, lw))
-        darkness = rng.uniform(0.15, 0.45) * s
+        poly = cv2.GaussianBlur(poly, (0, 0), rng.uniform(0.03, 0.08) * max(lh, lw))
+        darkness = rng.uniform(0.1, 0.35) * s
         shade = 1.0 - darkness * poly
         gain *= np.stack([shade * 0.97 + 0.03, shade, shade * 0.99 + 0.01], axis=2)  # shadows are a bit blue
     lift = np.full((lh, lw), rng.uniform(0.0, 18.0) * s, np.float32)  # flare lifts the blacks
@@ -1312,11 +1472,13 @@ def _streaks(img: np.ndarray, rng: np.random.Generator, strength: float, scale: 
         arr[:, a:b] = np.clip(seg + 0.5, 0, 255).astype(np.uint8)
 
 
+#: Quantiles of the standard normal distribution at the centres of 256 equal bins.
+_NORMAL_QUANTILES = np.array([NormalDist().inv_cdf((i + 0.5) / 256.0) for i in range(256)])
+
+
 def _gaussian_lut(sigma: float) -> np.ndarray:
     """256-entry table turning uniform random bytes into N(0, sigma^2) samples (float32)."""
-    from scipy.special import ndtri
-
-    return (sigma * ndtri((np.arange(256) + 0.5) / 256.0)).astype(np.float32)
+    return (sigma * _NORMAL_QUANTILES).astype(np.float32)
 
 
 def _noise(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
@@ -1359,7 +1521,8 @@ def _camera(
         gain, lift = _lighting_fields(rng, s.lighting, out_h, out_w)
         gain *= (1.0 - lift / 255.0)[..., None]  # flare lifts the blacks and lowers the contrast
         img = _apply_gain(img, cv2.resize(_u16_gain(gain), (out_w, out_h), interpolation=cv2.INTER_LINEAR))
-        lift = cv2.resize(np.clip(lift + 0.5, 0, 255).astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        lift = np.clip(lift + 0.5, 0, 255).astype(np.uint8)
+        lift = cv2.resize(lift, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
         img = cv2.add(img, cv2.merge([lift, lift, lift]))
     if s.streaks > 0:
         img = np.ascontiguousarray(img)

@@ -1,0 +1,139 @@
+"""Layout finding and trace extraction on exact heat maps rasterised from rendered pages.
+
+These check the stages after the network: given a perfect trace map, rows, layout, boxes and
+signals must come back right.  The network's own quality is measured by the benchmark.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgstudio import extract, layout
+from ecgstudio.metrics import score_record
+from ecgstudio.model.data import trace_heatmap
+from ecgstudio.model.net import CANONICAL_PX_PER_MM
+from ecgstudio.paper import get_layout
+from ecgstudio.results import Calibration, Signals
+from ecgstudio.synth.render import PageStyle, render_page
+from ecgstudio.synth.simulate import simulate_ecg
+
+DPI = 25.4 * CANONICAL_PX_PER_MM
+
+
+def oracle_digitize(page, requested: str = "auto") -> tuple[Signals, object]:
+    """Run the post-network stages on the page's exact trace heat map."""
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    chosen = layout.choose_layout(rows, requested)
+    rows = layout.match_rows(rows, chosen)
+    cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, page.style.mm_per_s, page.style.mm_per_mv)
+    x0 = float(np.median([r.x_start for r in rows]))
+    width_s = float(np.median([r.x_end - r.x_start for r in rows])) / cal.px_per_s
+    page_layout = chosen.with_duration(round(width_s, 1))
+    boxes = layout.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
+    spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 100.0
+    baselines = [r.baseline_y for r in rows]
+    lines = {k: extract.path_polyline(extract.trace_row(prob, baseline_y=r.baseline_y, spacing=spacing,
+                                                         x_start=int(r.x_start), x_end=int(r.x_end),
+                                                         neighbours=extract.neighbour_baselines(baselines, k)))
+             for k, r in enumerate(rows)}
+    traces = tuple(extract.cut_trace(*lines[b.row], b) for b in boxes)
+    signals = extract.assemble_signals(boxes, traces, cal, fs=500.0, duration_s=page_layout.duration_s,
+                                       x0=x0, px_per_s=cal.px_per_s)
+    return signals, page_layout
+
+
+@pytest.mark.parametrize("name", ["3x4+1", "3x4", "6x2", "6x2+1", "12x1", "2x1"])
+def test_layout_is_found_from_rows(name: str) -> None:
+    page = render_page(style=PageStyle(layout=name, dpi=DPI, mm_per_mv=5 if name == "12x1" else 10), seed=2)
+    _, found = oracle_digitize(page)
+    assert found.name == name
+
+
+def test_exact_map_gives_high_snr_on_a_real_record(shared_data) -> None:
+    from ecgstudio.io.signals import read_signals
+
+    record = read_signals(shared_data / "signals" / "ptb-xl" / "00100_hr")
+    page = render_page(record, style=PageStyle(layout="3x4+1", dpi=DPI), seed=3)
+    signals, found = oracle_digitize(page)
+    score = score_record(page.signals, signals, layout=found)
+    assert score.mean_snr_db > 14.0
+    assert min(s.snr_db for s in score.leads.values()) > 8.0
+
+
+def test_simulated_pages_recover_timing() -> None:
+    rng = np.random.default_rng(1)
+    record = simulate_ecg(rng, duration_s=10.5, fs=500.0, heart_rate_bpm=70.0)
+    page = render_page(record, style=PageStyle(layout="6x2", dpi=DPI), seed=4, t_offset_s=0.0)
+    signals, found = oracle_digitize(page)
+    score = score_record(page.signals, signals, layout=found)
+    assert score.mean_snr_db > 14.0
+    assert all(abs(s.lag_s) <= 0.02 for s in score.leads.values())
+
+
+def test_smooth_signal_comes_back_at_its_amplitude() -> None:
+    t = np.arange(5250) / 500.0
+    wave = 0.8 * np.sin(2 * np.pi * 1.3 * t) + 0.3 * np.sin(2 * np.pi * 3.1 * t)
+    page = render_page(Signals(np.tile(wave[:, None], (1, 12)), 500.0),
+                       style=PageStyle(layout="3x4+1", dpi=DPI), seed=4, t_offset_s=0.0)
+    signals, found = oracle_digitize(page)
+    ii, est = page.signals.lead("II"), signals.lead("II")[: len(page.signals.mv)]
+    ok = np.isfinite(est)
+    assert ok.mean() > 0.98
+    assert np.std(est[ok]) == pytest.approx(np.std(ii[ok]), rel=0.02)
+
+
+def test_overlapping_rows_keep_each_trace_on_its_own_lead() -> None:
+    rng = np.random.default_rng(7)
+    record = simulate_ecg(rng, duration_s=10.5, fs=500.0, heart_rate_bpm=80.0, r_amplitude_mv=1.4,
+                          noise_mv=0.0, mains_mv=0.0, baseline_wander_mv=0.0)
+    # At 20 mm/mV the QRS complexes (28 mm R, plus S) reach towards the neighbouring rows (45 mm apart).
+    page = render_page(record, style=PageStyle(layout="3x4+1", dpi=DPI, mm_per_mv=20), seed=5, t_offset_s=0.0)
+    signals, found = oracle_digitize(page, "3x4+1")
+    score = score_record(page.signals, signals, layout=found)
+    assert score.mean_snr_db > 10.0
+
+
+def test_inverted_lead_is_read_back_with_its_sign(shared_data) -> None:
+    from ecgstudio.io.signals import read_signals
+
+    record = read_signals(shared_data / "signals" / "ptb-xl" / "00100_hr")
+    page = render_page(record, style=PageStyle(layout="cabrera-3x4+1", dpi=DPI), seed=6)
+    signals, found = oracle_digitize(page, "cabrera-3x4+1")
+    score = score_record(page.signals, signals, layout=found)
+    assert score.leads["aVR"].pearson_r > 0.8
+
+
+def test_gaps_become_nan_with_low_confidence() -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI), seed=8)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    row = rows[0]
+    a = int(row.x_start + 200)
+    prob[:, a:a + 60] = 0.0  # a faded stretch
+    path = extract.trace_row(prob, baseline_y=row.baseline_y, spacing=150.0, x_start=int(row.x_start),
+                             x_end=int(row.x_end))
+    xy, conf = extract.path_polyline(path)
+    gap = (xy[:, 0] >= a + 2) | ~np.isfinite(xy[:, 0])
+    missing = ~np.isfinite(xy[:, 1])
+    assert missing.sum() >= 55
+    assert np.all(conf[missing] == 0)
+    assert gap.any()
+
+
+def test_no_traces_is_not_an_ecg() -> None:
+    from ecgstudio.errors import NotAnEcgError
+
+    with pytest.raises(NotAnEcgError, match="no ECG traces"):
+        layout.find_rows(np.zeros((600, 900), np.float32), px_per_mm=CANONICAL_PX_PER_MM)
+
+
+def test_pulse_height_sets_the_gain() -> None:
+    for gain in (5.0, 10.0, 20.0):
+        page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, mm_per_mv=gain, pulse="start"), seed=9)
+        prob = trace_heatmap(page.traces, page.image.shape[:2])
+        rows = layout.match_rows(layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM), get_layout("3x4+1"))
+        dark = layout.ink_mask(page.image)
+        height = layout.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
+        assert layout.gain_from_pulse(height, 10.0) == gain
