@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 from scipy.signal import find_peaks
 
 from .errors import LayoutError, NotAnEcgError
@@ -64,7 +64,9 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         up = min(15 * px_per_mm, (y - peaks[k - 1]) / 2 if k > 0 else 15 * px_per_mm)
         down = min(15 * px_per_mm, (peaks[k + 1] - y) / 2 if k + 1 < len(peaks) else 15 * px_per_mm)
         band = ink[max(0, int(y - up)): int(y + down) + 1]
-        cols = np.flatnonzero(band.any(axis=0))
+        # Columns in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored.
+        covered = uniform_filter1d(band.any(axis=0).astype(np.float32), size=max(3, int(3 * px_per_mm)))
+        cols = np.flatnonzero(covered > 0.6)
         if len(cols) < 0.15 * w:  # a trace covers most of the page width
             continue
         x_start, x_end = _extent(cols, gap=int(15 * px_per_mm))
@@ -103,9 +105,11 @@ def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     n = len(rows)
     if n in LAYOUT_BY_ROWS:
         return get_layout(LAYOUT_BY_ROWS[n])
-    nearest = min(LAYOUT_BY_ROWS, key=lambda k: (abs(k - n), -k))
-    log.warning("%d rows found; no standard layout has that many, using %s", n, LAYOUT_BY_ROWS[nearest])
-    return get_layout(LAYOUT_BY_ROWS[nearest])
+    # Extra rows are usually text or a stray mark: take the largest layout that fits, and
+    # match_rows keeps its strongest rows.
+    fits = max(k for k in LAYOUT_BY_ROWS if k <= n)
+    log.warning("%d rows found; no standard layout has that many, using %s", n, LAYOUT_BY_ROWS[fits])
+    return get_layout(LAYOUT_BY_ROWS[fits])
 
 
 def match_rows(rows: list[Row], layout: Layout) -> list[Row]:

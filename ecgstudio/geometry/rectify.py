@@ -27,6 +27,7 @@ from .grid import (
     _downscale,
     _grid_from_signal,
     _line_angles,
+    _parabola_peak,
     _profiles,
     as_rgb,
     line_signal,
@@ -245,7 +246,7 @@ def _ink_mask(rgb: np.ndarray) -> np.ndarray:
     v = cv2.max(cv2.max(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
     k = max(5, int(max(v.shape) / 100) | 1)
     bh = cv2.morphologyEx(v, cv2.MORPH_BLACKHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    hist = np.cumsum(np.bincount(bh.ravel(), minlength=256)) / bh.size
+    hist = np.cumsum(cv2.calcHist([bh], [0], None, [256], [0, 256]).ravel()) / bh.size
     t = max(25, int(np.searchsorted(hist, 0.96)))
     return (bh > t).astype(np.uint8)
 
@@ -275,12 +276,13 @@ def _orientation(ink: np.ndarray) -> tuple[float, float]:
     return math.log((best_r + 1e-6) / (best_c + 1e-6)), best_a
 
 
-def _polarity(ink: np.ndarray) -> float:
-    """In [-1, 1]: vote of trace windows whose largest excursion from the baseline is upward.
+def _polarity(ink: np.ndarray) -> tuple[float, int]:
+    """Vote in [-1, 1] of trace windows whose largest excursion from the baseline is upward.
 
     Most leads' QRS complexes point up (lead II, I, aVF, V4-V6 and the rhythm strip), and
     calibration pulses always do; on an upside-down page the votes flip.  PTB-XL records put
-    the per-page majority the right way for about 83 % of 12-lead pages.
+    the per-page majority the right way for about 83 % of 12-lead pages.  Returns the vote and
+    the number of windows that voted.
     """
     h, w = ink.shape
     n, lab, st, _ = cv2.connectedComponentsWithStats(cv2.dilate(ink, np.ones((3, 3), np.uint8)),
@@ -291,7 +293,7 @@ def _polarity(ink: np.ndarray) -> float:
     prof = trace.sum(axis=1).astype(np.float64)
     prof = np.convolve(prof, np.ones(3) / 3.0, mode="same")
     if prof.max() <= 0:
-        return 0.0
+        return 0.0, 0
     gap = max(3, h // 16)
     peaks = []
     for y in np.argsort(prof)[::-1]:
@@ -318,7 +320,13 @@ def _polarity(ink: np.ndarray) -> float:
                 continue
             votes += float(np.sign(up - down))
             count += 1
-    return votes / count if count else 0.0
+    return (votes / count if count else 0.0), count
+
+
+#: An upside-down verdict needs this clear a majority of downward windows ...
+_FLIP_VOTE = 0.3
+#: ... among at least this many voting windows; otherwise the page is kept as it is.
+_FLIP_MIN_WINDOWS = 12
 
 
 def quarter_turn(image: np.ndarray) -> int:
@@ -363,8 +371,8 @@ def quarter_turn(image: np.ndarray) -> int:
         uh, uw = upright.shape
         m = cv2.getRotationMatrix2D(((uw - 1) / 2.0, (uh - 1) / 2.0), -angle, 1.0)
         upright = cv2.warpAffine(upright, m, (uw, uh), flags=cv2.INTER_NEAREST)
-    pol = _polarity(upright)
-    if pol < 0:
+    pol, count = _polarity(upright)
+    if pol <= -_FLIP_VOTE and count >= _FLIP_MIN_WINDOWS:
         k += 2
     return 90 * (k % 4)
 
@@ -472,21 +480,15 @@ def _family_angle(strip: np.ndarray, centre: float, column: bool) -> tuple[float
     sharper the best profile is than the median one.
     """
     idx = 1 if column else 0
-    coarse = centre + np.arange(-10.0, 10.01, 1.0)
+    coarse = centre + np.arange(-10.0, 10.01, 2.0)
     sc = np.array([_profiles(strip, a, 1.0)[idx] for a in coarse])
     med = float(np.median(sc))
     i = int(np.argmax(sc))
     if med <= 0 or sc[i] < 2.0 * med:
         return float(coarse[i]), 0.0
-    fine = coarse[i] + np.arange(-1.0, 1.01, 0.2)
+    fine = coarse[i] + np.arange(-2.0, 2.01, 0.4)
     sf = np.array([_profiles(strip, a, 1.0)[idx] for a in fine])
-    j = int(np.argmax(sf))
-    a = float(fine[j])
-    if 0 < j < len(fine) - 1:
-        den = sf[j - 1] - 2 * sf[j] + sf[j + 1]
-        if den < 0:
-            a += float(np.clip(0.5 * (sf[j - 1] - sf[j + 1]) / den, -0.5, 0.5)) * 0.2
-    return a, float(sc[i] / med - 1.0)
+    return _parabola_peak(fine, sf), float(sc[i] / med - 1.0)
 
 
 def _strip_lines(g: np.ndarray, ah0: float, av0: float, n: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -532,8 +534,11 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
     which is sent to infinity (affine rectification).  The remaining shear and aspect are left
     to the deskew and grid steps.
     """
+    small, fs = _downscale(g, _STRIP_SIDE)
+    hor, ver = _strip_lines(small, ah0, av0)
+    hor[:, :2] /= fs
+    ver[:, :2] /= fs
     h, w = g.shape
-    hor, ver = _strip_lines(g, ah0, av0)
     scale = 2.0 / max(h, w)
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
     vps = []
@@ -584,6 +589,8 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
 
 #: Working size of the searches (longer side, pixels).
 _WORK_SIDE = 1000
+#: Size at which local line directions are measured for perspective.
+_STRIP_SIDE = 500
 
 
 def _letter_guess(width_px: int) -> float:

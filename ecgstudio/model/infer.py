@@ -8,8 +8,8 @@ import torch
 from .net import TraceNet
 
 #: Pages with more pixels than this are processed in overlapping tiles.
-TILE = 1024
-OVERLAP = 64
+TILE = 2048
+OVERLAP = 96
 
 
 @torch.no_grad()
