@@ -14,7 +14,15 @@ class ImageSizeError(EcgStudioError):
 
 
 class NotAnEcgError(EcgStudioError):
-    """The image does not look like an ECG page (no grid, no traces)."""
+    """The image does not look like an ECG page (no grid, no traces).
+
+    The message always starts with "no ECG found", whichever stage raised it.
+    """
+
+    def __init__(self, message: str) -> None:
+        if not message.lower().startswith("no ecg found"):
+            message = f"no ECG found: {message}"
+        super().__init__(message)
 
 
 class LayoutError(EcgStudioError):

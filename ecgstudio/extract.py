@@ -270,3 +270,49 @@ def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], cali
         ok = (idx >= 0) & (idx < n)
         mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
     return Signals(mv, fs)
+
+
+def signals_from_traces(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
+                        fs: float, duration_s: float) -> Signals:
+    """12-lead signals re-derived from (possibly edited) boxes and traces in any pixel frame.
+
+    Unlike :func:`assemble_signals`, which maps every box with one page-wide ``x0``, each box
+    maps its own points: a point at ``x`` is at time ``t_start_s + (x - x0) / px_per_s`` of
+    that box, so boxes and traces in input-image coordinates (as in a
+    :class:`~ecgstudio.results.Digitization`) give the same signals as in the canonical frame.
+    Samples outside ``[t_start_s, t_start_s + duration_s)`` of a box are not taken from it; as
+    in :func:`assemble_signals`, each lead comes from its longest box and the baseline of a
+    trace is its median row.
+
+    Parameters
+    ----------
+    boxes, traces : tuple
+        Aligned lead boxes and pixel traces (``traces[k]`` lies in ``boxes[k]``).
+    calibration : Calibration
+        Pixel scale, paper speed and gain of the frame the boxes and traces are in.
+    fs : float
+        Output sampling frequency in Hz.
+    duration_s : float
+        Record length in seconds; the result has ``round(duration_s * fs)`` samples.
+
+    Returns
+    -------
+    Signals
+        ``(n_samples, 12)`` float64 mV, NaN where no box shows a lead or a trace has a gap.
+    """
+    if len(boxes) != len(traces):
+        raise ValueError(f"{len(boxes)} boxes but {len(traces)} traces; they must be aligned")
+    n = int(round(duration_s * fs))
+    mv = np.full((n, len(LEAD_NAMES)), np.nan)
+    best: dict[str, int] = {}
+    for k, box in enumerate(boxes):
+        if box.lead in LEAD_NAMES and (box.lead not in best or box.duration_s > boxes[best[box.lead]].duration_s):
+            best[box.lead] = k
+    px_per_s = calibration.px_per_s
+    for lead, k in best.items():
+        box = boxes[k]
+        idx, values = trace_samples(traces[k], box, calibration, fs=fs,
+                                    x0=box.x0 - box.t_start_s * px_per_s, px_per_s=px_per_s)
+        ok = (idx >= 0) & (idx < n)
+        mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
+    return Signals(mv, fs)

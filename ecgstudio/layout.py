@@ -56,7 +56,7 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     ink = trace_prob > threshold
     profile = gaussian_filter1d(trace_prob.sum(axis=1), sigma=1.0 * px_per_mm)
     if profile.max() <= 0:
-        raise NotAnEcgError("no ECG traces found on this page; check that it is an ECG and that the whole page is visible")
+        raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
     peaks, _ = find_peaks(profile, distance=max(1, int(6 * px_per_mm)), prominence=0.15 * profile.max())
     rows = []
     for k, y in enumerate(peaks):
@@ -65,15 +65,22 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         down = min(15 * px_per_mm, (peaks[k + 1] - y) / 2 if k + 1 < len(peaks) else 15 * px_per_mm)
         band = ink[max(0, int(y - up)): int(y + down) + 1]
         # Columns in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored.
-        covered = uniform_filter1d(band.any(axis=0).astype(np.float32), size=max(3, int(3 * px_per_mm)))
+        raw = band.any(axis=0)
+        window = max(3, int(3 * px_per_mm))
+        covered = uniform_filter1d(raw.astype(np.float32), size=window)
         cols = np.flatnonzero(covered > 0.6)
         if len(cols) < 0.15 * w:  # a trace covers most of the page width
             continue
         x_start, x_end = _extent(cols, gap=int(15 * px_per_mm))
+        # The smoothing trims the ends; take them back from the raw coverage nearby.
+        near_start = np.flatnonzero(raw[max(0, x_start - window):x_start + 1])
+        near_end = np.flatnonzero(raw[x_end:x_end + window + 1])
+        x_start = max(0, x_start - window) + int(near_start[0]) if len(near_start) else x_start
+        x_end = x_end + int(near_end[-1]) if len(near_end) else x_end
         strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
         rows.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength))
     if not rows:
-        raise NotAnEcgError("no ECG traces found on this page; check that it is an ECG and that the whole page is visible")
+        raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
     return rows
 
 
@@ -121,23 +128,15 @@ def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
     return keep
 
 
-def time_axis(rows: list[Row], layout: Layout, calibration: Calibration) -> tuple[float, float]:
-    """Pixel x of time 0 and pixels per second for the page.
-
-    The rows' common horizontal extent fixes where time starts; the grid-based ``px_per_s``
-    is kept unless the extent disagrees with it by more than 10 % (wrong speed or scale),
-    in which case the extent wins.
-    """
-    starts = np.array([r.x_start for r in rows])
-    ends = np.array([r.x_end for r in rows])
-    x0 = float(np.median(starts))
-    width = float(np.median(ends) - x0)
-    px_per_s = calibration.px_per_s
-    measured = width / layout.duration_s
-    if not 0.9 < measured / px_per_s < 1.1:
-        log.warning("trace width suggests %.1f px/s, grid says %.1f px/s; using the trace width", measured, px_per_s)
-        px_per_s = measured
-    return x0, px_per_s
+def page_duration_s(rows: list[Row], calibration: Calibration, *, nominal_s: float = 10.0) -> float:
+    """Seconds shown across the page: 10 s at 25 mm/s (5 s at 50 mm/s) unless the traces' width
+    disagrees by more than 10 %, in which case their width (to the nearest 0.5 s) is used."""
+    expected = nominal_s * 25.0 / calibration.mm_per_s
+    measured = float(np.median([r.x_end - r.x_start for r in rows])) / calibration.px_per_s
+    if abs(measured - expected) <= 0.1 * expected:
+        return expected
+    log.warning("traces span %.2f s, not the usual %.1f s; using the measured span", measured, expected)
+    return max(0.5, round(measured * 2) / 2)
 
 
 def lead_boxes(rows: list[Row], layout: Layout, *, x0: float, px_per_s: float) -> tuple[LeadBox, ...]:

@@ -129,8 +129,7 @@ class Digitizer:
             gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
         cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, speed, gain)
         x0 = float(np.median([r.x_start for r in rows]))
-        width_s = float(np.median([r.x_end - r.x_start for r in rows])) / cal.px_per_s
-        page_layout = chosen.with_duration(round(width_s, 1))
+        page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
         boxes = layout_stage.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
         stage("layout", 0.75)
 

@@ -29,8 +29,7 @@ def oracle_digitize(page, requested: str = "auto") -> tuple[Signals, object]:
     rows = layout.match_rows(rows, chosen)
     cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, page.style.mm_per_s, page.style.mm_per_mv)
     x0 = float(np.median([r.x_start for r in rows]))
-    width_s = float(np.median([r.x_end - r.x_start for r in rows])) / cal.px_per_s
-    page_layout = chosen.with_duration(round(width_s, 1))
+    page_layout = chosen.with_duration(layout.page_duration_s(rows, cal))
     boxes = layout.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
     spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 100.0
     baselines = [r.baseline_y for r in rows]
@@ -125,7 +124,7 @@ def test_gaps_become_nan_with_low_confidence() -> None:
 def test_no_traces_is_not_an_ecg() -> None:
     from ecgstudio.errors import NotAnEcgError
 
-    with pytest.raises(NotAnEcgError, match="no ECG traces"):
+    with pytest.raises(NotAnEcgError, match="^no ECG found: no traces"):
         layout.find_rows(np.zeros((600, 900), np.float32), px_per_mm=CANONICAL_PX_PER_MM)
 
 

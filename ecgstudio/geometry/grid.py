@@ -448,16 +448,22 @@ def _axis_scale(profile: np.ndarray, length_px: int) -> _AxisScale:
 
     # 1. The pattern fundamental: the lowest sub-harmonic f_peak/d all of whose multiples
     #    below f_peak are present (d = 5 when f_peak is the 1 mm line and the 5 mm lines
-    #    stand out; d = 1 when f_peak is the 5 mm line itself).
-    d_best = 1
+    #    stand out; d = 1 when f_peak is the 5 mm line itself).  Below 2 px/mm the 1 mm lines
+    #    alias: f_peak may then be the alias of 1 - f_peak, and (1 - f_peak)/5 the 5 mm line.
+    d_best, f0, aliased = 1, f_peak, False
     for d in range(2, 11):
         if all(present(f_peak * j / d) for j in range(1, d)):
-            d_best = d
-    f0 = f_peak / d_best
+            d_best, f0 = d, f_peak / d
+    if d_best < 5 and f_peak > 0.3:
+        f_alias = (1.0 - f_peak) / 5.0
+        if all(present(f_alias * j) for j in range(1, 5)):
+            f0, aliased = f_alias, True
 
     # 2. Is f0 the 5 mm period (its 5th harmonic boosted by the minor lines) or ambiguous?
     minor = False
-    if present(5 * f0):
+    if aliased:
+        minor = True
+    elif present(5 * f0):
         neighbours = [v for v in (sp.peak(4 * f0), sp.peak(6 * f0)) if np.isfinite(v) and v > 0]
         if neighbours:
             ratio = sp.peak(5 * f0) / float(np.exp(np.mean(np.log(neighbours))))
@@ -468,6 +474,7 @@ def _axis_scale(profile: np.ndarray, length_px: int) -> _AxisScale:
         # A single line family that would make the image implausibly wide (> 450 mm of paper)
         # as 5 mm lines: it is the 1 mm grid without visible major emphasis.
         f_major, minor = f0 / 5.0, True
+    minor = minor and not aliased
 
     # 3. Refine the major fundamental with its significant harmonics.
     ks_all = np.arange(1, int(0.5 / f_major) + 1, dtype=np.float64)

@@ -480,13 +480,13 @@ def _family_angle(strip: np.ndarray, centre: float, column: bool) -> tuple[float
     sharper the best profile is than the median one.
     """
     idx = 1 if column else 0
-    coarse = centre + np.arange(-10.0, 10.01, 2.0)
+    coarse = centre + np.arange(-10.0, 10.01, 1.0)
     sc = np.array([_profiles(strip, a, 1.0)[idx] for a in coarse])
     med = float(np.median(sc))
     i = int(np.argmax(sc))
     if med <= 0 or sc[i] < 2.0 * med:
         return float(coarse[i]), 0.0
-    fine = coarse[i] + np.arange(-2.0, 2.01, 0.4)
+    fine = coarse[i] + np.arange(-1.0, 1.01, 0.25)
     sf = np.array([_profiles(strip, a, 1.0)[idx] for a in fine])
     return _parabola_peak(fine, sf), float(sc[i] / med - 1.0)
 
@@ -508,21 +508,56 @@ def _strip_lines(g: np.ndarray, ah0: float, av0: float, n: int = 5) -> tuple[np.
     return np.array(hor), np.array(ver)
 
 
-def _vanishing_point(pts: np.ndarray, dirs: np.ndarray, wts: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares vanishing point of lines through ``pts`` along ``dirs`` (normalised coords).
+def _vanishing_point(pts: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares vanishing point of lines through ``pts`` along unit ``dirs``.
 
-    Returns the homogeneous point (unit norm) and the ratio of the residual with a finite point
-    to that of the best parallel family (small ratio: clear convergence).
+    Returns the homogeneous point (unit norm) and each line's angular residual in degrees
+    (the angle between the line and the direction from its point to the vanishing point).
     """
     normals = np.stack([-dirs[:, 1], dirs[:, 0]], axis=1)
     c = -(normals * pts).sum(axis=1)
-    lines = np.hstack([normals, c[:, None]]) * np.sqrt(wts)[:, None]
-    _, s, vt = np.linalg.svd(lines, full_matrices=False)
+    _, _, vt = np.linalg.svd(np.hstack([normals, c[:, None]]), full_matrices=False)
     v = vt[-1]
-    # Best parallel family: a point at infinity (v_z = 0), i.e. 2-D fit on the normals.
-    _, s2, _ = np.linalg.svd(lines[:, :2], full_matrices=False)
-    ratio = float(s[-1] / max(s2[-1], 1e-12))
-    return v, ratio
+    if abs(v[2]) < 1e-9:
+        to_v = np.repeat(v[None, :2], len(pts), axis=0)
+    else:
+        to_v = v[:2] / v[2] - pts
+    to_v = to_v / np.maximum(np.linalg.norm(to_v, axis=1, keepdims=True), 1e-12)
+    cross = to_v[:, 0] * dirs[:, 1] - to_v[:, 1] * dirs[:, 0]
+    return v, np.degrees(np.abs(np.arcsin(np.clip(cross, -1.0, 1.0))))
+
+
+def _family_vp(arr: np.ndarray, centre: np.ndarray, scale: float,
+               horizontal: bool) -> tuple[np.ndarray, bool] | None:
+    """Vanishing point of one line family from strip measurements; None when unreliable.
+
+    Returns ``(point, converging)``; a point at infinity along the mean direction when the
+    family is parallel within the measurement noise.  One outlying strip is dropped.
+    """
+    ok = arr[:, 3] > 0
+    if ok.sum() < 4:
+        return None
+    sel = np.flatnonzero(ok)
+    for _ in range(2):
+        th = np.radians(arr[sel, 2])
+        if horizontal:
+            dirs = np.stack([np.cos(th), -np.sin(th)], axis=1)
+        else:
+            dirs = np.stack([np.sin(th), np.cos(th)], axis=1)
+        pts = (arr[sel, :2] - centre) * scale
+        v, resid = _vanishing_point(pts, dirs)
+        worst = int(np.argmax(resid))
+        if len(sel) > 4 and resid[worst] > max(0.3, 3.0 * float(np.median(resid))):
+            sel = np.delete(sel, worst)
+            continue
+        break
+    spread = float(np.ptp(arr[sel, 2]))
+    if spread > 0.5 and float(resid.max()) < 0.25 * spread:
+        return v, True
+    if float(resid.max()) > 1.0 and spread > 1.0:
+        return None  # inconsistent directions (curl, clutter): leave the page alone
+    mean_dir = dirs.mean(axis=0)
+    return np.array([mean_dir[0], mean_dir[1], 0.0]), False
 
 
 def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | None:
@@ -535,39 +570,18 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
     to the deskew and grid steps.
     """
     small, fs = _downscale(g, _STRIP_SIDE)
+    small = cv2.GaussianBlur(small, (0, 0), 0.8)  # evens out the interpolation blur of rotations
     hor, ver = _strip_lines(small, ah0, av0)
     hor[:, :2] /= fs
     ver[:, :2] /= fs
     h, w = g.shape
     scale = 2.0 / max(h, w)
     centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    vps = []
-    converging = False
-    for arr, horizontal in ((hor, True), (ver, False)):
-        ok = arr[:, 3] > 0
-        if ok.sum() < 4:
-            return None
-        th = np.radians(arr[ok, 2])
-        if horizontal:
-            dirs = np.stack([np.cos(th), -np.sin(th)], axis=1)
-        else:
-            dirs = np.stack([np.sin(th), np.cos(th)], axis=1)
-        pts = (arr[ok, :2] - centre) * scale
-        v, ratio = _vanishing_point(pts, dirs, np.ones(int(ok.sum())))
-        # A family converges when its direction changes monotonically across the page.
-        pos = pts[:, 1] if horizontal else pts[:, 0]
-        slope = np.polyfit(pos, arr[ok, 2], 1)[0]
-        resid = arr[ok, 2] - np.polyval(np.polyfit(pos, arr[ok, 2], 1), pos)
-        change = abs(slope) * float(np.ptp(pos))
-        if change > 0.5 and change > 4.0 * float(np.abs(resid).max()):
-            converging = True
-        else:
-            mean_dir = dirs.mean(axis=0)
-            v = np.array([mean_dir[0], mean_dir[1], 0.0])
-        vps.append(v)
-    if not converging:
+    fam_h = _family_vp(hor, centre, scale, True)
+    fam_v = _family_vp(ver, centre, scale, False)
+    if fam_h is None or fam_v is None or not (fam_h[1] or fam_v[1]):
         return None
-    horizon = np.cross(vps[0], vps[1])
+    horizon = np.cross(fam_h[0], fam_v[0])
     if abs(horizon[2]) < 1e-12:
         return None
     horizon = horizon / horizon[2]
@@ -590,7 +604,7 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
 #: Working size of the searches (longer side, pixels).
 _WORK_SIDE = 1000
 #: Size at which local line directions are measured for perspective.
-_STRIP_SIDE = 500
+_STRIP_SIDE = 700
 
 
 def _letter_guess(width_px: int) -> float:

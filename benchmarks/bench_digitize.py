@@ -1,0 +1,95 @@
+"""Digitize every page of a pairs table, score it, and report accuracy by kind, speed and memory.
+
+Run: python benchmarks/bench_digitize.py [--pairs ../shared/data/pairs.csv] [--out runs/bench]
+     [--model models/tracenet.pt] [--threads 2] [--photos] [--limit N]
+
+Predictions are written as WFDB under ``OUT/pred/<pair key>``; overlays of the real photos
+(no truth) go to ``OUT/photos`` with ``--photos``.  The table printed at the end is what
+BENCHMARKS.md records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgstudio.batch import write_png
+from ecgstudio.errors import EcgStudioError
+from ecgstudio.evaluate import evaluate, format_report, read_pairs
+from ecgstudio.io.images import read_image
+from ecgstudio.io.writers import write_wfdb
+from ecgstudio.overlay import draw_overlay
+from ecgstudio.pipeline import DigitizeOptions, Digitizer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", default=str(SHARED / "pairs.csv"))
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--photos", action="store_true", help="also digitize the real photos without truth")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    out = Path(args.out)
+    pred_dir = out / "pred"
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    for old in pred_dir.glob("*"):
+        old.unlink()
+    digitizer = Digitizer(args.model)
+    pairs = read_pairs(args.pairs)
+    if args.limit:
+        pairs = pairs[: args.limit]
+    seconds, failures = [], []
+    for pair in pairs:
+        image = read_image(pair.image_path)
+        t0 = time.perf_counter()
+        try:
+            result = digitizer.digitize(image, DigitizeOptions())
+        except EcgStudioError as exc:
+            failures.append(f"{pair.image}: {exc}")
+            continue
+        seconds.append(time.perf_counter() - t0)
+        write_wfdb(result.signals, pred_dir, pair.key)
+        write_png(out / "overlays" / f"{pair.key}.png", draw_overlay(image, result))
+
+    report = evaluate(pred_dir, args.pairs)
+    print(format_report(report, per_image=True))
+    print()
+    print(f"model: {digitizer.card.version} ({digitizer.card.sha256[:12]}), torch threads: {args.threads}, "
+          f"device: {digitizer.device}")
+    print(f"seconds per page (digitize only, image already read): median {np.median(seconds):.2f}, "
+          f"p90 {np.percentile(seconds, 90):.2f}, max {np.max(seconds):.2f} over {len(seconds)} pages")
+    print(f"peak resident memory of the process: {peak_rss_mb():.0f} MB")
+    for failure in failures:
+        print(f"FAILED {failure}")
+
+    if args.photos:
+        photo_dir = SHARED / "ecg-image-kit" / "sample-data" / "ecg-images"
+        ok = 0
+        for path in sorted(photo_dir.glob("ecg000*")):
+            try:
+                image = read_image(path)
+                result = digitizer.digitize(image, DigitizeOptions())
+                write_png(out / "photos" / f"{path.stem}.png", draw_overlay(image, result))
+                ok += 1
+            except EcgStudioError as exc:
+                print(f"photo {path.name}: {exc}")
+        print(f"real images without truth digitized: {ok}; overlays in {out / 'photos'}")
+
+
+if __name__ == "__main__":
+    main()

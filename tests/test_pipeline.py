@@ -1,0 +1,170 @@
+"""The digitizing engine end to end, with the shipped model: pages in, calibrated signals out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecgstudio.cli import main
+from ecgstudio.errors import ImageSizeError, ModelError, NotAnEcgError, UnreadableImageError
+from ecgstudio.io.images import read_image
+from ecgstudio.io.signals import read_signals
+from ecgstudio.metrics import score_record
+from ecgstudio.model.weights import DEFAULT_MODEL, load_model
+from ecgstudio.paper import LEAD_NAMES, get_layout
+from ecgstudio.pipeline import DigitizeOptions, Digitizer
+from ecgstudio.synth.damage import DamageSettings
+from ecgstudio.synth.render import PageStyle, render_page
+
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample_scan.jpg"
+SAMPLE_TRUTH = SAMPLE.with_name("sample_scan_truth")
+
+
+@pytest.fixture(scope="module")
+def digitizer() -> Digitizer:
+    return Digitizer()
+
+
+@pytest.fixture(scope="module")
+def sample_result(digitizer):
+    return digitizer.digitize(read_image(SAMPLE))
+
+
+def test_sample_scan_gives_twelve_calibrated_leads(sample_result) -> None:
+    r = sample_result
+    assert r.layout == "3x4+1"
+    assert len(r.boxes) == 13 and len(r.traces) == 13
+    assert r.signals.lead_names == LEAD_NAMES
+    assert r.signals.fs == 500 and r.signals.mv.shape == (5000, 12)
+    # The page is a 279.4 mm letter page scanned at 2038 px: about 7.3 px/mm.
+    assert r.calibration.px_per_mm_x == pytest.approx(2038 / 279.4, rel=0.02)
+    assert r.calibration.mm_per_s == 25 and r.calibration.mm_per_mv == 10
+    # Lead II comes from the rhythm strip: all 10 s.
+    assert np.isfinite(r.signals.lead("II")).mean() > 0.9
+    # Short leads only where the layout plots them.
+    v1 = r.signals.lead("V1")
+    t = r.signals.time_s()
+    assert np.isnan(v1[t < 4.9]).all() and np.isfinite(v1[(t > 5.1) & (t < 7.4)]).mean() > 0.9
+    assert set(r.confidence) == set(LEAD_NAMES)
+    assert r.model_version and r.timings_s["segmentation"] > 0
+
+
+def test_sample_scan_matches_its_ground_truth(sample_result) -> None:
+    score = score_record(read_signals(SAMPLE_TRUTH), sample_result.signals, layout=get_layout("3x4+1"))
+    assert score.mean_snr_db > 8.0
+    assert score.mean_pearson_r > 0.8
+
+
+def test_boxes_and_traces_are_in_scan_coordinates(sample_result) -> None:
+    image = read_image(SAMPLE)
+    h, w = image.shape[:2]
+    dark = image.min(axis=2) < 150
+    for box, trace in zip(sample_result.boxes, sample_result.traces):
+        assert 0 <= box.x0 < box.x1 <= w and 0 <= box.y0 < box.y1 <= h
+        pts = trace.xy[np.isfinite(trace.xy).all(axis=1)]
+        ys, xs = np.round(pts[:, 1]).astype(int), np.round(pts[:, 0]).astype(int)
+        near_ink = np.zeros(len(pts), bool)
+        for dy in range(-2, 3):
+            near_ink |= dark[np.clip(ys + dy, 0, h - 1), np.clip(xs, 0, w - 1)]
+        assert near_ink.mean() > 0.85, box.lead
+
+
+def test_rendered_page_round_trip(digitizer) -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=200, grid_color="pink"), seed=21,
+                       damage=DamageSettings(rotation=0.3, blur=0.3, noise=0.3, jpeg=0.3))
+    result = digitizer.digitize(page.image)
+    assert result.layout == "3x4+1"
+    score = score_record(page.signals, result.signals, layout=page.layout)
+    assert score.mean_snr_db > 8.0
+
+
+def test_layout_and_gain_overrides(digitizer) -> None:
+    page = render_page(style=PageStyle(layout="6x2", dpi=150, mm_per_mv=20, pulse="none"), seed=5)
+    result = digitizer.digitize(page.image, DigitizeOptions(layout="6x2", mm_per_mv=20, fs=250))
+    assert result.layout == "6x2" and result.calibration.mm_per_mv == 20
+    assert result.signals.fs == 250
+    score = score_record(page.signals, result.signals, layout=page.layout)
+    assert score.mean_pearson_r > 0.7
+
+
+def test_blank_page_is_not_an_ecg(digitizer) -> None:
+    with pytest.raises(NotAnEcgError, match="^no ECG found"):
+        digitizer.digitize(np.full((1200, 1600, 3), 250, np.uint8))
+
+
+def test_photo_of_something_else_is_not_an_ecg(digitizer) -> None:
+    rng = np.random.default_rng(0)
+    # Smooth blobs of colour, like a photo of a room: no grid, no traces.
+    small = rng.integers(0, 255, (12, 16, 3)).astype(np.uint8)
+    photo = cv2.resize(small, (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    with pytest.raises(NotAnEcgError, match="^no ECG found"):
+        digitizer.digitize(photo)
+
+
+def test_tiny_image_is_refused(digitizer) -> None:
+    with pytest.raises(ImageSizeError, match="too small"):
+        digitizer.digitize(np.full((60, 80, 3), 255, np.uint8))
+
+
+@pytest.mark.slow
+def test_fifty_megapixel_scan_is_digitized(digitizer) -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=200), seed=2)
+    huge = cv2.resize(page.image, None, fx=3.7, fy=3.7, interpolation=cv2.INTER_LINEAR)
+    assert huge.shape[0] * huge.shape[1] > 48e6
+    result = digitizer.digitize(huge)
+    assert result.image_size == huge.shape[:2]
+    assert result.calibration.px_per_mm_x == pytest.approx(200 / 25.4 * 3.7, rel=0.02)
+
+
+def test_corrupt_weights_are_refused(tmp_path) -> None:
+    weights = tmp_path / "model.pt"
+    shutil.copy(DEFAULT_MODEL, weights)
+    shutil.copy(DEFAULT_MODEL.with_suffix(".json"), weights.with_suffix(".json"))
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="do not match their card"):
+        load_model(weights)
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_cli_digitizes_files_and_folders_and_reports_failures(tmp_path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SAMPLE, inputs / "scan.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=150), seed=4)
+    pdf = inputs / "two.pdf"
+    pil = Image.fromarray(page.image)
+    pil.save(pdf, save_all=True, append_images=[pil], resolution=150)
+    out = tmp_path / "out"
+    code = main(["digitize", str(inputs), "--out", str(out), "--format", "wfdb,csv,json", "--overlay", "-q"])
+    assert code == 1  # one file failed, the rest went on
+    for stem in ("scan", "two_p1", "two_p2"):
+        assert (out / f"{stem}.hea").is_file() and (out / f"{stem}.dat").is_file()
+        assert (out / f"{stem}.csv").is_file() and (out / f"{stem}.json").is_file()
+        assert (out / f"{stem}_overlay.png").is_file()
+    signals = read_signals(out / "scan.hea")
+    assert signals.lead_names == LEAD_NAMES and signals.fs == 500
+    assert not (out / "broken.hea").exists()
+
+
+def test_cli_explains_an_unreadable_file(tmp_path, capsys) -> None:
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes(SAMPLE.read_bytes()[:2000])
+    assert main(["digitize", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "truncated" in err and "Traceback" not in err
+
+
+def test_unreadable_image_error_names_the_file(tmp_path) -> None:
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    with pytest.raises(UnreadableImageError, match="empty.png"):
+        read_image(bad)
