@@ -119,6 +119,44 @@ def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     return get_layout(LAYOUT_BY_ROWS[fits])
 
 
+def boundary_evidence(text_prob: np.ndarray, rows: list[Row], *, px_per_mm: float,
+                      fractions: tuple[float, ...] = (0.25, 0.5, 0.75)) -> np.ndarray:
+    """How strongly each row shows a lead change (a lead name or separator) at each fraction of
+    its width: ``(n_rows, n_fractions)`` in [0, 1], the text probability near that point."""
+    h, w = text_prob.shape
+    out = np.zeros((len(rows), len(fractions)))
+    for i, row in enumerate(rows):
+        y0 = int(max(0, row.baseline_y - 12 * px_per_mm))
+        y1 = int(min(h, row.baseline_y + 8 * px_per_mm))
+        for j, f in enumerate(fractions):
+            x = row.x_start + f * (row.x_end - row.x_start)
+            x0, x1 = int(max(0, x - 1.5 * px_per_mm)), int(min(w, x + 8 * px_per_mm))
+            if x1 > x0 and y1 > y0:
+                out[i, j] = float(text_prob[y0:y1, x0:x1].max())
+    return out
+
+
+def refine_layout(layout: Layout, evidence: np.ndarray, fractions: tuple[float, ...] = (0.25, 0.5, 0.75)) -> Layout:
+    """Among standard layouts with as many rows as ``layout``, the one whose lead changes best
+    match the ``evidence`` of :func:`boundary_evidence` (e.g. 6x2 against 3x4+3)."""
+    candidates = [lay for lay in LAYOUTS.values() if lay.n_rows == layout.n_rows and not lay.name.startswith("cabrera")]
+    if len(candidates) < 2:
+        return layout
+
+    def agreement(lay: Layout) -> float:
+        expected = np.zeros_like(evidence)
+        for cell in lay.cells:
+            for j, f in enumerate(fractions):
+                if cell.col > 0 and abs(cell.t_start_s / lay.duration_s - f) < 0.01:
+                    expected[cell.row, j] = 1.0
+        return float(-np.abs(expected - evidence).sum())
+
+    best = max(candidates, key=agreement)
+    if best.name != layout.name:
+        log.info("lead changes on the page fit %s better than %s", best.name, layout.name)
+    return best
+
+
 def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
     """Pick ``layout.n_rows`` rows: the strongest ones, in top-to-bottom order."""
     if len(rows) < layout.n_rows:

@@ -120,6 +120,9 @@ class Digitizer:
         rows = layout_stage.find_rows(trace_prob, px_per_mm=CANONICAL_PX_PER_MM)
         chosen = layout_stage.choose_layout(rows, options.layout)
         rows = layout_stage.match_rows(rows, chosen)
+        if options.layout == "auto":
+            evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=CANONICAL_PX_PER_MM)
+            chosen = layout_stage.refine_layout(chosen, evidence)
         speed = options.mm_per_s or 25.0
         if options.mm_per_mv:
             gain = options.mm_per_mv

@@ -136,3 +136,14 @@ def test_pulse_height_sets_the_gain() -> None:
         dark = layout.ink_mask(page.image)
         height = layout.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
         assert layout.gain_from_pulse(height, 10.0) == gain
+
+
+@pytest.mark.parametrize("name", ["6x2", "3x4+3"])
+def test_six_rows_are_told_apart_by_where_leads_change(name: str) -> None:
+    page = render_page(style=PageStyle(layout=name, dpi=DPI, lead_labels=True), seed=12)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert len(rows) == 6
+    text = page.masks.text.astype(np.float32)
+    evidence = layout.boundary_evidence(text, rows, px_per_mm=CANONICAL_PX_PER_MM)
+    assert layout.refine_layout(get_layout("6x2"), evidence).name == name

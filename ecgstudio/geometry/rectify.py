@@ -412,7 +412,7 @@ def find_paper(image: np.ndarray) -> np.ndarray | None:
     The paper is taken as the largest bright region (Otsu threshold on a blurred, 640 px copy,
     closed to bridge the grid and the ink); its convex hull is simplified to four corners,
     which must be convex, cover 20-97 % of the image, enclose a brighter area than their
-    outside and have no edge lying on the image border.
+    outside and lie inside the frame (no corner on the image border).
     """
     rgb = as_rgb(image)
     small, f = _downscale(rgb, 640)
@@ -444,12 +444,11 @@ def find_paper(image: np.ndarray) -> np.ndarray | None:
     if cv2.contourArea(quad.astype(np.float32)) > 1.15 * cv2.contourArea(hull):
         return None
     quad = _order_corners(quad)
+    # Every corner inside the frame: a corner on the border is where the sheet was cut off.
     tol = max(3.0, 0.01 * max(h, w))
-    for i in range(4):
-        a, b = quad[i], quad[(i + 1) % 4]
-        for axis, lim in ((0, 0.0), (0, w - 1.0), (1, 0.0), (1, h - 1.0)):
-            if abs(a[axis] - lim) < tol and abs(b[axis] - lim) < tol:
-                return None
+    if (quad[:, 0].min() < tol or quad[:, 1].min() < tol or quad[:, 0].max() > w - 1 - tol
+            or quad[:, 1].max() > h - 1 - tol):
+        return None
     inside = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(inside, quad.round().astype(np.int32), 1)
     if inside.all() or not inside.any():

@@ -147,6 +147,10 @@ class PageStyle:
             paper_rgb=tuple(int(v) for v in tint),
             fade=float(rng.uniform(0, 1)) if rng.random() < 0.2 else 0.0,
         )
+        colors = GRID_COLORS[style["grid_color"]]
+        if colors is not None and rng.random() < 0.35:  # tinted paper, e.g. pink ECG paper
+            k = float(rng.uniform(0.2, 0.6))
+            style["paper_rgb"] = tuple(int(round(255 - k * (255 - c))) for c in colors[0])
         style.update(fixed)
         return cls(**style)
 
