@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 
 from . import extract, layout as layout_stage
-from .errors import ImageSizeError, NotAnEcgError
+from .errors import ImageSizeError
 from .geometry import rectify
 from .io.images import MIN_SIDE_PX
 from .model.infer import predict_maps
 from .model.net import CANONICAL_PX_PER_MM
 from .model.weights import ModelCard, load_model
-from .paper import PAPER_SIZES_MM
-from .results import Calibration, Digitization, LeadBox, PageMasks, Trace
+from .paper import PAPER_SIZES_MM, Layout
+from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 
 log = logging.getLogger(__name__)
 
@@ -117,49 +117,19 @@ class Digitizer:
         trace_prob, text_prob = maps[0], maps[1]
         stage("segmentation", 0.7)
 
-        rows = layout_stage.find_rows(trace_prob, px_per_mm=CANONICAL_PX_PER_MM)
-        chosen = layout_stage.choose_layout(rows, options.layout)
-        rows = layout_stage.match_rows(rows, chosen)
-        if options.layout == "auto":
-            evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=CANONICAL_PX_PER_MM)
-            chosen = layout_stage.refine_layout(chosen, evidence)
-        speed = options.mm_per_s or 25.0
-        if options.mm_per_mv:
-            gain = options.mm_per_mv
-        else:
-            dark = layout_stage.ink_mask(canon) | (text_prob > 0.5)
-            pulse_mm = layout_stage.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
-            gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
-        cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, speed, gain)
-        x0 = float(np.median([r.x_start for r in rows]))
-        page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
-        boxes = layout_stage.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
-        stage("layout", 0.75)
-
-        spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 40 * CANONICAL_PX_PER_MM
-        row_lines = {}
-        baselines = [r.baseline_y for r in rows]
-        for k, row in enumerate(rows):
-            path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
-                                     x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)),
-                                     neighbours=extract.neighbour_baselines(baselines, k))
-            row_lines[k] = extract.path_polyline(path)
-        traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
-        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
-                                           x0=x0, px_per_s=cal.px_per_s)
-        confidence = _lead_confidence(boxes, traces)
-        stage("extraction", 0.95)
+        page_result = analyse_maps(trace_prob, text_prob, layout_stage.ink_mask(canon), options)
+        stage("layout and extraction", 0.95)
 
         from_canon = np.linalg.inv(to_canon)
-        masks = _masks_in_input(trace_prob, text_prob, boxes, from_canon, (h, w))
+        masks = _masks_in_input(trace_prob, text_prob, page_result.boxes, from_canon, (h, w))
         result = Digitization(
             image_size=(h, w),
-            layout=page_layout.name,
-            calibration=cal.scaled(1.0 / scale),
-            boxes=tuple(_map_box(b, from_canon) for b in boxes),
-            traces=tuple(Trace(t.lead, _map_points(from_canon, t.xy), t.confidence) for t in traces),
-            signals=signals,
-            confidence=confidence,
+            layout=page_result.layout.name,
+            calibration=page_result.calibration.scaled(1.0 / scale),
+            boxes=tuple(_map_box(b, from_canon) for b in page_result.boxes),
+            traces=tuple(Trace(t.lead, _map_points(from_canon, t.xy), t.confidence) for t in page_result.traces),
+            signals=page_result.signals,
+            confidence=page_result.confidence,
             masks=masks,
             model_version=self.card.version,
             timings_s=timings,
@@ -167,6 +137,60 @@ class Digitizer:
         stage("done", 1.0)
         result.timings_s.update(timings)
         return result
+
+
+@dataclass(frozen=True, eq=False)
+class PageAnalysis:
+    """Layout, boxes, traces and signals of a page, in the pixel frame of the analysed maps."""
+
+    layout: Layout
+    calibration: Calibration
+    boxes: tuple[LeadBox, ...]
+    traces: tuple[Trace, ...]
+    signals: Signals
+    confidence: dict[str, float]
+
+
+def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
+                 options: DigitizeOptions = DigitizeOptions(), *,
+                 px_per_mm: float = CANONICAL_PX_PER_MM) -> PageAnalysis:
+    """The stages after segmentation: rows, layout, calibration, boxes, traces and signals.
+
+    Parameters
+    ----------
+    trace_prob, text_prob : ndarray, shape (H, W), float in [0, 1]
+        Trace centre-line and non-signal-ink probabilities of a page at ``px_per_mm``.
+    ink : ndarray, shape (H, W), bool
+        Dark ink of the page (for calibration pulses).
+    """
+    rows = layout_stage.find_rows(trace_prob, px_per_mm=px_per_mm)
+    chosen = layout_stage.choose_layout(rows, options.layout)
+    rows = layout_stage.match_rows(rows, chosen)
+    if options.layout == "auto":
+        evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=px_per_mm)
+        chosen = layout_stage.refine_layout(chosen, evidence)
+    if options.mm_per_mv:
+        gain = options.mm_per_mv
+    else:
+        pulse_mm = layout_stage.find_pulse_height_mm(ink | (text_prob > 0.5), rows, px_per_mm=px_per_mm)
+        gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
+    cal = Calibration(px_per_mm, px_per_mm, options.mm_per_s or 25.0, gain)
+    x0 = float(np.median([r.x_start for r in rows]))
+    page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
+    boxes = layout_stage.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
+
+    baselines = [r.baseline_y for r in rows]
+    spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm
+    row_lines = []
+    for k, row in enumerate(rows):
+        path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
+                                 x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)),
+                                 neighbours=extract.neighbour_baselines(baselines, k))
+        row_lines.append(extract.path_polyline(path))
+    traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
+    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
+                                       x0=x0, px_per_s=cal.px_per_s)
+    return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))
 
 
 def _px_per_mm_without_grid(image: np.ndarray) -> float:
@@ -233,4 +257,4 @@ def digitize(image: np.ndarray, *, layout: str = "auto", fs: float = 500.0, mm_p
     return _DEFAULT[key].digitize(image, DigitizeOptions(layout, fs, mm_per_s, mm_per_mv))
 
 
-__all__ = ["DigitizeOptions", "Digitizer", "digitize", "NotAnEcgError"]
+__all__ = ["DigitizeOptions", "Digitizer", "PageAnalysis", "analyse_maps", "digitize"]

@@ -14,7 +14,8 @@ from ecgstudio.metrics import score_record
 from ecgstudio.model.data import trace_heatmap
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.paper import get_layout
-from ecgstudio.results import Calibration, Signals
+from ecgstudio.pipeline import DigitizeOptions, analyse_maps
+from ecgstudio.results import Signals
 from ecgstudio.synth.render import PageStyle, render_page
 from ecgstudio.synth.simulate import simulate_ecg
 
@@ -22,25 +23,11 @@ DPI = 25.4 * CANONICAL_PX_PER_MM
 
 
 def oracle_digitize(page, requested: str = "auto") -> tuple[Signals, object]:
-    """Run the post-network stages on the page's exact trace heat map."""
+    """Run the post-network stages on the page's exact trace heat map and text mask."""
     prob = trace_heatmap(page.traces, page.image.shape[:2])
-    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
-    chosen = layout.choose_layout(rows, requested)
-    rows = layout.match_rows(rows, chosen)
-    cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, page.style.mm_per_s, page.style.mm_per_mv)
-    x0 = float(np.median([r.x_start for r in rows]))
-    page_layout = chosen.with_duration(layout.page_duration_s(rows, cal))
-    boxes = layout.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
-    spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if len(rows) > 1 else 100.0
-    baselines = [r.baseline_y for r in rows]
-    lines = {k: extract.path_polyline(extract.trace_row(prob, baseline_y=r.baseline_y, spacing=spacing,
-                                                         x_start=int(r.x_start), x_end=int(r.x_end),
-                                                         neighbours=extract.neighbour_baselines(baselines, k)))
-             for k, r in enumerate(rows)}
-    traces = tuple(extract.cut_trace(*lines[b.row], b) for b in boxes)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=500.0, duration_s=page_layout.duration_s,
-                                       x0=x0, px_per_s=cal.px_per_s)
-    return signals, page_layout
+    options = DigitizeOptions(layout=requested, mm_per_s=page.style.mm_per_s, mm_per_mv=page.style.mm_per_mv)
+    result = analyse_maps(prob, page.masks.text.astype(np.float32), layout.ink_mask(page.image), options)
+    return result.signals, result.layout
 
 
 @pytest.mark.parametrize("name", ["3x4+1", "3x4", "6x2", "6x2+1", "12x1", "2x1"])

@@ -360,25 +360,6 @@ def _harmonic_sum(power: np.ndarray, nfft: float, freqs: np.ndarray, ks: np.ndar
     return np.interp(bins, np.arange(len(power)), power).sum(axis=1)
 
 
-def _peak_power(power: np.ndarray, nfft: float, f: float, halfwidth_bins: float) -> float:
-    """Power within ``halfwidth_bins`` of frequency ``f`` (aliased), summed."""
-    c = _alias(np.array([f]))[0] * nfft
-    lo = max(0, int(math.floor(c - halfwidth_bins)))
-    hi = min(len(power), int(math.ceil(c + halfwidth_bins)) + 1)
-    return float(power[lo:hi].sum()) if hi > lo else 0.0
-
-
-def _floor_power(power: np.ndarray, nfft: float, f: float, halfwidth_bins: float) -> float:
-    """Median power in a band around ``f`` excluding its main lobe (the local noise floor)."""
-    c = _alias(np.array([f]))[0] * nfft
-    w = 12 * halfwidth_bins
-    lo = max(0, int(c - w))
-    hi = min(len(power), int(c + w) + 1)
-    band = np.concatenate([power[lo:max(lo, int(c - 2 * halfwidth_bins))],
-                           power[min(hi, int(c + 2 * halfwidth_bins) + 1):hi]])
-    return float(np.median(band)) if band.size else float(np.median(power))
-
-
 class _Spectrum:
     """Power spectrum of a line-signal profile with peak measurements."""
 

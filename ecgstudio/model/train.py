@@ -18,10 +18,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..errors import EcgStudioError
 from ..io.atomic import atomic_path
+from ..layout import ink_mask
 from ..synth.batch import RecordPool
-from .data import random_crops, render_training_page
-from .net import NetConfig, TraceNet, count_parameters
+from ..synth.render import PageStyle, SynthPage, render_page
+from .data import random_crops, render_training_page, training_damage
+from .infer import predict_maps
+from .net import CANONICAL_PX_PER_MM, NetConfig, TraceNet, count_parameters
 from .weights import ModelCard, save_model
 
 log = logging.getLogger(__name__)
@@ -97,6 +101,37 @@ def validation_set(config: TrainConfig, records: RecordPool) -> list[tuple[np.nd
     return batches
 
 
+def validation_pages(config: TrainConfig, records: RecordPool) -> list[SynthPage]:
+    """Whole pages at the canonical scale with their truth, for the validation SNR."""
+    rng = np.random.default_rng([config.seed, 104729])
+    pages = []
+    for k in range(config.val_pages):
+        style = PageStyle.random(rng, dpi=25.4 * CANONICAL_PX_PER_MM, layout="3x4+1" if k % 2 == 0 else None)
+        pages.append(render_page(records.pick(rng), style=style, damage=training_damage(rng, 0.3),
+                                 seed=int(rng.integers(2**31))))
+    return pages
+
+
+def validation_snr(model: TraceNet, pages: list[SynthPage], device: torch.device) -> float:
+    """Mean per-lead SNR (dB) of whole-page digitizations of the validation pages; a page that
+    fails to digitize counts as 0 dB."""
+    from ..metrics import score_record
+    from ..pipeline import DigitizeOptions, analyse_maps
+
+    model.eval()
+    scores = []
+    for page in pages:
+        maps = predict_maps(model, page.image, device=device)
+        options = DigitizeOptions(mm_per_s=page.style.mm_per_s)
+        try:
+            result = analyse_maps(maps[0], maps[1], ink_mask(page.image), options)
+            scores.append(score_record(page.signals, result.signals, layout=page.layout).mean_snr_db)
+        except EcgStudioError:
+            scores.append(0.0)
+    model.train()
+    return float(np.mean(scores))
+
+
 @torch.no_grad()
 def evaluate_crops(model: TraceNet, batches, device: torch.device) -> dict:
     """Validation loss, and precision/recall of the ridge at 0.5."""
@@ -156,6 +191,7 @@ def train(
     records = _records(config)
     rng = np.random.default_rng([config.seed, state.step])
     val = validation_set(config, records)
+    val_pages = validation_pages(config, records)
     log.info("training %d-parameter TraceNet on %s, %d real records (+ simulated)", count_parameters(model),
              device, len(records))
     buffer: list[tuple[np.ndarray, np.ndarray]] = []
@@ -187,6 +223,7 @@ def train(
         metrics = {"loss": float(np.mean(running[-50:])), "lr": _lr(config, state.step)}
         if state.step % config.val_every == 0 or state.step == config.steps:
             metrics.update(evaluate_crops(model, val, device))
+            metrics["val_snr_db"] = validation_snr(model, val_pages, device)
             metrics.update(step=state.step, seconds=time.perf_counter() - t0)
             state.history.append(metrics)
             log.info("step %d: %s", state.step, {k: round(v, 4) for k, v in metrics.items()})
@@ -200,7 +237,8 @@ def train(
             break
 
     model.eval()
-    final = state.history[-1] if state.history else evaluate_crops(model, val, device)
+    final = state.history[-1] if state.history else {**evaluate_crops(model, val, device),
+                                                      "val_snr_db": validation_snr(model, val_pages, device)}
     card = ModelCard(
         version=f"tracenet-{time.strftime('%Y%m%d-%H%M%S')}",
         net=model.config,
