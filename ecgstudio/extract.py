@@ -31,6 +31,7 @@ class ExtractConfig:
     gap_cost: float = 3.0  # per column left empty
     enter_gap_cost: float = 4.0  # to start or end a gap
     baseline_weight: float = 6.0  # penalty per row spacing beyond half a spacing from the own baseline
+    text_weight: float = 4.0  # penalty for a segment on non-signal ink (probability 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,13 +79,15 @@ def _crossing(col: np.ndarray, i: int, step: int, threshold: float) -> float:
 
 def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: int, x_end: int,
               neighbours: tuple[float | None, float | None] = (None, None),
+              text_prob: np.ndarray | None = None,
               config: ExtractConfig = ExtractConfig()) -> RowPath:
     """Viterbi search for one row's trace between columns ``x_start`` and ``x_end`` (inclusive).
 
     ``neighbours`` are the baselines of the rows above and below.  Simultaneous leads have
     their QRS complexes in the same columns, so a neighbour's tall stroke can merge with this
     row's ink into one segment; a segment reaching a neighbour's baseline is cut at the
-    midline between the two rows.
+    midline between the two rows.  Where ``text_prob`` (non-signal ink: lead names, pulses,
+    printed text) is high at a segment's peak, the segment is penalised.
     """
     h = prob.shape[0]
     y_lo = int(max(0, baseline_y - 1.6 * spacing))
@@ -118,6 +121,10 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
     near = np.where(inside, 0.0, near)
     excess = np.nan_to_num(np.maximum(0.0, near / spacing - 0.5), nan=0.0)  # empty slots stay at inf
     emission = emission + config.baseline_weight * excess
+    if text_prob is not None:
+        cols = np.arange(x_start, x_end + 1)[:, None].repeat(k, axis=1)
+        rows_ = np.clip(np.nan_to_num(np.round(peaks), nan=0).astype(int), 0, h - 1)
+        emission = emission + config.text_weight * np.where(valid, text_prob[rows_, cols], 0.0)
 
     # States 0..k-1: segments; state k: gap.
     inf = np.inf

@@ -185,7 +185,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
     for k, row in enumerate(rows):
         path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
                                  x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)),
-                                 neighbours=extract.neighbour_baselines(baselines, k))
+                                 neighbours=extract.neighbour_baselines(baselines, k), text_prob=text_prob)
         row_lines.append(extract.path_polyline(path))
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,

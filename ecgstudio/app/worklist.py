@@ -1,0 +1,367 @@
+"""The worklist: the pages to review, where their labels go, their status, filter and sort.
+
+Where labels go (one rule, shown in the status bar):
+
+* a folder opened as a worklist: ``<folder>/labels/``, mirroring sub-folders
+  (``<folder>/a/b.png`` -> ``<folder>/labels/a/b.labels.h5``);
+* single files (opened, dropped, or the sample): the user data folder,
+  ``<user_data_dir("ecgstudio")>/labels/<parent folder name>-<8 hex>/``, one sub-folder per
+  folder the files came from, so two ``scan.png`` from different folders never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView, \
+    QVBoxLayout, QWidget
+
+from ..io.images import collect_inputs
+from ..labels import LABEL_SUFFIX, LabelRecord, ReviewStatus
+from .document import PageRef
+
+log = logging.getLogger(__name__)
+
+STATUS_COLORS = {
+    ReviewStatus.NEW: "#6b6b6b",
+    ReviewStatus.PROPOSED: "#b35c00",
+    ReviewStatus.REVIEWED: "#1d7a2e",
+    ReviewStatus.CORRECTED: "#1f5fbf",
+}
+UNREADABLE = "unreadable"
+
+
+def user_labels_root() -> Path:
+    """``<user_data_dir("ecgstudio")>/labels``: where labels of single files go."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ecgstudio", appauthor=False)) / "labels"
+
+
+def labels_dir_for_file(path: Path, root: Path | None = None) -> Path:
+    """Label folder of a file opened on its own (see the module docstring)."""
+    parent = Path(os.path.abspath(path)).parent
+    tag = hashlib.sha256(str(parent).encode("utf-8")).hexdigest()[:8]
+    return (root or user_labels_root()) / f"{parent.name or 'root'}-{tag}"
+
+
+def labels_dir_for_folder_item(folder: Path, path: Path) -> Path:
+    """Label folder of a file found in a folder worklist: ``<folder>/labels/<relative sub-folder>``."""
+    rel = Path(os.path.relpath(Path(path).parent, folder))
+    return folder / "labels" if str(rel) == "." else folder / "labels" / rel
+
+
+def label_path_for_page(page: PageRef, labels_dir: Path) -> Path:
+    """``<labels_dir>/<page stem>.labels.h5`` (``<stem>_p<N>`` for pages of multi-page files)."""
+    return Path(labels_dir) / f"{page.stem}{LABEL_SUFFIX}"
+
+
+@dataclass
+class WorkItem:
+    """One page of the worklist and what its label file says."""
+
+    page: PageRef
+    labels_dir: Path
+    status: str = ReviewStatus.NEW.value
+    confidence: float | None = None
+    reviewer: str = ""
+
+    @property
+    def label_path(self) -> Path:
+        return label_path_for_page(self.page, self.labels_dir)
+
+    def refresh(self) -> None:
+        """Read status, reviewer and lowest lead confidence from the label file, if any."""
+        self.status, self.confidence, self.reviewer = peek_label(self.label_path)
+
+    def update_from(self, record: LabelRecord) -> None:
+        self.status = record.review.status.value
+        conf = list(record.digitization.confidence.values())
+        self.confidence = float(min(conf)) if conf else None
+        self.reviewer = record.review.reviewer
+
+
+def peek_label(path: Path) -> tuple[str, float | None, str]:
+    """``(status, lowest lead confidence, reviewer)`` of a label file, reading only those fields.
+
+    Reads the documented groups (``docs/labels.md``) directly so a folder of hundreds of pages
+    lists fast; :func:`ecgstudio.labels.load_labels` checks the whole file when it is opened.
+    """
+    if not path.is_file():
+        return ReviewStatus.NEW.value, None, ""
+    try:
+        with h5py.File(path, "r") as f:
+            status = f["review"].attrs["status"]
+            reviewer = f["review"].attrs.get("reviewer", "")
+            values = np.asarray(f["digitization/confidence/value"][()], dtype=float)
+        status = status.decode() if isinstance(status, bytes) else str(status)
+        reviewer = reviewer.decode() if isinstance(reviewer, bytes) else str(reviewer)
+        if status not in {s.value for s in ReviewStatus}:
+            return UNREADABLE, None, ""
+        return status, (float(values.min()) if values.size else None), reviewer
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        log.info("cannot peek at %s: %s", path, exc)
+        return UNREADABLE, None, ""
+
+
+def items_for_paths(paths: list[str | os.PathLike[str]], *, user_root: Path | None = None) -> list[WorkItem]:
+    """Worklist items for files and folders (folders are searched recursively, as in the CLI).
+
+    Raises
+    ------
+    UnreadableImageError
+        A path does not exist.
+    """
+    items: list[WorkItem] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for f in collect_inputs([p]):
+                if "labels" in f.relative_to(p).parts[:1]:
+                    continue
+                items.append(WorkItem(PageRef(f), labels_dir_for_folder_item(p, f)))
+        else:
+            for f in collect_inputs([p]):
+                items.append(WorkItem(PageRef(f), labels_dir_for_file(f, user_root)))
+    return [i for item in items for i in _expand_known_pages(item)]
+
+
+def _expand_known_pages(item: WorkItem) -> list[WorkItem]:
+    """Items for the pages of a multi-page file that already has label files (``<stem>_p<N>``)."""
+    stem = item.page.source.stem
+    found = sorted(item.labels_dir.glob(f"{stem}_p*{LABEL_SUFFIX}")) if item.labels_dir.is_dir() else []
+    numbers = []
+    for f in found:
+        tail = f.name[len(stem) + 2: -len(LABEL_SUFFIX)]
+        if tail.isdigit():
+            numbers.append(int(tail))
+    if not numbers or (item.label_path.is_file()):
+        return [item]
+    n = max(numbers)
+    return [WorkItem(PageRef(item.page.source, i, n), item.labels_dir) for i in range(n)]
+
+
+# ---------------------------------------------------------------------- Qt model and panel
+
+COLUMNS = ("File", "Status", "Confidence", "Reviewer")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class WorklistModel(QAbstractTableModel):
+    """The worklist items as a table (file, status, lowest lead confidence, reviewer)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.items: list[WorkItem] = []
+        self.current = -1
+
+    def set_items(self, items: list[WorkItem]) -> None:
+        self.beginResetModel()
+        self.items = list(items)
+        for item in self.items:
+            item.refresh()
+        self.current = -1
+        self.endResetModel()
+
+    def replace_item(self, row: int, new_items: list[WorkItem]) -> None:
+        """Replace one item by several (the pages of a multi-page file)."""
+        self.beginResetModel()
+        self.items[row:row + 1] = new_items
+        for item in new_items:
+            item.refresh()
+        self.endResetModel()
+
+    def item_changed(self, row: int) -> None:
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def set_current(self, row: int) -> None:
+        old, self.current = self.current, row
+        for r in (old, row):
+            if 0 <= r < len(self.items):
+                self.item_changed(r)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.items)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self.items[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return item.page.title
+            if col == 1:
+                return item.status
+            if col == 2:
+                return "" if item.confidence is None else f"{item.confidence:.2f}"
+            return item.reviewer
+        if role == SORT_ROLE:
+            if col == 0:
+                return str(item.page.source).lower() + f"#{item.page.page_index:05d}"
+            if col == 1:
+                order = [s.value for s in ReviewStatus] + [UNREADABLE]
+                return order.index(item.status) if item.status in order else len(order)
+            if col == 2:
+                return 2.0 if item.confidence is None else item.confidence  # unknown sorts last
+            return item.reviewer.lower()
+        if role == Qt.ItemDataRole.ForegroundRole and col == 1:
+            return QBrush(QColor(STATUS_COLORS.get(item.status, "#b00020")))
+        if role == Qt.ItemDataRole.FontRole and index.row() == self.current:
+            from PySide6.QtGui import QFont
+
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{item.page.source}\nlabels: {item.label_path}"
+        return None
+
+
+class WorklistFilter(QSortFilterProxyModel):
+    """Filters by status and by text in the file name; sorts on :data:`SORT_ROLE`."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.status = ""
+        self.text = ""
+        self.setSortRole(SORT_ROLE)
+
+    def set_status(self, status: str) -> None:
+        self._refilter("status", status)
+
+    def set_text(self, text: str) -> None:
+        self._refilter("text", text.lower())
+
+    def _refilter(self, name: str, value: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter() is deprecated there
+            self.beginFilterChange()
+            setattr(self, name, value)
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            setattr(self, name, value)
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+        item = self.sourceModel().items[row]
+        if self.status and item.status != self.status:
+            return False
+        return not self.text or self.text in item.page.title.lower()
+
+
+SORTS = {
+    "File name": (0, Qt.SortOrder.AscendingOrder),
+    "Lowest confidence first": (2, Qt.SortOrder.AscendingOrder),
+    "Status": (1, Qt.SortOrder.AscendingOrder),
+}
+
+
+class WorklistPanel(QWidget):
+    """Table of the worklist with a status filter, a name filter and a sort choice."""
+
+    activated = Signal(int)  # row in the model
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.model = WorklistModel(self)
+        self.proxy = WorklistFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.status_combo = QComboBox()
+        self.status_combo.addItem("All statuses", "")
+        for s in ReviewStatus:
+            self.status_combo.addItem(s.value.capitalize(), s.value)
+        self.status_combo.setToolTip("Show only pages with this review status")
+        self.sort_combo = QComboBox()
+        self.sort_combo.addItems(list(SORTS))
+        self.sort_combo.setToolTip("Order of the pages (or click a column header)")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Filter by file name")
+        self.search.setClearButtonEnabled(True)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, 3):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.status_combo)
+        top.addWidget(self.sort_combo)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.search)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.summary)
+        self.status_combo.currentIndexChanged.connect(lambda: self.proxy.set_status(self.status_combo.currentData()))
+        self.sort_combo.currentTextChanged.connect(self._sort)
+        self.search.textChanged.connect(self.proxy.set_text)
+        self.table.activated.connect(self._activate)
+        self.table.clicked.connect(self._activate)
+        self.model.modelReset.connect(self.update_summary)
+        self.model.dataChanged.connect(self.update_summary)
+
+    def _sort(self, name: str) -> None:
+        col, order = SORTS[name]
+        self.table.sortByColumn(col, order)
+
+    def _activate(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if row != self.model.current:
+            self.activated.emit(row)
+
+    def visible_rows(self) -> list[int]:
+        """Model rows in the order shown (filter and sort applied)."""
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def neighbour(self, row: int, step: int) -> int | None:
+        """The row shown ``step`` places after (or before) ``row``, or None at the end."""
+        rows = self.visible_rows()
+        if not rows:
+            return None
+        if row not in rows:
+            return rows[0] if step > 0 else rows[-1]
+        j = rows.index(row) + step
+        return rows[j] if 0 <= j < len(rows) else None
+
+    def show_current(self, row: int) -> None:
+        self.model.set_current(row)
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if index.isValid():
+            self.table.selectRow(index.row())
+            self.table.scrollTo(index)
+
+    def update_summary(self) -> None:
+        counts: dict[str, int] = {}
+        for item in self.model.items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        total = len(self.model.items)
+        parts = [f"{counts[s.value]} {s.value}" for s in ReviewStatus if counts.get(s.value)]
+        if counts.get(UNREADABLE):
+            parts.append(f"{counts[UNREADABLE]} unreadable")
+        self.summary.setText(f"{total} page{'s' if total != 1 else ''}: " + ", ".join(parts) if total else
+                             "No pages yet: open a scan or a folder.")
