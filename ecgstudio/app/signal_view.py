@@ -1,0 +1,198 @@
+"""The 12 signals on ECG paper (pyqtgraph): pink 1 mm / 5 mm grid at 25 mm/s and 10 mm/mV.
+
+Leads are stacked top to bottom in :data:`~ecgstudio.paper.LEAD_NAMES` order, each on its own
+baseline, against time in seconds; the aspect ratio is locked so a grid square is square, as on
+paper.  Blank stretches are samples the page does not show (or that were erased).  Red marks
+samples that come from low-confidence trace points.  Click a lead to select it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+
+from .document import Change, PageDocument
+
+ROW_MV = 2.5  # vertical distance between lead baselines, mV
+MM_PER_S, MM_PER_MV = 25.0, 10.0  # the look of the plot (not the page's calibration)
+PAPER = QColor(255, 250, 250)
+MINOR = QColor(250, 205, 215)
+MAJOR = QColor(235, 140, 165)
+INK = QColor(20, 20, 20)
+SELECTED = QColor(0, 80, 200)
+LOW = QColor(230, 30, 30, 150)
+
+
+def _grid_lines(x1: float, y0: float, y1: float, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical and horizontal segments (``connect='pairs'``) every ``dx`` s and ``dy`` mV."""
+    xs = np.arange(0.0, x1 + 1e-9, dx)
+    ys = np.arange(np.floor(y0 / dy) * dy, y1 + 1e-9, dy)
+    vx = np.repeat(xs, 2)
+    vy = np.tile([y0, y1], len(xs))
+    hx = np.tile([0.0, x1], len(ys))
+    hy = np.repeat(ys, 2)
+    return np.r_[vx, hx], np.r_[vy, hy]
+
+
+class SignalView(pg.PlotWidget):
+    """Stacked 12-lead plot of a :class:`~ecgstudio.app.document.PageDocument`'s signals."""
+
+    leadClicked = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent, background=PAPER)
+        self.document: PageDocument | None = None
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.showGrid(False, False)
+        plot.setLabel("bottom", "time", units="s")
+        vb = plot.getViewBox()
+        vb.setAspectLocked(True, ratio=MM_PER_S / MM_PER_MV)
+        vb.disableAutoRange()
+        vb.setMouseEnabled(x=True, y=True)
+        font = QFont()
+        font.setPointSize(10)
+        font.setBold(True)
+        left = plot.getAxis("left")
+        left.setStyle(tickFont=font, tickLength=0)
+        left.setTextPen(pg.mkPen(INK))
+        left.setPen(pg.mkPen(None))
+        plot.getAxis("bottom").setTextPen(pg.mkPen(INK))
+        self._minor = pg.PlotCurveItem(pen=pg.mkPen(MINOR, width=0.8), connect="pairs")
+        self._major = pg.PlotCurveItem(pen=pg.mkPen(MAJOR, width=1.2), connect="pairs")
+        for item in (self._minor, self._major):
+            item.setZValue(-10)
+            plot.addItem(item)
+        self._selection = pg.LinearRegionItem(orientation="horizontal", movable=False,
+                                              brush=pg.mkBrush(0, 80, 200, 22), pen=pg.mkPen(None))
+        self._selection.setZValue(-20)
+        self._selection.hide()
+        plot.addItem(self._selection)
+        self._curves: dict[str, pg.PlotCurveItem] = {}
+        self._lows: dict[str, pg.PlotCurveItem] = {}
+        self._names: tuple[str, ...] = ()
+        self._duration = 0.0
+        self._selected = ""
+        self.scene().sigMouseClicked.connect(self._clicked)
+
+    # ------------------------------------------------------------------ content
+
+    def set_document(self, document: PageDocument | None) -> None:
+        if self.document is not None:
+            self.document.changed.disconnect(self._on_changed)
+            self.document.selectionChanged.disconnect(self._on_selection)
+        self.document = document
+        plot = self.getPlotItem()
+        for item in list(self._curves.values()) + list(self._lows.values()):
+            plot.removeItem(item)
+        self._curves, self._lows = {}, {}
+        self._selected = ""
+        self._selection.hide()
+        if document is None:
+            self._names = ()
+            self._minor.setData([], [])
+            self._major.setData([], [])
+            return
+        document.changed.connect(self._on_changed)
+        document.selectionChanged.connect(self._on_selection)
+        self._names = document.lead_names
+        for name in self._names:
+            curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1.3), connect="finite", skipFiniteCheck=False)
+            low = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=4), connect="finite", skipFiniteCheck=False)
+            low.setZValue(1)
+            curve.setZValue(2)
+            plot.addItem(low)
+            plot.addItem(curve)
+            self._curves[name] = curve
+            self._lows[name] = low
+        left = plot.getAxis("left")
+        left.setTicks([[(self.offset(n), n) for n in self._names], []])
+        self._redraw_all()
+        self.reset_view()
+
+    def offset(self, lead: str) -> float:
+        """Baseline of a lead on the plot, mV."""
+        return -ROW_MV * self._names.index(lead)
+
+    def _redraw_all(self) -> None:
+        doc = self.document
+        duration = doc.n_samples / doc.fs
+        if duration != self._duration:
+            self._duration = duration
+            n = len(self._names)
+            y0, y1 = -ROW_MV * (n - 0.5) - 0.5, ROW_MV * 0.8
+            self._minor.setData(*_grid_lines(duration, y0, y1, 1 / MM_PER_S, 1 / MM_PER_MV))
+            self._major.setData(*_grid_lines(duration, y0, y1, 5 / MM_PER_S, 5 / MM_PER_MV))
+        for name in self._names:
+            self.update_lead(name)
+        self._on_selection(doc.selected)
+
+    def update_lead(self, lead: str) -> None:
+        """Redraw one lead from the document."""
+        doc = self.document
+        col = doc.column(lead)
+        t = doc.time_s()
+        y = col + self.offset(lead)
+        curve, low = self._curves[lead], self._lows[lead]
+        if np.isfinite(y).sum() >= 2:
+            curve.setData(t, y)
+        else:
+            curve.setData([], [])
+        mark = doc.low_confidence_samples(lead)
+        if mark.sum() >= 2:
+            low.setData(t, np.where(mark, y, np.nan))
+        else:
+            low.setData([], [])
+
+    def _on_changed(self, change: Change) -> None:
+        if change.leads is None or self.document.n_samples / self.document.fs != self._duration:
+            self._redraw_all()
+            return
+        leads = set(change.leads)
+        if change.traces:  # low-confidence marks follow the trace, even without a signal change
+            leads |= {self.document.boxes[k].lead for k in change.traces if k < len(self.document.boxes)}
+        for lead in leads:
+            if lead in self._curves:
+                self.update_lead(lead)
+        if change.boxes:
+            self._on_selection(self.document.selected)
+
+    def _on_selection(self, k: int) -> None:
+        doc = self.document
+        lead = doc.boxes[k].lead if doc is not None and 0 <= k < len(doc.boxes) else ""
+        if self._selected in self._curves:
+            self._curves[self._selected].setPen(pg.mkPen(INK, width=1.3))
+        self._selected = lead
+        if lead in self._curves:
+            self._curves[lead].setPen(pg.mkPen(SELECTED, width=2.2))
+            off = self.offset(lead)
+            self._selection.setRegion((off - ROW_MV / 2, off + ROW_MV / 2))
+            self._selection.show()
+        else:
+            self._selection.hide()
+
+    def reset_view(self) -> None:
+        """Show every lead over the whole record."""
+        if not self._names:
+            return
+        n = len(self._names)
+        self.getPlotItem().getViewBox().setRange(xRange=(0, max(self._duration, 0.1)),
+                                                 yRange=(-ROW_MV * (n - 0.5), ROW_MV * 0.6), padding=0.01)
+
+    @property
+    def selected_lead(self) -> str:
+        return self._selected
+
+    def _clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or not self._names or self.document is None:
+            return
+        vb = self.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        p = vb.mapSceneToView(event.scenePos())
+        row = int(round(-p.y() / ROW_MV))
+        if 0 <= row < len(self._names):
+            self.leadClicked.emit(self._names[row])
