@@ -209,22 +209,23 @@ def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
 
 
 def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: float,
-                  x0: float, px_per_s: float, baseline_y: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  baseline_y: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sample indices and mV values of one box's trace at ``fs``.
 
-    Time of a point is ``(x - x0) / px_per_s``; value is ``(baseline - y) / px_per_mv``
-    (negated for inverted leads).  Sample times falling in a gap, or not covered, are NaN.
+    The box is the time axis: its left edge ``x0`` is ``t_start_s`` and its right edge ``x1``
+    is ``t_start_s + duration_s``.  A point's value is ``(baseline - y) / px_per_mv`` (negated
+    for inverted leads) with the baseline at the trace's median level unless given.  Sample
+    times inside a gap of the polyline, or more than 0.75 px beyond its ends, are NaN.
     """
     n0 = int(np.ceil(box.t_start_s * fs - 1e-9))
     n1 = int(np.ceil((box.t_start_s + box.duration_s) * fs - 1e-9))
     idx = np.arange(n0, n1)
     values = np.full(len(idx), np.nan)
     xy = trace.xy
-    if len(xy) < 2:
-        return idx, values
-    t_pts = (xy[:, 0] - x0) / px_per_s
-    finite = np.isfinite(t_pts) & np.isfinite(xy[:, 1])
-    if finite.sum() < 2:
+    s_per_px = box.duration_s / box.width if box.width > 0 else 0.0
+    t_pts = box.t_start_s + (xy[:, 0] - box.x0) * s_per_px if len(xy) else np.zeros(0)
+    finite = np.isfinite(t_pts) & np.isfinite(xy[:, 1]) if len(xy) else np.zeros(0, bool)
+    if finite.sum() < 2 or s_per_px <= 0:
         return idx, values
     base = baseline_y if baseline_y is not None else float(np.nanmedian(xy[finite, 1]))
     v_pts = (base - xy[:, 1]) / calibration.px_per_mv
@@ -234,13 +235,10 @@ def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: f
     tf, vf = t_pts[finite], v_pts[finite]
     order = np.argsort(tf, kind="stable")
     tf, vf = tf[order], vf[order]
-    values = np.interp(t, tf, vf, left=np.nan, right=np.nan)
-    # NaN where the sample time falls inside a gap of the polyline.
-    gaps = _gap_spans(t_pts)
-    for a, b in gaps:
+    values = np.interp(t, tf, vf)
+    for a, b in _gap_spans(t_pts):
         values[(t > a) & (t < b)] = np.nan
-    # A sample more than half a column outside the covered range stays NaN (np.interp edges).
-    edge = 0.75 / px_per_s
+    edge = 0.75 * s_per_px
     values[(t < tf[0] - edge) | (t > tf[-1] + edge)] = np.nan
     return idx, values
 
@@ -264,8 +262,9 @@ def _gap_spans(t_pts: np.ndarray) -> list[tuple[float, float]]:
 
 
 def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
-                     fs: float, duration_s: float, x0: float, px_per_s: float) -> Signals:
-    """12-lead signals at ``fs``: each lead from its longest box (the rhythm strip wins)."""
+                     fs: float, duration_s: float) -> Signals:
+    """12-lead signals at ``fs`` from aligned boxes and traces: each lead from its longest box
+    (the rhythm strip wins); samples no box covers are NaN."""
     n = int(round(duration_s * fs))
     mv = np.full((n, len(LEAD_NAMES)), np.nan)
     best: dict[str, int] = {}
@@ -273,53 +272,7 @@ def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], cali
         if box.lead not in best or box.duration_s > boxes[best[box.lead]].duration_s:
             best[box.lead] = k
     for lead, k in best.items():
-        idx, values = trace_samples(traces[k], boxes[k], calibration, fs=fs, x0=x0, px_per_s=px_per_s)
-        ok = (idx >= 0) & (idx < n)
-        mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
-    return Signals(mv, fs)
-
-
-def signals_from_traces(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
-                        fs: float, duration_s: float) -> Signals:
-    """12-lead signals re-derived from (possibly edited) boxes and traces in any pixel frame.
-
-    Unlike :func:`assemble_signals`, which maps every box with one page-wide ``x0``, each box
-    maps its own points: a point at ``x`` is at time ``t_start_s + (x - x0) / px_per_s`` of
-    that box, so boxes and traces in input-image coordinates (as in a
-    :class:`~ecgstudio.results.Digitization`) give the same signals as in the canonical frame.
-    Samples outside ``[t_start_s, t_start_s + duration_s)`` of a box are not taken from it; as
-    in :func:`assemble_signals`, each lead comes from its longest box and the baseline of a
-    trace is its median row.
-
-    Parameters
-    ----------
-    boxes, traces : tuple
-        Aligned lead boxes and pixel traces (``traces[k]`` lies in ``boxes[k]``).
-    calibration : Calibration
-        Pixel scale, paper speed and gain of the frame the boxes and traces are in.
-    fs : float
-        Output sampling frequency in Hz.
-    duration_s : float
-        Record length in seconds; the result has ``round(duration_s * fs)`` samples.
-
-    Returns
-    -------
-    Signals
-        ``(n_samples, 12)`` float64 mV, NaN where no box shows a lead or a trace has a gap.
-    """
-    if len(boxes) != len(traces):
-        raise ValueError(f"{len(boxes)} boxes but {len(traces)} traces; they must be aligned")
-    n = int(round(duration_s * fs))
-    mv = np.full((n, len(LEAD_NAMES)), np.nan)
-    best: dict[str, int] = {}
-    for k, box in enumerate(boxes):
-        if box.lead in LEAD_NAMES and (box.lead not in best or box.duration_s > boxes[best[box.lead]].duration_s):
-            best[box.lead] = k
-    px_per_s = calibration.px_per_s
-    for lead, k in best.items():
-        box = boxes[k]
-        idx, values = trace_samples(traces[k], box, calibration, fs=fs,
-                                    x0=box.x0 - box.t_start_s * px_per_s, px_per_s=px_per_s)
+        idx, values = trace_samples(traces[k], boxes[k], calibration, fs=fs)
         ok = (idx >= 0) & (idx < n)
         mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
     return Signals(mv, fs)

@@ -175,9 +175,8 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
         pulse_mm = layout_stage.find_pulse_height_mm(ink | (text_prob > 0.5), rows, px_per_mm=px_per_mm)
         gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
     cal = Calibration(px_per_mm, px_per_mm, options.mm_per_s or 25.0, gain)
-    x0 = float(np.median([r.x_start for r in rows]))
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
-    boxes = layout_stage.lead_boxes(rows, page_layout, x0=x0, px_per_s=cal.px_per_s)
+    boxes = layout_stage.lead_boxes(rows, page_layout, px_per_s=cal.px_per_s)
 
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm
@@ -188,8 +187,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
                                  neighbours=extract.neighbour_baselines(baselines, k), text_prob=text_prob)
         row_lines.append(extract.path_polyline(path))
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
-                                       x0=x0, px_per_s=cal.px_per_s)
+    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))
 
 
