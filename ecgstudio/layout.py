@@ -177,27 +177,29 @@ def page_duration_s(rows: list[Row], calibration: Calibration, *, nominal_s: flo
     return max(0.5, round(measured * 2) / 2)
 
 
-def lead_boxes(rows: list[Row], layout: Layout, *, px_per_s: float) -> tuple[LeadBox, ...]:
+def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tuple[LeadBox, ...]:
     """Boxes for every cell of ``layout`` on the matched rows.
 
-    Each row gets its own time axis from its ends where they agree with the other rows' within
-    2 mm (on photos residual perspective shifts rows a little); a row whose end looks wrong
-    (a faded start, a pulse taken for trace) uses the median end of the rows instead.
+    The grid fixes the time scale: the page spans ``duration_s * px_per_s`` pixels.  Where it
+    starts is the consensus (median) of every row's start and of every row's end minus that
+    span, so one row's faded start or stray mark does not move the others.  A row whose own
+    width matches the span within 2 mm keeps its own ends (on photos, residual perspective
+    shifts and stretches rows a little).
     """
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
-    start = float(np.median([r.x_start for r in rows]))
-    end = float(np.median([r.x_end for r in rows]))
-    tolerance = 2.0 * px_per_s / 25.0 if px_per_s > 0 else 0.0  # 2 mm at 25 mm/s
+    span = layout.duration_s * calibration.px_per_s
+    page_start = float(np.median([r.x_start for r in rows] + [r.x_end - span for r in rows]))
+    tolerance = 2.0 * calibration.px_per_mm_x
     boxes = []
     for cell in layout.cells:
         row = rows[cell.row]
-        x_start = row.x_start if abs(row.x_start - start) <= tolerance else start
-        x_end = row.x_end if abs(row.x_end - end) <= tolerance else end
-        row_px_per_s = (x_end - x_start) / layout.duration_s
+        own = abs((row.x_end - row.x_start) - span) <= tolerance
+        x_start, x_end = (row.x_start, row.x_end) if own else (page_start, page_start + span)
+        px_per_s = (x_end - x_start) / layout.duration_s
         y = baselines[cell.row]
         boxes.append(LeadBox(
-            lead=cell.lead, x0=x_start + cell.t_start_s * row_px_per_s, x1=x_start + cell.t_end_s * row_px_per_s,
+            lead=cell.lead, x0=x_start + cell.t_start_s * px_per_s, x1=x_start + cell.t_end_s * px_per_s,
             y0=y - 0.6 * spacing, y1=y + 0.4 * spacing, baseline_y=y, t_start_s=cell.t_start_s,
             duration_s=cell.duration_s, row=cell.row, col=cell.col, inverted=cell.inverted,
         ))

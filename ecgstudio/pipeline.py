@@ -176,7 +176,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
         gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
     cal = Calibration(px_per_mm, px_per_mm, options.mm_per_s or 25.0, gain)
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
-    boxes = layout_stage.lead_boxes(rows, page_layout, px_per_s=cal.px_per_s)
+    boxes = layout_stage.lead_boxes(rows, page_layout, cal)
 
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm

@@ -1,0 +1,941 @@
+"""The main window: worklist, scan with proposals, signals, review, lead and calibration panels.
+
+The window wires the pieces together and talks to the engine through
+:class:`~ecgstudio.app.worker.Engine` (digitizing), :mod:`ecgstudio.labels` (the label store),
+:mod:`ecgstudio.io.images` (reading pages) and :mod:`ecgstudio.io.writers` (export).  Edits are
+operations of the :class:`~ecgstudio.app.document.PageDocument`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QPointF, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, \
+    QProgressBar, QPushButton, QSlider, QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget
+
+from ..errors import EcgStudioError, LabelFormatError
+from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
+from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels
+from ..pipeline import DigitizeOptions
+from .calibration_panel import CalibrationPanel
+from .document import PageDocument, PageRef
+from .review_panel import LeadPanel, ReviewPanel
+from .scan_view import ScanView, Tool
+from .settings import AppSettings
+from .signal_view import SignalView
+from .worker import STAGE_NAMES, Engine
+from .worklist import WorkItem, WorklistPanel, items_for_paths, user_labels_root
+
+log = logging.getLogger(__name__)
+
+#: The bundled sample scan (present in a source checkout).
+SAMPLE_SCAN = Path(__file__).resolve().parents[2] / "resources" / "sample_scan.jpg"
+DEFAULT_SIZE = QSize(1400, 900)
+DEFAULT_FS = 500.0
+
+SHORTCUTS = [
+    ("Open a scan, photo or PDF", "Ctrl+O"),
+    ("Open a folder as a worklist", "Ctrl+Shift+O"),
+    ("Save now (autosave is on)", "Ctrl+S"),
+    ("Export WFDB, CSV and EDF+", "Ctrl+E"),
+    ("Accept the page and go to the next", "Ctrl+Enter"),
+    ("Next / previous page", "Page Down / Page Up"),
+    ("Next / previous lead", "] / ["),
+    ("Undo / redo", "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)"),
+    ("Select and move boxes", "V"),
+    ("Drag trace points", "D"),
+    ("Pen: redraw a stretch", "P"),
+    ("Snap pen strokes to the ink", "S"),
+    ("Eraser: blank a stretch", "E"),
+    ("Add a box", "A"),
+    ("Ruler (sets px/mm)", "R"),
+    ("Measure the calibration pulse (sets mm/mV)", "U"),
+    ("Delete the selected box", "Delete"),
+    ("Rename the selected lead", "F2"),
+    ("Re-extract the trace in the selected box", "Ctrl+R"),
+    ("Toggle boxes / mask / traces / low confidence", "Ctrl+1 / Ctrl+2 / Ctrl+3 / Ctrl+4"),
+    ("Fit the page / zoom in / zoom out", "F / Ctrl++ / Ctrl+-"),
+    ("Zoom to the selected box", "Z"),
+    ("Cancel the current tool", "Esc"),
+]
+
+
+class WelcomePanel(QWidget):
+    """Shown while nothing is open: what to do first and where labels go."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__()
+        title = QLabel("ECG Studio")
+        title.setStyleSheet("font-size: 28px; font-weight: bold; color: #243b55;")
+        sub = QLabel("Turn paper ECGs into calibrated 12-lead signals: check the model's proposals, "
+                     "correct them, and save them as labels.")
+        sub.setWordWrap(True)
+        sub.setStyleSheet("font-size: 14px; color: #333;")
+        buttons = QHBoxLayout()
+        for text, tip, slot in (
+            ("Open a scan…", "A scan, photo or PDF (Ctrl+O)", window.choose_files),
+            ("Open a folder…", "Every scan in a folder, as a worklist (Ctrl+Shift+O)", window.choose_folder),
+            ("Open the sample", "A real scanned 12-lead ECG that ships with ECG Studio", window.open_sample),
+        ):
+            b = QPushButton(text)
+            b.setToolTip(tip)
+            b.setMinimumHeight(44)
+            b.setStyleSheet("font-size: 14px; padding: 6px 18px;")
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+            if text.startswith("Open the sample"):
+                b.setEnabled(SAMPLE_SCAN.is_file())
+                self.sample_button = b
+        buttons.addStretch(1)
+        self.where = QLabel()
+        self.where.setWordWrap(True)
+        self.where.setTextFormat(Qt.TextFormat.RichText)
+        self.where.setStyleSheet("font-size: 13px; color: #333;")
+        tips = QLabel(
+            "<b>How it works</b><ol>"
+            "<li>Open a page: the model proposes lead boxes and traces (a few seconds).</li>"
+            "<li>Check them on the scan (left) and as signals on ECG paper (right). Red marks low confidence.</li>"
+            "<li>Fix what is wrong: calibration, boxes, traces. Every edit can be undone (Ctrl+Z).</li>"
+            "<li>Accept (Ctrl+Enter): the page is saved as reviewed and the next one opens.</li></ol>"
+            "You can also drop files or a folder onto this window.")
+        tips.setWordWrap(True)
+        tips.setTextFormat(Qt.TextFormat.RichText)
+        tips.setStyleSheet("font-size: 13px; color: #333;")
+        card = QFrame()
+        card.setObjectName("card")
+        card.setStyleSheet("#card { background: white; border: 1px solid #d0d4da; border-radius: 8px; }")
+        card.setMaximumWidth(760)
+        inner = QVBoxLayout(card)
+        inner.setContentsMargins(32, 28, 32, 28)
+        inner.setSpacing(14)
+        inner.addWidget(title)
+        inner.addWidget(sub)
+        inner.addLayout(buttons)
+        inner.addWidget(tips)
+        inner.addWidget(self.where)
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card, 3)
+        row.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
+        self.setStyleSheet("WelcomePanel { background: #eef1f5; }")
+        self.setAutoFillBackground(True)
+
+    def set_labels_root(self, root: Path) -> None:
+        self.where.setText(
+            "<b>Where labels go</b><br>Nothing is written next to your scans. A folder's pages are saved in "
+            "<code>&lt;folder&gt;/labels/</code>; single files in your data folder:<br>"
+            f"<code>{root}</code>")
+
+
+class MainWindow(QMainWindow):
+    """ECG Studio's main window.
+
+    Parameters
+    ----------
+    settings : AppSettings, optional
+        Where preferences live (the user's QSettings by default).
+    digitizer_factory : callable, optional
+        Makes the digitizer in the worker thread (the shipped model by default).
+    labels_root : Path, optional
+        Label folder for single files (``user_data_dir("ecgstudio")/labels`` by default).
+    autosave_ms : int
+        Delay between the last edit and the automatic save.
+    """
+
+    def __init__(self, *, settings: AppSettings | None = None, digitizer_factory: Callable[[], Any] | None = None,
+                 labels_root: Path | None = None, autosave_ms: int = 800) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings()
+        self.labels_root = Path(labels_root) if labels_root else user_labels_root()
+        self.engine = Engine(digitizer_factory, self)
+        self.document: PageDocument | None = None
+        self.current_row = -1
+        self._autosave_ok = True
+        self._job: dict | None = None
+        self._pages_cache: tuple[Path, list[Page]] | None = None
+        self._message = ""
+        self.setWindowTitle("ECG Studio")
+        self.setAcceptDrops(True)
+        self.resize(DEFAULT_SIZE)
+
+        self.scan_view = ScanView()
+        self.signal_view = SignalView()
+        self.worklist = WorklistPanel()
+        self.review_panel = ReviewPanel()
+        self.lead_panel = LeadPanel()
+        self.calibration_panel = CalibrationPanel()
+        self.welcome = WelcomePanel(self)
+        self.welcome.set_labels_root(self.labels_root)
+
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner_close = QPushButton("Dismiss")
+        self.banner_close.clicked.connect(self.clear_banner)
+        banner_row = QHBoxLayout()
+        banner_row.setContentsMargins(8, 4, 8, 4)
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.banner_close)
+        self.banner_frame = QFrame()
+        self.banner_frame.setLayout(banner_row)
+        self.banner_frame.hide()
+
+        self.scan_title = QLabel("Scan and proposals")
+        self.signal_title = QLabel("Signals (25 mm/s, 10 mm/mV; 1 small square = 0.04 s x 0.1 mV)")
+        for label in (self.scan_title, self.signal_title):
+            label.setStyleSheet("font-weight: bold; padding: 2px 4px; color: #243b55;")
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.setSpacing(0)
+        lv.addWidget(self.scan_title)
+        lv.addWidget(self.scan_view, 1)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.setSpacing(0)
+        rv.addWidget(self.signal_title)
+        rv.addWidget(self.signal_view, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        editor = QWidget()
+        ev = QVBoxLayout(editor)
+        ev.setContentsMargins(0, 0, 0, 0)
+        ev.setSpacing(0)
+        ev.addWidget(self.banner_frame)
+        ev.addWidget(self.splitter, 1)
+        self.editor = editor
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(editor)
+        self.setCentralWidget(self.stack)
+
+        self.worklist_dock = self._dock("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.review_dock = self._dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.lead_dock = self._dock("Leads", self.lead_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.calibration_dock = self._dock("Calibration", self.calibration_panel,
+                                           Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.lead_dock, self.calibration_dock)
+        self.lead_dock.raise_()
+        self.resizeDocks([self.worklist_dock], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.review_dock], [290], Qt.Orientation.Horizontal)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.labels_label = QLabel()
+        self.labels_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.statusBar().addPermanentWidget(self.labels_label)
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self._build_actions()
+        self._connect()
+        self._autosave = QTimer(self)
+        self._autosave.setSingleShot(True)
+        self._autosave.setInterval(autosave_ms)
+        self._autosave.timeout.connect(self.save)
+        self._show_labels_location(None)
+        self._update_enabled()
+        self.stack.setCurrentWidget(self.welcome)
+
+    # ------------------------------------------------------------------ building
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower())
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: Callable | None = None, shortcut: str | QKeySequence.StandardKey | list | None = None,
+                *, checkable: bool = False, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, list):
+                act.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                act.setShortcut(QKeySequence(shortcut))
+        act.setCheckable(checkable)
+        if tip:
+            act.setToolTip(tip)
+            act.setStatusTip(tip)
+        if slot is not None:
+            act.triggered.connect(slot)
+        self.addAction(act)  # shortcuts work even when the menu bar is hidden
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open = a("&Open scan…", self.choose_files, QKeySequence.StandardKey.Open,
+                          tip="Open scans, photos or PDFs")
+        self.act_open_folder = a("Open &folder…", self.choose_folder, "Ctrl+Shift+O",
+                                 tip="Open every scan in a folder as a worklist")
+        self.act_sample = a("Open &sample", self.open_sample, tip="Open the sample scan that ships with ECG Studio")
+        self.act_sample.setEnabled(SAMPLE_SCAN.is_file())
+        self.act_save = a("&Save", lambda: self.save(explicit=True), QKeySequence.StandardKey.Save,
+                          tip="Save the labels now (they are also saved automatically)")
+        self.act_export = a("&Export signals…", self.choose_export, "Ctrl+E", tip="Write WFDB, CSV and EDF+ files")
+        self.act_labels_folder = a("Show &labels folder", self.show_labels_folder,
+                                   tip="Open the folder the labels of this page are saved in")
+        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo)
+        self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.act_delete = a("&Delete box", self.delete_box, QKeySequence.StandardKey.Delete)
+        self.act_rename = a("Re&name lead…", self.rename_lead, "F2")
+        self.act_reextract = a("Re-e&xtract trace in box", self.reextract_box, "Ctrl+R",
+                               tip="Trace the model's ink inside the selected box again")
+        self.act_accept = a("&Accept page and go to next", self.accept_and_next, ["Ctrl+Return", "Ctrl+Enter"],
+                            tip="Mark this page reviewed (corrected if edited), save it, open the next")
+        self.act_next = a("&Next page", lambda: self.step(+1), "PgDown")
+        self.act_prev = a("&Previous page", lambda: self.step(-1), "PgUp")
+        self.act_next_lead = a("Next lead", lambda: self.step_lead(+1), "]")
+        self.act_prev_lead = a("Previous lead", lambda: self.step_lead(-1), "[")
+        self.act_fit = a("&Fit page", self.scan_view.fit, "F")
+        self.act_zoom_in = a("Zoom &in", lambda: self.scan_view.zoom_by(1.25), ["Ctrl++", "Ctrl+="])
+        self.act_zoom_out = a("Zoom &out", lambda: self.scan_view.zoom_by(0.8), "Ctrl+-")
+        self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
+        self.act_rerun = a("Run the &model again", lambda: self.rerun(self.calibration_panel.options(DEFAULT_FS)),
+                           tip="Digitize the page again with the calibration panel's settings")
+        self.act_help = a("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self.act_about = a("&About ECG Studio", self.show_about)
+
+        self.tool_actions: dict[Tool, QAction] = {}
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        for tool, text, key, tip in (
+            (Tool.SELECT, "Select", "V", "Select, move and resize boxes"),
+            (Tool.POINTS, "Drag points", "D", "Drag trace points up or down"),
+            (Tool.PEN, "Pen", "P", "Redraw a stretch of trace"),
+            (Tool.ERASER, "Eraser", "E", "Erase a stretch of trace"),
+            (Tool.ADD_BOX, "Add box", "A", "Draw a new lead box"),
+            (Tool.RULER, "Ruler", "R", "Two clicks on the grid set px/mm"),
+            (Tool.PULSE, "Pulse", "U", "Two clicks on the calibration pulse set mm/mV"),
+        ):
+            act = a(text, lambda _=False, t=tool: self.set_tool(t), key, checkable=True, tip=f"{tip} ({key})")
+            group.addAction(act)
+            self.tool_actions[tool] = act
+        self.tool_actions[Tool.SELECT].setChecked(True)
+        self.act_snap = a("Snap to ink", lambda on: setattr(self.scan_view, "snap", on), "S", checkable=True,
+                          tip="Pull pen strokes onto the darkest ink nearby (S)")
+        self.act_snap.setChecked(True)
+        self.layer_actions: dict[str, QAction] = {}
+        for i, (name, text) in enumerate((("boxes", "Boxes"), ("mask", "Mask"), ("traces", "Traces"),
+                                          ("low", "Low confidence")), start=1):
+            act = a(text, lambda on, n=name: self.set_layer(n, on), f"Ctrl+{i}", checkable=True,
+                    tip=f"Show or hide the {text.lower()} layer (Ctrl+{i})")
+            act.setChecked(self.settings.layer(name))
+            self.scan_view.set_layer(name, act.isChecked())
+            self.layer_actions[name] = act
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(int(round(self.settings.mask_opacity * 100)))
+        self.opacity.setFixedWidth(90)
+        self.opacity.setToolTip("Opacity of the trace mask")
+        self.scan_view.set_mask_opacity(self.opacity.value() / 100)
+        self.opacity.valueChanged.connect(self._opacity)
+
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for act in (self.act_open, self.act_open_folder, self.act_sample):
+            m.addAction(act)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        for act in (self.act_save, self.act_export, self.act_labels_folder):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        for act in (self.act_undo, self.act_redo):
+            m.addAction(act)
+        m.addSeparator()
+        for act in (self.act_delete, self.act_rename, self.act_reextract, self.act_rerun):
+            m.addAction(act)
+        m = mb.addMenu("&Tools")
+        for act in self.tool_actions.values():
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_snap)
+        m = mb.addMenu("&View")
+        for act in self.layer_actions.values():
+            m.addAction(act)
+        m.addSeparator()
+        for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_box):
+            m.addAction(act)
+        m.addSeparator()
+        for dock in (self.worklist_dock, self.review_dock, self.lead_dock, self.calibration_dock):
+            m.addAction(dock.toggleViewAction())
+        m = mb.addMenu("&Review")
+        for act in (self.act_accept, self.act_next, self.act_prev, self.act_next_lead, self.act_prev_lead):
+            m.addAction(act)
+        m = mb.addMenu("&Help")
+        m.addAction(self.act_help)
+        m.addAction(self.act_about)
+
+        tb = QToolBar("Tools")
+        tb.setObjectName("tools")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.setMovable(False)
+        for act in self.tool_actions.values():
+            tb.addAction(act)
+        tb.addAction(self.act_snap)
+        tb.addSeparator()
+        tb.addAction(self.act_undo)
+        tb.addAction(self.act_redo)
+        tb.addSeparator()
+        tb.addAction(self.act_fit)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        self.tools_bar = tb
+        lb = QToolBar("Layers")
+        lb.setObjectName("layers")
+        lb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        lb.setMovable(False)
+        lb.addWidget(QLabel(" Show: "))
+        for act in self.layer_actions.values():
+            lb.addAction(act)
+        lb.addWidget(QLabel("  Mask opacity "))
+        lb.addWidget(self.opacity)
+        lb.addSeparator()
+        lb.addAction(self.act_accept)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, lb)
+        self.layers_bar = lb
+
+    def _connect(self) -> None:
+        self.engine.progress.connect(self._on_progress)
+        self.engine.finished.connect(self._on_digitized)
+        self.engine.failed.connect(self._on_failed)
+        self.worklist.activated.connect(self.open_row)
+        self.scan_view.hint.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.scan_view.rulerMeasured.connect(self._on_ruler)
+        self.scan_view.pulseMeasured.connect(self._on_pulse)
+        self.signal_view.leadClicked.connect(self._on_lead_clicked)
+        self.review_panel.acceptRequested.connect(self.accept_and_next)
+        self.review_panel.reviewer.setText(self.settings.reviewer)
+        self.review_panel.reviewerChanged.connect(self._set_reviewer)
+        self.lead_panel.reextractRequested.connect(self.reextract_box)
+        self.lead_panel.deleteRequested.connect(self.delete_box)
+        self.calibration_panel.rulerRequested.connect(lambda: self.set_tool(Tool.RULER))
+        self.calibration_panel.pulseRequested.connect(lambda: self.set_tool(Tool.PULSE))
+        self.calibration_panel.rerunRequested.connect(self.rerun)
+
+    # ------------------------------------------------------------------ messages
+
+    def show_banner(self, text: str, level: str = "error") -> None:
+        """A message across the top of the editor (errors, warnings) that stays until dismissed."""
+        colors = {"error": ("#fdecea", "#8a1c1c", "#e0a1a1"), "warning": ("#fff6e0", "#6b4a00", "#e6cf8f"),
+                  "info": ("#e8f1fd", "#173f73", "#a9c6ee")}
+        bg, fg, border = colors.get(level, colors["info"])
+        self.banner_frame.setStyleSheet(f"QFrame {{ background: {bg}; border-bottom: 1px solid {border}; }}"
+                                        f"QLabel {{ color: {fg}; font-size: 13px; border: none; }}")
+        self.banner.setText(text)
+        self.banner_frame.show()
+        self.statusBar().showMessage(text.split("\n")[0], 15000)
+        log.info("%s: %s", level, text)
+
+    def clear_banner(self) -> None:
+        self.banner.setText("")
+        self.banner_frame.hide()
+
+    def banner_text(self) -> str:
+        return self.banner.text() if self.banner_frame.isVisibleTo(self) else ""
+
+    def _show_labels_location(self, item: WorkItem | None) -> None:
+        if item is None:
+            self.labels_label.setText(f"Labels of single files go to {self.labels_root}")
+        else:
+            self.labels_label.setText(f"Labels: {item.label_path}")
+        self.labels_label.setToolTip(self.labels_label.text())
+
+    # ------------------------------------------------------------------ opening
+
+    def choose_files(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open ECG scans, photos or PDFs", "",
+                                                f"ECG pages ({patterns});;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of ECG scans")
+        if folder:
+            self.open_paths([folder])
+
+    def open_sample(self) -> None:
+        if not SAMPLE_SCAN.is_file():
+            self.show_banner(f"The sample scan is not installed ({SAMPLE_SCAN}); open one of your own scans.")
+            return
+        self.open_paths([SAMPLE_SCAN])
+
+    def open_paths(self, paths: Iterable[str | os.PathLike[str]]) -> bool:
+        """Make a worklist of files and folders and open its first page; False if nothing opened."""
+        paths = [Path(p) for p in paths]
+        try:
+            items = items_for_paths(paths, user_root=self.labels_root)
+        except EcgStudioError as exc:
+            self.show_banner(str(exc))
+            self.stack.setCurrentWidget(self.editor if self.document else self.welcome)
+            return False
+        if not items:
+            self.show_banner(f"No scans, photos or PDFs found in {', '.join(str(p) for p in paths)} "
+                             f"(looked for {', '.join(sorted(SUPPORTED_SUFFIXES))}).", "warning")
+            return False
+        self._flush()
+        for p in paths:
+            self.settings.add_recent(p)
+        self.worklist.model.set_items(items)
+        self.worklist.update_summary()
+        self.worklist_dock.show()
+        self.clear_banner()
+        rows = self.worklist.visible_rows()
+        self.open_row(rows[0] if rows else 0)
+        return True
+
+    def _read_pages(self, source: Path) -> list[Page]:
+        if self._pages_cache is not None and self._pages_cache[0] == source:
+            return self._pages_cache[1]
+        pages = read_pages(source)
+        self._pages_cache = (source, pages)
+        return pages
+
+    def open_row(self, row: int) -> None:
+        """Open worklist item ``row``: its saved labels if any, else run the model on it."""
+        model = self.worklist.model
+        if not 0 <= row < len(model.items):
+            return
+        self._flush()
+        self._cancel_job()
+        self._set_document(None)
+        self.clear_banner()
+        self.current_row = row
+        item = model.items[row]
+        self.worklist.show_current(row)
+        self.stack.setCurrentWidget(self.editor)
+        self._show_labels_location(item)
+        try:
+            pages = self._read_pages(item.page.source)
+        except EcgStudioError as exc:
+            self.scan_view.set_image(None)
+            self.review_panel.set_status_text("CANNOT READ", "error")
+            self.show_banner(f"Cannot open {item.page.source.name}: {exc}")
+            self._update_title()
+            return
+        if len(pages) > 1 and item.page.n_pages != len(pages):
+            n = len(pages)
+            model.replace_item(row, [WorkItem(PageRef(item.page.source, i, n), item.labels_dir) for i in range(n)])
+            item = model.items[row]
+            self.worklist.show_current(row)
+            self._show_labels_location(item)
+        page = pages[min(item.page.page_index, len(pages) - 1)]
+        self.scan_view.set_image(page.image)
+        self.scan_title.setText(f"Scan: {item.page.title}")
+        identity = ImageIdentity.from_array(item.page.source, page.image)
+        self._autosave_ok = True
+        if item.label_path.is_file():
+            try:
+                record = load_labels(item.label_path)
+            except LabelFormatError as exc:
+                self._autosave_ok = False
+                self.show_banner(
+                    f"The saved labels of this page cannot be read, so the model's proposals are shown instead.\n"
+                    f"{exc}\nThe damaged file is left untouched; press Ctrl+S to replace it with this page.")
+            else:
+                if record.image.sha256 == identity.sha256:
+                    self._open_document(PageDocument(item.page, page.image, record, label_path=item.label_path,
+                                                     reviewer=self.settings.reviewer))
+                    r = record.review
+                    by = f" by {r.reviewer}" if r.reviewer else ""
+                    self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
+                    return
+                self._autosave_ok = False
+                self.show_banner(
+                    f"The label file {item.label_path.name} describes another image (the file changed since it "
+                    "was labelled), so the model's proposals are shown instead. The old labels are left "
+                    "untouched; press Ctrl+S to replace them with this page.", "warning")
+        self._start_job(page.image, DigitizeOptions(fs=DEFAULT_FS), mode="open", row=row, page=item.page,
+                        identity=identity, label_path=item.label_path)
+
+    def _start_job(self, image, options: DigitizeOptions, **info: Any) -> None:
+        job = self.engine.submit(image, options)
+        self._job = {"id": job, "image": image, **info}
+        self.progress.setValue(0)
+        self.progress.setFormat("Digitizing… %p%")
+        self.progress.show()
+        if info["mode"] == "open":
+            self.review_panel.set_status_text("DIGITIZING…", ReviewStatus.NEW.value)
+        self.statusBar().showMessage("Running the model on the page…")
+        self._update_enabled()
+
+    def _cancel_job(self) -> None:
+        if self._job is not None:
+            self.engine.cancel(self._job["id"])
+            self._job = None
+            self.progress.hide()
+
+    @property
+    def busy(self) -> bool:
+        """True while the model runs on the open page."""
+        return self._job is not None
+
+    def _on_progress(self, job: int, stage: str, fraction: float) -> None:
+        if self._job is None or job != self._job["id"]:
+            return
+        self.progress.setValue(int(round(100 * fraction)))
+        self.progress.setFormat(f"{STAGE_NAMES.get(stage, stage)}… %p%")
+        self.statusBar().showMessage(f"{STAGE_NAMES.get(stage, stage)}…")
+
+    def _on_digitized(self, job: int, result) -> None:
+        if self._job is None or job != self._job["id"]:
+            return
+        info, self._job = self._job, None
+        self.progress.hide()
+        seconds = sum(result.timings_s.values())
+        if info["mode"] == "rerun":
+            if self.document is not None and self.document.page == info["page"]:
+                self.document.replace_digitization(result)
+                self.statusBar().showMessage(f"New proposals from the model ({seconds:.1f} s); Ctrl+Z brings back "
+                                             "the previous ones.", 10000)
+            self._update_enabled()
+            return
+        doc = PageDocument.from_digitization(info["page"], info["image"], result, identity=info["identity"],
+                                             label_path=info["label_path"], reviewer=self.settings.reviewer)
+        self._open_document(doc)
+        if self._autosave_ok:
+            self.save()
+        low = sorted((c, lead) for lead, c in result.confidence.items())[:3]
+        hint = ", ".join(f"{lead} {c:.2f}" for c, lead in low)
+        self.statusBar().showMessage(f"Proposals ready in {seconds:.1f} s. Lowest confidence: {hint}.", 15000)
+
+    def _on_failed(self, job: int, message: str) -> None:
+        if self._job is None or job != self._job["id"]:
+            return
+        info, self._job = self._job, None
+        self.progress.hide()
+        name = info["page"].title
+        if info["mode"] == "open":
+            self.review_panel.set_status_text("NOT DIGITIZED", "error")
+            self.show_banner(f"The model could not digitize {name}.\n{message}\n"
+                             "Nothing was saved for this page; other pages and saved labels are unaffected.")
+        else:
+            self.show_banner(f"Running the model again on {name} failed; your edits are unchanged.\n{message}")
+        self._update_enabled()
+
+    def _open_document(self, doc: PageDocument) -> None:
+        self._set_document(doc)
+        self.stack.setCurrentWidget(self.editor)
+
+    def _set_document(self, doc: PageDocument | None) -> None:
+        old = self.document
+        if old is not None:
+            old.undo_stack.indexChanged.disconnect(self._on_edit)
+            old.undo_stack.cleanChanged.disconnect(self._update_title)
+            old.selectionChanged.disconnect(self._on_selection)
+        self.document = doc
+        if doc is not None:
+            self.scan_view.set_document(doc)
+            doc.undo_stack.indexChanged.connect(self._on_edit)
+            doc.undo_stack.cleanChanged.connect(self._update_title)
+            doc.selectionChanged.connect(self._on_selection)
+        elif old is not None:
+            self.scan_view.set_document(None)
+        self.signal_view.set_document(doc)
+        self.review_panel.set_document(doc)
+        self.lead_panel.set_document(doc)
+        self.calibration_panel.set_document(doc)
+        self._update_title()
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ editing
+
+    def _on_edit(self, _index: int = 0) -> None:
+        self._update_title()
+        self._update_enabled()
+        if self.document is not None and self.document.dirty and self._autosave_ok:
+            self._autosave.start()
+
+    def _on_selection(self, k: int) -> None:
+        self._update_enabled()
+
+    def set_tool(self, tool: Tool) -> None:
+        self.tool_actions[tool].setChecked(True)
+        self.scan_view.set_tool(tool)
+
+    def set_layer(self, name: str, on: bool) -> None:
+        self.layer_actions[name].setChecked(on)
+        self.scan_view.set_layer(name, on)
+        self.settings.set_layer(name, on)
+
+    def _opacity(self, value: int) -> None:
+        self.scan_view.set_mask_opacity(value / 100)
+        self.settings.mask_opacity = value / 100
+        if value > 0 and not self.layer_actions["mask"].isChecked():
+            self.set_layer("mask", True)
+
+    def undo(self) -> None:
+        if self.document is not None:
+            self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        if self.document is not None:
+            self.document.undo_stack.redo()
+
+    def delete_box(self) -> None:
+        doc = self.document
+        if doc is not None and doc.selected >= 0:
+            lead = doc.boxes[doc.selected].lead
+            doc.delete_box(doc.selected)
+            self.statusBar().showMessage(f"Deleted the {lead} box (Ctrl+Z brings it back).", 8000)
+
+    def rename_lead(self) -> None:
+        if self.document is not None and self.document.selected >= 0:
+            self.lead_dock.show()
+            self.lead_dock.raise_()
+            self.lead_panel.lead.setFocus()
+            self.lead_panel.lead.showPopup()
+
+    def reextract_box(self) -> None:
+        doc = self.document
+        if doc is None or doc.selected < 0:
+            self.statusBar().showMessage("Select a box first.", 5000)
+            return
+        try:
+            doc.reextract_box(doc.selected)
+        except ValueError as exc:
+            self.show_banner(str(exc), "warning")
+
+    def rerun(self, options: DigitizeOptions) -> None:
+        doc = self.document
+        if doc is None or self.busy:
+            return
+        self._start_job(doc.image, options, mode="rerun", page=doc.page)
+
+    def step_lead(self, step: int) -> None:
+        doc = self.document
+        if doc is not None and doc.boxes:
+            k = doc.selected
+            doc.select((k + step) % len(doc.boxes) if k >= 0 else (0 if step > 0 else len(doc.boxes) - 1))
+
+    def zoom_to_selected(self) -> None:
+        if self.document is not None and self.document.selected >= 0:
+            self.scan_view.zoom_to_box(self.document.selected)
+
+    def _on_lead_clicked(self, lead: str) -> None:
+        if self.document is not None:
+            self.document.select_lead(lead)
+
+    def _on_ruler(self, a: QPointF, b: QPointF) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        mm = self.calibration_panel.ruler_mm.value()
+        axis = self.calibration_panel.ruler_axis()
+        if axis == "auto":
+            axis = "x" if abs(b.x() - a.x()) >= abs(b.y() - a.y()) else "y"
+        try:
+            px = doc.apply_ruler((a.x(), a.y()), (b.x(), b.y()), mm, axis=axis)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 8000)
+            return
+        which = {"both": "both axes", "x": "horizontal", "y": "vertical"}[axis]
+        text = f"Ruler: {px * mm:.1f} px over {mm:g} mm = {px:.3f} px/mm ({which}). Signals updated."
+        self.calibration_panel.show_result(text)
+        self.calibration_dock.show()
+        self.calibration_dock.raise_()
+        self.statusBar().showMessage(text, 10000)
+
+    def _on_pulse(self, a: QPointF, b: QPointF) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        try:
+            gain = doc.apply_pulse((a.x(), a.y()), (b.x(), b.y()))
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 8000)
+            return
+        text = f"Pulse: {abs(b.y() - a.y()):.1f} px tall = {gain:.2f} mm/mV. Signals updated."
+        self.calibration_panel.show_result(text)
+        self.calibration_dock.show()
+        self.calibration_dock.raise_()
+        self.statusBar().showMessage(text, 10000)
+
+    def _set_reviewer(self, name: str) -> None:
+        self.settings.reviewer = name
+        name = self.settings.reviewer
+        self.review_panel.reviewer.setText(name)
+        if self.document is not None:
+            self.document.reviewer = name
+
+    # ------------------------------------------------------------------ review, saving, export
+
+    def accept_and_next(self) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        doc.accept()
+        self.save()
+        self.statusBar().showMessage(f"{doc.page.title}: {doc.review.status.value} by {doc.review.reviewer}.", 8000)
+        self.step(+1)
+
+    def step(self, step: int) -> None:
+        row = self.worklist.neighbour(self.current_row, step)
+        if row is None:
+            self.statusBar().showMessage("This is the last page of the worklist." if step > 0 else
+                                         "This is the first page of the worklist.", 5000)
+            return
+        self.open_row(row)
+
+    def save(self, explicit: bool = False) -> bool:
+        """Write the open page's labels (atomically); True when saved or nothing needed saving."""
+        self._autosave.stop()
+        doc = self.document
+        if doc is None:
+            return True
+        if explicit:
+            self._autosave_ok = True
+            self.clear_banner()
+        if not self._autosave_ok or doc.label_path is None:
+            return False
+        if not doc.dirty and doc.label_path.is_file() and not explicit:
+            return True
+        record: LabelRecord = doc.record().touched()
+        try:
+            save_labels(record, doc.label_path)
+        except (LabelFormatError, OSError) as exc:
+            self.show_banner(f"Could not save the labels to {doc.label_path}: {exc}\n"
+                             "Your edits are still here; fix the problem (disk full? permissions?) and press Ctrl+S.")
+            return False
+        doc.mark_saved(record)
+        if 0 <= self.current_row < len(self.worklist.model.items):
+            item = self.worklist.model.items[self.current_row]
+            if item.page == doc.page:
+                item.update_from(record)
+                self.worklist.model.item_changed(self.current_row)
+        self.statusBar().showMessage(f"Saved to {doc.label_path}", 4000)
+        self._update_title()
+        return True
+
+    def _flush(self) -> None:
+        """Save pending edits of the open page now (before switching pages or closing)."""
+        if self.document is not None and self.document.dirty and self._autosave_ok:
+            self.save()
+
+    def choose_export(self) -> None:
+        if self.document is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export signals (WFDB, CSV, EDF+) to folder")
+        if folder:
+            self.export_to(Path(folder))
+
+    def export_to(self, folder: Path) -> list[Path]:
+        """Write the open page's signals as WFDB, CSV and EDF+ (and a JSON sidecar) into ``folder``."""
+        doc = self.document
+        if doc is None:
+            return []
+        sidecar = {"calibration": doc.calibration, "layout": doc.layout,
+                   "provenance": {"source_image": str(doc.page.source), "page": doc.page.page_index + 1,
+                                  "model_version": doc.model_version, "review_status": doc.review.status.value,
+                                  "reviewer": doc.review.reviewer, "reviewed_at": doc.review.reviewed_at}}
+        from ..io.writers import write_signals
+
+        try:
+            files = write_signals(doc.signals, folder, doc.page.stem, formats=("wfdb", "csv", "edf"), sidecar=sidecar)
+        except (ValueError, OSError, EcgStudioError) as exc:
+            self.show_banner(f"Could not export to {folder}: {exc}")
+            return []
+        self.statusBar().showMessage(f"Exported {len(files)} files to {folder}", 8000)
+        return files
+
+    def show_labels_folder(self) -> None:
+        item = self.worklist.model.items[self.current_row] if 0 <= self.current_row < len(
+            self.worklist.model.items) else None
+        folder = item.labels_dir if item else self.labels_root
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    # ------------------------------------------------------------------ misc
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent
+        for path in recent:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if not recent:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the list").triggered.connect(self.settings.clear_recent)
+
+    def _update_title(self, *_: object) -> None:
+        doc = self.document
+        if doc is None:
+            self.setWindowTitle("ECG Studio")
+            return
+        star = " *" if doc.dirty else ""
+        self.setWindowTitle(f"{doc.page.title} [{doc.review.status.value}]{star} - ECG Studio")
+
+    def _update_enabled(self) -> None:
+        doc = self.document
+        has = doc is not None
+        sel = has and doc.selected >= 0
+        for act in (self.act_save, self.act_export, self.act_accept, self.act_rerun, self.act_next_lead,
+                    self.act_prev_lead):
+            act.setEnabled(has)
+        self.act_rerun.setEnabled(has and not self.busy)
+        self.act_undo.setEnabled(has and doc.undo_stack.canUndo())
+        self.act_redo.setEnabled(has and doc.undo_stack.canRedo())
+        self.act_undo.setText(f"Undo {doc.undo_stack.undoText()}" if has and doc.undo_stack.canUndo() else "Undo")
+        self.act_redo.setText(f"Redo {doc.undo_stack.redoText()}" if has and doc.undo_stack.canRedo() else "Redo")
+        for act in (self.act_delete, self.act_rename, self.act_zoom_box):
+            act.setEnabled(sel)
+        self.act_reextract.setEnabled(sel and doc.masks is not None)
+        n = len(self.worklist.model.items)
+        self.act_next.setEnabled(n > 1)
+        self.act_prev.setEnabled(n > 1)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td>{what}</td><td><b>{keys}</b></td></tr>" for what, keys in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table cellspacing=4>{rows}</table>")
+
+    def show_about(self) -> None:
+        from .. import __version__
+
+        QMessageBox.about(self, "About ECG Studio",
+                          f"ECG Studio {__version__}<br>Paper ECGs to calibrated 12-lead signals.<br>"
+                          f"Labels of single files: {self.labels_root}")
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._flush()
+        self._cancel_job()
+        self.engine.shutdown()
+        self.settings.sync()
+        super().closeEvent(event)
