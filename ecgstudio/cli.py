@@ -92,6 +92,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from .app.main import run
+
+    return run(args.paths)
+
+
 def _pair_record_ids(pairs_csv: str | None) -> list[str]:
     """Record ids used by a benchmark pairs CSV, so training never sees them."""
     if not pairs_csv:
@@ -156,12 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", required=True, help="pairs CSV (image, ground_truth, ..., image_kind, layout)")
     p.add_argument("--per-image", action="store_true", help="also list every image's score")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("gui", help="open the ECG Studio window (also what `ecgstudio` alone does)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="scans, photos, PDFs or folders to open as a worklist")
+    p.set_defaults(func=_cmd_gui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv or ["gui"])  # no arguments: open the window
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

@@ -45,36 +45,64 @@ class RowPath:
     prob: np.ndarray
 
 
-def _column_segments(col: np.ndarray, y0: int, threshold: float, k: int) -> list[tuple[float, float, float, float]]:
-    """Runs above threshold in one column: (top, bottom, sub-pixel peak y, peak prob), strongest first."""
-    above = col > threshold
-    if not above.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0]))
-    segs = []
-    for a, b in zip(edges[::2], edges[1::2]):
-        i = a + int(np.argmax(col[a:b]))
-        peak = float(i)
-        if 0 < i < len(col) - 1:
-            l, c, r = col[i - 1], col[i], col[i + 1]
-            denom = l - 2 * c + r
-            if denom < 0:
-                peak = i + 0.5 * (l - r) / denom
-        top = _crossing(col, a, -1, threshold)
-        bottom = _crossing(col, b - 1, +1, threshold)
-        segs.append((y0 + top, y0 + bottom, y0 + peak, float(col[i])))
-    segs.sort(key=lambda s: -s[3])
-    return segs[:k]
+def _band_segments(band: np.ndarray, y0: int, threshold: float, k: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs above ``threshold`` in every column of ``band`` (rows ``y0...``), vectorised.
 
+    Returns ``(tops, bottoms, peaks, probs)``, each ``(n_columns, k)``: per column the ``k``
+    strongest runs' sub-pixel top and bottom threshold crossings, sub-pixel peak row and peak
+    probability; empty slots are NaN (probability 0).
+    """
+    h, w = band.shape
+    tops = np.full((w, k), np.nan)
+    bottoms = np.full((w, k), np.nan)
+    peaks = np.full((w, k), np.nan)
+    probs = np.zeros((w, k))
+    cols_major = np.ascontiguousarray(band.T)  # (w, h): each column contiguous
+    above = cols_major > threshold
+    edges = np.diff(np.pad(above, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    col, start = np.nonzero(edges == 1)
+    _, end = np.nonzero(edges == -1)  # exclusive; same order as the starts
+    if len(col) == 0:
+        return tops, bottoms, peaks, probs
+    flat = cols_major.ravel()
+    lengths = end - start
+    run = np.repeat(np.arange(len(col)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    index = np.repeat(col * h + start, lengths) + offsets
+    order = np.lexsort((-flat[index], run))
+    first = np.r_[0, np.cumsum(lengths)[:-1]]
+    best = index[order[first]]  # flat index of each run's maximum
+    i = best - col * h  # row of the maximum within its column
+    value = flat[best]
+    left = np.where(i > 0, flat[best - (i > 0)], value)
+    right = np.where(i < h - 1, flat[np.minimum(best + 1, flat.size - 1)], value)
+    denom = left - 2 * value + right
+    shift = np.where(denom < 0, 0.5 * (left - right) / np.where(denom < 0, denom, -1.0), 0.0)
+    peak = i + shift
 
-def _crossing(col: np.ndarray, i: int, step: int, threshold: float) -> float:
-    """Sub-pixel position where the profile crosses ``threshold`` just beyond index ``i``."""
-    j = i + step
-    if j < 0 or j >= len(col):
-        return float(i)
-    inside, outside = col[i], col[j]
-    frac = (inside - threshold) / max(1e-6, inside - outside)
-    return i + step * float(np.clip(frac, 0.0, 1.0))
+    def crossing(inside_row: np.ndarray, step: int) -> np.ndarray:
+        outside_row = inside_row + step
+        ok = (outside_row >= 0) & (outside_row < h)
+        inside = flat[col * h + inside_row]
+        outside = np.where(ok, flat[col * h + np.clip(outside_row, 0, h - 1)], inside)
+        frac = np.clip((inside - threshold) / np.maximum(1e-6, inside - outside), 0.0, 1.0)
+        return inside_row + step * np.where(ok, frac, 0.0)
+
+    top = crossing(start, -1)
+    bottom = crossing(end - 1, +1)
+    # Rank the runs of each column by peak probability; keep the k strongest.
+    rank_order = np.lexsort((-value, col))
+    sorted_col = col[rank_order]
+    group_start = np.r_[0, np.flatnonzero(np.diff(sorted_col)) + 1]
+    rank = np.arange(len(col)) - np.repeat(group_start, np.diff(np.r_[group_start, len(col)]))
+    keep = rank < k
+    sel, slot = rank_order[keep], rank[keep]
+    tops[col[sel], slot] = y0 + top[sel]
+    bottoms[col[sel], slot] = y0 + bottom[sel]
+    peaks[col[sel], slot] = y0 + peak[sel]
+    probs[col[sel], slot] = value[sel]
+    return tops, bottoms, peaks, probs
 
 
 def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: int, x_end: int,
@@ -92,17 +120,9 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
     h = prob.shape[0]
     y_lo = int(max(0, baseline_y - 1.6 * spacing))
     y_hi = int(min(h, baseline_y + 1.6 * spacing))
-    band = prob[y_lo:y_hi]
-    xs = range(x_start, x_end + 1)
     k = config.max_segments
-    n = len(xs)
-    tops = np.full((n, k), np.nan)
-    bottoms = np.full((n, k), np.nan)
-    peaks = np.full((n, k), np.nan)
-    probs = np.zeros((n, k))
-    for i, x in enumerate(xs):
-        for j, seg in enumerate(_column_segments(band[:, x], y_lo, config.threshold, k)):
-            tops[i, j], bottoms[i, j], peaks[i, j], probs[i, j] = seg
+    tops, bottoms, peaks, probs = _band_segments(prob[y_lo:y_hi, x_start:x_end + 1], y_lo, config.threshold, k)
+    n = len(peaks)
     above, below = neighbours
     if above is not None:
         mid = (above + baseline_y) / 2
@@ -126,30 +146,30 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
         rows_ = np.clip(np.nan_to_num(np.round(peaks), nan=0).astype(int), 0, h - 1)
         emission = emission + config.text_weight * np.where(valid, text_prob[rows_, cols], 0.0)
 
-    # States 0..k-1: segments; state k: gap.
-    inf = np.inf
-    cost = np.full(k + 1, inf)
+    # States 0..k-1: segments; state k: gap.  Transition costs for all columns at once:
+    # the vertical gap between consecutive segments (0 where they touch).
+    with np.errstate(invalid="ignore"):
+        gap = np.maximum(0.0, np.maximum(tops[1:, None, :] - bottoms[:-1, :, None],
+                                         tops[:-1, :, None] - bottoms[1:, None, :]))
+    trans = np.where(np.isfinite(gap), config.jump_cost * gap, np.inf)  # (n-1, prev k, cur k)
+    cost = np.empty(k + 1)
     cost[:k] = emission[0]
     cost[k] = config.gap_cost
     back = np.zeros((n, k + 1), np.int16)
+    cols = np.arange(k)
     for i in range(1, n):
-        prev_top, prev_bot = tops[i - 1], bottoms[i - 1]
-        gap = np.maximum(0.0, np.maximum(tops[i][None, :] - prev_bot[:, None], prev_top[:, None] - bottoms[i][None, :]))
-        trans = np.where(np.isfinite(gap), config.jump_cost * gap, inf)  # (prev k, cur k)
-        from_seg = cost[:k, None] + trans
+        from_seg = cost[:k, None] + trans[i - 1]
+        best_prev = from_seg.argmin(axis=0)
+        best = from_seg[best_prev, cols]
         from_gap = cost[k] + config.enter_gap_cost
-        best_prev = np.argmin(from_seg, axis=0)
-        best = from_seg[best_prev, np.arange(k)]
         use_gap = from_gap < best
-        new = np.where(use_gap, from_gap, best) + emission[i]
         back[i, :k] = np.where(use_gap, k, best_prev)
+        last_seg = int(cost[:k].argmin())
         stay = cost[k] + config.gap_cost
-        leave = np.min(cost[:k]) + config.enter_gap_cost + config.gap_cost
-        if stay <= leave:
-            new_gap, back[i, k] = stay, k
-        else:
-            new_gap, back[i, k] = leave, int(np.argmin(cost[:k]))
-        cost = np.r_[new, new_gap]
+        leave = cost[last_seg] + config.enter_gap_cost + config.gap_cost
+        back[i, k] = k if stay <= leave else last_seg
+        cost[k] = min(stay, leave)
+        cost[:k] = np.where(use_gap, from_gap, best) + emission[i]
     state = int(np.argmin(cost))
     chosen = np.empty(n, np.int16)
     for i in range(n - 1, -1, -1):

@@ -6,8 +6,8 @@ the current one and pushes a :class:`~ecgstudio.app.commands.StateCommand` on th
 ``QUndoStack``; undo and redo swap whole states, so they restore exactly what was there, and a
 state shares every unchanged array with its predecessor.
 
-Signals are re-derived with :func:`ecgstudio.extract.signals_from_traces` for the leads an
-edit touches only; the other leads keep the columns they had (for a fresh page, the engine's
+Signals are re-derived with :func:`ecgstudio.extract.assemble_signals` (each box maps its own
+columns to its own time window) for the leads an edit touches only; the other leads keep the columns they had (for a fresh page, the engine's
 own output).  Nothing here draws: the views listen to :attr:`PageDocument.changed` and
 :attr:`PageDocument.selectionChanged`.
 
@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from ..extract import cut_trace, path_polyline, signals_from_traces, trace_row
+from ..extract import assemble_signals, cut_trace, path_polyline, trace_row
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
@@ -277,8 +277,7 @@ class PageDocument(QObject):
         trace, box = self.traces[k], self.boxes[k]
         if trace.confidence is None or len(trace.xy) < 2:
             return out
-        px_per_s = self.calibration.px_per_s
-        t = box.t_start_s + (trace.xy[:, 0] - box.x0) / px_per_s
+        t = box.t_start_s + (trace.xy[:, 0] - box.x0) * (box.duration_s / max(box.width, 1e-9))
         ok = np.isfinite(t) & np.isfinite(trace.xy[:, 1])
         if ok.sum() < 2 or not (trace.confidence[ok] < LOW_CONFIDENCE).any():
             return out
@@ -342,8 +341,8 @@ class PageDocument(QObject):
         if not wanted:
             return base
         pick = [k for k, b in enumerate(boxes) if b.lead in wanted]
-        sig = signals_from_traces(tuple(boxes[k] for k in pick), tuple(traces[k] for k in pick), calibration,
-                                  fs=self.fs, duration_s=n_samples / self.fs)
+        sig = assemble_signals(tuple(boxes[k] for k in pick), tuple(traces[k] for k in pick), calibration,
+                               fs=self.fs, duration_s=n_samples / self.fs)
         cols = list(base) if all(len(c) == n_samples for c in base) else [None] * len(self.lead_names)
         for i, name in enumerate(self.lead_names):
             if name in wanted or cols[i] is None:
@@ -452,13 +451,18 @@ class PageDocument(QObject):
                                 baseline_y=b.baseline_y + dy))
 
     def resize_box(self, k: int, x0: float, y0: float, x1: float, y1: float) -> None:
-        """New corners for box ``k``; its duration follows its width (start time kept)."""
+        """New corners for box ``k``.
+
+        The left edge stays the lead's start time; the duration follows the width at the box's
+        own time scale (seconds per pixel), so the box still reads time as before.
+        """
         b = self.boxes[k]
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
         baseline = min(max(b.baseline_y, y0), y1)
+        s_per_px = b.duration_s / b.width if b.width > 0 else 1.0 / self.calibration.px_per_s
         self.set_box(k, replace(b, x0=x0, y0=y0, x1=x1, y1=y1, baseline_y=baseline,
-                                duration_s=(x1 - x0) / self.calibration.px_per_s), text="Resize box")
+                                duration_s=(x1 - x0) * s_per_px), text="Resize box")
 
     def rename_box(self, k: int, lead: str) -> None:
         self.set_box(k, replace(self.boxes[k], lead=lead), text=f"Rename lead to {lead}")

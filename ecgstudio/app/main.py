@@ -22,7 +22,20 @@ def run(paths: Sequence[str | os.PathLike[str]] = ()) -> int:
     -------
     int
         The exit status (0 when the window was closed normally).
+
+    Raises
+    ------
+    EcgStudioError
+        There is no display to show the window on (Linux without ``DISPLAY``).
     """
+    import platform
+
+    if (platform.system() == "Linux" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")):
+        from ..errors import EcgStudioError
+
+        raise EcgStudioError("no display to open the window on (DISPLAY is not set); run ECG Studio on a desktop, "
+                             "or use `ecgstudio digitize` on a server")
     from PySide6.QtCore import QCoreApplication, QTimer
     from PySide6.QtWidgets import QApplication
 

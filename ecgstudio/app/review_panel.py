@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, \
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..labels import ReviewStatus
 from .document import LOW_CONFIDENCE, Change, PageDocument
@@ -43,6 +43,7 @@ class ReviewPanel(QWidget):
         lay.addLayout(form)
         lay.addWidget(self.accept_button)
         self.accept_button.clicked.connect(self.acceptRequested)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.reviewer.editingFinished.connect(lambda: self.reviewerChanged.emit(self.reviewer.text().strip()))
         self.note.editingFinished.connect(self._note)
         self._show(None)

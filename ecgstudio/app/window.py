@@ -211,6 +211,8 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([580, 420])
+        self.splitter.setChildrenCollapsible(False)
         editor = QWidget()
         ev = QVBoxLayout(editor)
         ev.setContentsMargins(0, 0, 0, 0)
@@ -230,8 +232,8 @@ class MainWindow(QMainWindow):
                                            Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.lead_dock, self.calibration_dock)
         self.lead_dock.raise_()
-        self.resizeDocks([self.worklist_dock], [250], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.review_dock], [290], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.worklist_dock, self.review_dock], [270, 290], Qt.Orientation.Horizontal)
+        self.worklist_dock.hide()  # shown when a worklist has more than one page
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -502,7 +504,7 @@ class MainWindow(QMainWindow):
             self.settings.add_recent(p)
         self.worklist.model.set_items(items)
         self.worklist.update_summary()
-        self.worklist_dock.show()
+        self.worklist_dock.setVisible(len(items) > 1 or any(p.is_dir() for p in paths))
         self.clear_banner()
         rows = self.worklist.visible_rows()
         self.open_row(rows[0] if rows else 0)

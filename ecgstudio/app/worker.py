@@ -29,6 +29,7 @@ STAGE_NAMES = {
     "segmentation": "Finding the traces (model)",
     "layout": "Finding the leads",
     "extraction": "Extracting the signals",
+    "layout and extraction": "Finding the leads and extracting the signals",
     "done": "Done",
 }
 

@@ -67,11 +67,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def trace_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE on both channels plus a soft Dice on the trace ridge (traces are a few % of pixels)."""
+def trace_loss(logits: torch.Tensor, targets: torch.Tensor, *, text_weight: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """BCE on both channels plus a soft Dice on the trace ridge (traces are a few % of pixels).
+
+    ``text_weight`` (shape ``(batch,)``), when given, scales each sample's text-channel BCE: a
+    sample whose text target is only a guess (a label without a text mask) can count less.
+    """
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     weight = 1.0 + 9.0 * targets[:, :1]  # ridge pixels count more
-    loss = (bce[:, :1] * weight).mean() + 0.5 * bce[:, 1:].mean()
+    if text_weight is None:
+        text = bce[:, 1:].mean()
+    else:
+        text = (bce[:, 1:].mean(dim=(1, 2, 3)) * text_weight.to(bce.dtype)).mean()
+    loss = (bce[:, :1] * weight).mean() + 0.5 * text
     p = torch.sigmoid(logits[:, 0])
     t = targets[:, 0]
     dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
