@@ -23,7 +23,7 @@ from .errors import ImageSizeError
 from .geometry import rectify
 from .io.images import MIN_SIDE_PX
 from .model.infer import predict_maps
-from .model.net import CANONICAL_PX_PER_MM
+from .model.net import CANONICAL_PX_PER_MM, fused_for_inference
 from .model.weights import ModelCard, load_model
 from .paper import PAPER_SIZES_MM, Layout
 from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
@@ -71,7 +71,8 @@ class Digitizer:
 
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
-        self.model, self.card = load_model(model, device=self.device)
+        model_, self.card = load_model(model, device=self.device)
+        self.model = fused_for_inference(model_).to(memory_format=torch.channels_last)
 
     @property
     def model_card(self) -> ModelCard:

@@ -79,3 +79,19 @@ def test_train_checkpoints_resumes_and_saves(tmp_path) -> None:
     assert loaded_card.sha256 == card.sha256 and loaded_card.net == TINY
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a.cpu(), b)
+
+
+def test_fused_network_gives_the_same_maps() -> None:
+    from ecgstudio.model.net import fused_for_inference
+
+    torch.manual_seed(3)
+    net = TraceNet(TINY)
+    # Non-trivial batch-norm statistics, as after training.
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(4, 3, 64, 64) * 2)
+    net.eval()
+    fused = fused_for_inference(net).to(memory_format=torch.channels_last)
+    image = np.random.default_rng(2).integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    np.testing.assert_allclose(predict_maps(fused, image), predict_maps(net, image), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())

@@ -360,7 +360,8 @@ class PageDocument(QObject):
     def _edit(self, text: str, *, boxes: tuple[LeadBox, ...] | None = None, traces: tuple[Trace, ...] | None = None,
               calibration: Calibration | None = None, masks: PageMasks | None | bool = False,
               n_samples: int | None = None, changed_traces: frozenset[int] | None = frozenset(),
-              leads: Iterable[str] | None = (), boxes_changed: bool = False, merge_key: str | None = None) -> None:
+              leads: Iterable[str] | None = (), boxes_changed: bool = False, merge_key: str | None = None,
+              columns: tuple[np.ndarray, ...] | None = None) -> None:
         """Build the next state from the current one and push it as one undoable edit."""
         s = self._state
         boxes = s.boxes if boxes is None else boxes
@@ -368,7 +369,8 @@ class PageDocument(QObject):
         calibration = s.calibration if calibration is None else calibration
         n = s.n_samples if n_samples is None else n_samples
         leads = None if leads is None else frozenset(leads)
-        columns = self._columns(calibration, boxes, traces, n, leads, s.columns)
+        if columns is None:
+            columns = self._columns(calibration, boxes, traces, n, leads, s.columns)
         review = self._edited_review(() if leads is None else leads)
         state = PageState(calibration, boxes, traces, columns, review, s.masks if masks is False else masks, n)
         change = Change(boxes=boxes_changed, traces=changed_traces, leads=leads,
@@ -380,8 +382,9 @@ class PageDocument(QObject):
     def set_calibration(self, calibration: Calibration, *, merge_key: str | None = "calibration") -> None:
         """Replace the calibration; signals of every lead follow.
 
-        A new horizontal scale (px/mm or mm/s) keeps each box where it is on the page and
-        rescales its time window, so the record gets longer or shorter with it.
+        A new gain or vertical scale scales every signal exactly.  A new horizontal scale (px/mm
+        or mm/s) keeps each box where it is on the page and rescales its time window, so the
+        record gets longer or shorter and every lead is resampled from its trace.
         """
         old = self.calibration
         if calibration == old:
@@ -392,11 +395,15 @@ class PageDocument(QObject):
         factor = old.px_per_s / calibration.px_per_s
         boxes = self.boxes
         n = self.n_samples
+        columns = None
         if not math.isclose(factor, 1.0, rel_tol=1e-12):
             boxes = tuple(replace(b, t_start_s=b.t_start_s * factor, duration_s=b.duration_s * factor) for b in boxes)
             n = max(1, int(round(n * factor)))
+        else:  # values are (baseline - y) / px_per_mv: a new gain only rescales them
+            ratio = old.px_per_mv / calibration.px_per_mv
+            columns = tuple(_frozen(c * ratio) for c in self._state.columns)
         self._edit("Change calibration", boxes=boxes, calibration=calibration, n_samples=n, leads=None,
-                   boxes_changed=boxes is not self.boxes, merge_key=merge_key)
+                   boxes_changed=boxes is not self.boxes, merge_key=merge_key, columns=columns)
 
     def apply_ruler(self, p1: tuple[float, float], p2: tuple[float, float], mm: float, *, axis: str = "both") -> float:
         """Set px/mm from two points ``mm`` millimetres apart; returns the measured px/mm.

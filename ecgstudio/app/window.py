@@ -938,6 +938,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self._flush()
         self._cancel_job()
+        self._set_document(None)
         self.engine.shutdown()
         self.settings.sync()
         super().closeEvent(event)

@@ -8,11 +8,13 @@ separators, handwriting) so the extractor can tell the two apart.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: Pages are resampled to this grid scale before segmentation (about 150 dpi).
 CANONICAL_PX_PER_MM = 6.0
@@ -77,6 +79,22 @@ class TraceNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return self.head(x)
+
+
+def fused_for_inference(model: TraceNet) -> TraceNet:
+    """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it.
+
+    Same outputs (to float rounding), fewer operations per pixel.
+    """
+    fused = copy.deepcopy(model).eval()
+    for module in fused.modules():
+        if isinstance(module, nn.Sequential):
+            layers = list(module)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                    module[i + 1] = nn.Identity()
+    return fused
 
 
 def count_parameters(model: nn.Module) -> int:

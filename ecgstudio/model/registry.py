@@ -49,6 +49,7 @@ __all__ = [
     "ModelRegistryError",
     "ModelVersion",
     "activate",
+    "check_version_name",
     "active_model_path",
     "active_version",
     "default_data_dir",
@@ -119,7 +120,8 @@ def models_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(data_dir if data_dir is not None else default_data_dir()) / "models"
 
 
-def _check_name(name: str) -> str:
+def check_version_name(name: str) -> str:
+    """``name`` if it can name a local version (a safe folder name), else ModelRegistryError."""
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == SHIPPED or name.endswith(".json"):
         raise ModelRegistryError(
             f"{name!r} is not a valid model version name; use 1-64 letters, digits, '.', '_' or '-', "
@@ -161,7 +163,7 @@ def _version(name: str, data_dir: str | os.PathLike[str] | None) -> ModelVersion
     """A version by name, verified (sha256), with ``active`` False."""
     if name == SHIPPED:
         return ModelVersion(SHIPPED, DEFAULT_MODEL, _read_card(DEFAULT_MODEL))
-    path = models_dir(data_dir) / _check_name(name) / WEIGHTS_NAME
+    path = models_dir(data_dir) / check_version_name(name) / WEIGHTS_NAME
     if not path.parent.is_dir():
         raise ModelRegistryError(f"there is no model version {name!r}; known versions: {_known(data_dir)}")
     return ModelVersion(name, path, _read_card(path))
@@ -284,7 +286,7 @@ def new_version_name(prefix: str = "finetune", *, data_dir: str | os.PathLike[st
     while (models_dir(data_dir) / name).exists():
         k += 1
         name = f"{base}-{k}"
-    return _check_name(name)
+    return check_version_name(name)
 
 
 def save_version(model: TraceNet, card: ModelCard, name: str, *,
@@ -300,7 +302,7 @@ def save_version(model: TraceNet, card: ModelCard, name: str, *,
     OSError
         Writing failed (full disk, permissions); the caller turns it into a message.
     """
-    folder = models_dir(data_dir) / _check_name(name)
+    folder = models_dir(data_dir) / check_version_name(name)
     if folder.exists():
         raise ModelRegistryError(f"model version {name!r} already exists in {folder.parent}; choose another name")
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -186,7 +186,7 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
     model = init if init is not None else TraceNet(config.net)
-    model.to(device).train()
+    model.to(device, memory_format=torch.channels_last).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     state = TrainState()
     checkpoint = work_dir / "checkpoint.pt"
@@ -219,7 +219,7 @@ def train(
                 buffer.pop(int(rng.integers(len(buffer))))
         crops = [random_crops(*buffer[int(rng.integers(len(buffer)))], rng, size=config.crop, count=1)
                  for _ in range(config.batch_size)]
-        x = torch.from_numpy(np.concatenate([c[0] for c in crops])).to(device)
+        x = torch.from_numpy(np.concatenate([c[0] for c in crops])).to(device, memory_format=torch.channels_last)
         t = torch.from_numpy(np.concatenate([c[1] for c in crops])).to(device)
         for group in optimiser.param_groups:
             group["lr"] = _lr(config, state.step)

@@ -1,0 +1,454 @@
+"""The studio as a person uses it: open the sample, wait for proposals, edit, undo, save, reopen.
+
+Headless (``QT_QPA_PLATFORM=offscreen``, set in conftest).  The real model digitizes the sample
+once per session (``digitizer``); every window shares that result through a cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from ecgstudio.app.document import PageDocument, PageRef, splice, stroke_to_columns  # noqa: E402
+from ecgstudio.app.scan_view import Tool  # noqa: E402
+from ecgstudio.app.settings import AppSettings  # noqa: E402
+from ecgstudio.app.window import SAMPLE_SCAN, MainWindow  # noqa: E402
+from ecgstudio.errors import NotAnEcgError  # noqa: E402
+from ecgstudio.labels import ImageIdentity, ReviewStatus, load_labels  # noqa: E402
+from ecgstudio.pipeline import DigitizeOptions  # noqa: E402
+
+WAIT_MS = 90_000  # digitizing the sample takes a few seconds, more on a loaded machine
+
+pytestmark = pytest.mark.skipif(not SAMPLE_SCAN.is_file(), reason="the sample scan is not in this checkout")
+
+
+class SharedDigitizer:
+    """The real digitizer, run at most once per distinct page and options in the session."""
+
+    def __init__(self) -> None:
+        self._real = None
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+        self.runs = 0
+
+    def digitize(self, image: np.ndarray, options: DigitizeOptions = DigitizeOptions(), *, progress=None):
+        key = (hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), options)
+        with self._lock:
+            if key not in self._cache:
+                if self._real is None:
+                    from ecgstudio.pipeline import Digitizer
+
+                    self._real = Digitizer(device="cpu")
+                self.runs += 1
+                self._cache[key] = self._real.digitize(image, options, progress=progress)
+            elif progress is not None:
+                progress("done", 1.0)
+            return self._cache[key]
+
+
+@pytest.fixture(scope="session")
+def digitizer() -> SharedDigitizer:
+    return SharedDigitizer()
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, digitizer):
+    """Windows with settings and labels in ``tmp_path`` (never the user's), closed at the end."""
+    made = []
+
+    def make(factory=None, reviewer: str = "Dr Test") -> MainWindow:
+        q = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        settings = AppSettings(q)
+        settings.reviewer = reviewer
+        w = MainWindow(settings=settings, digitizer_factory=factory or (lambda: digitizer),
+                       labels_root=tmp_path / "labels", autosave_ms=50)
+        qtbot.addWidget(w)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def open_and_wait(qtbot, window: MainWindow, paths) -> PageDocument:
+    window.open_paths(paths)
+    qtbot.waitUntil(lambda: window.document is not None or (not window.busy and window.banner_text()),
+                    timeout=WAIT_MS)
+    assert window.document is not None, window.banner_text()
+    return window.document
+
+
+def view_point(view, x: float, y: float) -> QPoint:
+    return view.mapFromScene(QPointF(x, y))
+
+
+# ---------------------------------------------------------------------- the main story
+
+
+def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None:
+    w = make_window()
+    assert w.stack.currentWidget() is w.welcome
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+
+    # Proposals are shown in both views and saved as "proposed" in the user-data label folder.
+    assert len(doc.boxes) >= 12 and len(w.scan_view._boxes) == len(doc.boxes)
+    assert set(w.signal_view._curves) == set(doc.lead_names)
+    label = doc.label_path
+    assert label.is_relative_to(tmp_path / "labels") and str(label) in w.labels_label.text()
+    qtbot.waitUntil(lambda: label.is_file(), timeout=5000)
+    assert load_labels(label).review.status == ReviewStatus.PROPOSED
+    assert not w.progress.isVisible()
+
+    # 1. Drag a trace point through the document API: only that lead's signal changes.
+    k = doc.box_for_lead("V2")
+    xy0 = doc.traces[k].xy.copy()
+    i = int(np.flatnonzero(np.isfinite(xy0).all(axis=1))[len(xy0) // 2])
+    before = {lead: doc.column(lead).copy() for lead in doc.lead_names}
+    doc.move_point(k, i, xy0[i, 1] - 15, merge_key="api-drag")
+    doc.move_point(k, i, xy0[i, 1] - 25, merge_key="api-drag")  # same drag: one undo step
+    assert doc.traces[k].xy[i, 1] == pytest.approx(xy0[i, 1] - 25)
+    changed = [lead for lead in doc.lead_names
+               if not np.array_equal(before[lead], doc.column(lead), equal_nan=True)]
+    assert changed == ["V2"]
+    assert np.nanmax(doc.column("V2") - before["V2"]) == pytest.approx(25 / doc.calibration.px_per_mv, rel=0.1)
+    assert doc.undo_stack.count() == 1
+
+    # 2. The same with the mouse: the "Drag points" tool (key D) on the scan view.
+    QTest.keyClick(w, Qt.Key.Key_D)
+    assert w.scan_view.tool == Tool.POINTS
+    kb = doc.box_for_lead("V5")
+    w.scan_view.zoom_to_box(kb)
+    qtbot.wait(20)
+    xy = doc.traces[kb].xy
+    j = int(np.flatnonzero(np.isfinite(xy).all(axis=1))[len(xy) // 3])
+    x, y = xy[j]
+    vp = w.scan_view.viewport()
+    start = view_point(w.scan_view, x, y)
+    end = start + QPoint(0, -30)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(vp, start + QPoint(0, -15))
+    QTest.mouseMove(vp, end)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+    moved = doc.traces[kb].xy[:, 1] - xy[:, 1]
+    expected = w.scan_view.mapToScene(end).y() - w.scan_view.mapToScene(start).y()
+    assert np.nanmin(moved) == pytest.approx(expected, abs=1.5) and expected < -5
+    assert doc.selected == kb and w.signal_view.selected_lead == "V5"
+    assert doc.undo_stack.count() == 2
+
+    # 3. Move a box with the mouse (Select tool, key V).
+    QTest.keyClick(w, Qt.Key.Key_V)
+    w.scan_view.fit()
+    qtbot.wait(20)
+    kv = doc.box_for_lead("V1")
+    b = doc.boxes[kv]
+    grab = view_point(w.scan_view, (b.x0 + b.x1) / 2, b.baseline_y + 0.2 * (b.y1 - b.baseline_y))
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, grab)
+    QTest.mouseMove(vp, grab + QPoint(6, 3))
+    QTest.mouseMove(vp, grab + QPoint(12, 6))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, grab + QPoint(12, 6))
+    nb = doc.boxes[kv]
+    assert nb.x0 - b.x0 == pytest.approx(12 / w.scan_view.zoom, abs=1.0)
+    assert nb.y0 - b.y0 == pytest.approx(6 / w.scan_view.zoom, abs=1.0)
+    assert nb.t_start_s == b.t_start_s and nb.width == pytest.approx(b.width)
+
+    # 4. Change the gain in the calibration panel: every signal halves at once.
+    v4 = doc.column("V4").copy()
+    assert w.calibration_panel.gain.value() == pytest.approx(doc.calibration.mm_per_mv)
+    gain0 = doc.calibration.mm_per_mv
+    w.calibration_panel.gain.setValue(2 * gain0)
+    assert doc.calibration.mm_per_mv == pytest.approx(2 * gain0)
+    ok = np.isfinite(v4)
+    np.testing.assert_allclose(doc.column("V4")[ok], v4[ok] / 2, rtol=1e-12)
+
+    # 5. Undo everything, redo everything (keyboard), then one undo of the gain.
+    edited = doc.record()
+    n = doc.undo_stack.count()
+    assert n == 4
+    for _ in range(n):
+        QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.traces[k].xy[i, 1] == xy0[i, 1] and doc.boxes[kv] == b
+    assert doc.calibration.mm_per_mv == gain0
+    for _ in range(n):
+        QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert doc.record() == edited
+
+    # 6. Save (Ctrl+S), close, reopen: exactly what was saved comes back, review included.
+    QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    saved = load_labels(label)
+    assert saved == doc.record()
+    assert saved.review.status == ReviewStatus.CORRECTED and saved.review.reviewer == "Dr Test"
+    assert saved.review.lead_status["V2"] == ReviewStatus.CORRECTED
+    w.close()
+
+    w2 = make_window()
+    doc2 = open_and_wait(qtbot, w2, [SAMPLE_SCAN])
+    assert doc2.record() == saved
+    np.testing.assert_array_equal(doc2.signals.mv, saved.digitization.signals.mv)
+    assert doc2.review.reviewer == "Dr Test" and w2.review_panel.status.text() == "CORRECTED"
+    assert not doc2.dirty
+    assert str(SAMPLE_SCAN.resolve()) in w2.settings.recent
+
+
+def test_selecting_a_lead_in_one_view_selects_it_in_the_other(qtbot, make_window) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    sv = w.signal_view
+    vb = sv.getPlotItem().getViewBox()
+    target = sv.mapFromScene(vb.mapViewToScene(QPointF(1.2, sv.offset("III"))))
+    QTest.mouseClick(sv.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, target)
+    assert doc.selected == doc.box_for_lead("III")
+    assert w.scan_view._boxes[doc.selected].pen().color() != w.scan_view._boxes[0].pen().color()
+
+    kb = doc.box_for_lead("aVF")
+    b = doc.boxes[kb]
+    p = view_point(w.scan_view, (b.x0 + b.x1) / 2, (b.y0 + b.baseline_y) / 2)
+    QTest.mouseClick(w.scan_view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
+    assert doc.selected == kb and sv.selected_lead == "aVF"
+    assert doc.undo_stack.count() == 0  # a click selects; it does not move the box
+    QTest.keyClick(w, Qt.Key.Key_BracketRight)
+    assert doc.selected == (kb + 1) % len(doc.boxes)
+
+
+def test_pen_eraser_snap_add_delete_rename_and_layers(qtbot, make_window) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    k = doc.box_for_lead("I")
+    box = doc.boxes[k]
+    t = doc.time_s()
+    xa, xb = box.x0 + 0.3 * box.width, box.x0 + 0.5 * box.width
+    s_per_px = box.duration_s / box.width
+    ta, tb = box.t_start_s + (xa - box.x0) * s_per_px, box.t_start_s + (xb - box.x0) * s_per_px
+    inside = (t > ta + 0.01) & (t < tb - 0.01)
+
+    doc.erase_stretch(k, xa, xb)
+    assert np.isnan(doc.column("I")[inside]).all()
+    assert np.isfinite(doc.column("I")[(t > box.t_start_s + 0.05) & (t < ta - 0.05)]).any()
+
+    # Redraw the stretch 6 px off the ink with the pen: snapping pulls it back onto the trace.
+    original = doc.undo_stack.command(0).before.traces[k].xy
+    cols = np.arange(np.ceil(xa), np.floor(xb))
+    truth = np.interp(cols, original[:, 0], original[:, 1])
+    doc.redraw_stretch(k, np.column_stack([cols, truth + 6]), snap=True)
+    assert np.isfinite(doc.column("I")[inside]).all()
+    drawn = doc.traces[k].xy
+    sel = (drawn[:, 0] >= xa) & (drawn[:, 0] <= xb)
+    assert np.median(np.abs(drawn[sel, 1] - truth[: sel.sum()])) < 3.0
+    assert (doc.traces[k].confidence[sel] == 1.0).all()
+
+    # Add a box by dragging with the mouse, rename it, delete it; undo brings it back.
+    w.set_tool(Tool.ADD_BOX)
+    n = len(doc.boxes)
+    vp = w.scan_view.viewport()
+    a = view_point(w.scan_view, box.x0, box.y0)
+    c = view_point(w.scan_view, box.x1, box.y1)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+    QTest.mouseMove(vp, (a + c) / 2)
+    QTest.mouseMove(vp, c)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+    assert len(doc.boxes) == n + 1 and doc.selected == n
+    assert np.isfinite(doc.traces[n].xy).all(axis=1).sum() > 0.8 * box.width  # traced from the ink mask
+    doc.rename_box(n, "V6")
+    assert doc.boxes[n].lead == "V6" and doc.traces[n].lead == "V6"
+    QTest.keyClick(w, Qt.Key.Key_Delete)
+    assert len(doc.boxes) == n
+    doc.undo_stack.undo()
+    assert len(doc.boxes) == n + 1 and doc.boxes[n].lead == "V6"
+
+    # Layers toggle from the keyboard; the mask opacity slider drives the mask item.
+    QTest.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert not w.scan_view._mask.isVisible() and not w.settings.layer("mask")
+    QTest.keyClick(w, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert w.scan_view._mask.isVisible()
+    w.opacity.setValue(70)
+    assert w.scan_view._mask.opacity() == pytest.approx(0.7)
+
+
+def test_ruler_and_pulse_set_calibration(qtbot, make_window) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    cal = doc.calibration
+    QTest.keyClick(w, Qt.Key.Key_R)
+    assert w.scan_view.tool == Tool.RULER
+    w.calibration_panel.ruler_mm.setValue(20.0)
+    vp = w.scan_view.viewport()
+    p1 = view_point(w.scan_view, 300, 300)
+    p2 = view_point(w.scan_view, 300 + 20 * cal.px_per_mm_x * 1.1, 300)
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p1)
+    QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p2)
+    measured = (w.scan_view.mapToScene(p2).x() - w.scan_view.mapToScene(p1).x()) / 20
+    assert doc.calibration.px_per_mm_x == pytest.approx(measured)
+    assert doc.calibration.px_per_mm_y == pytest.approx(measured)  # "same scale both ways"
+    assert w.calibration_panel.px_x.value() == pytest.approx(measured, abs=1e-3)
+    assert "px/mm" in w.calibration_panel.result.text()
+    # A coarser scale shortens every box's time window and the record with it.
+    assert doc.n_samples < len(doc.undo_stack.command(0).before.columns[0])
+
+    doc.undo_stack.undo()
+    doc.apply_pulse((100, 500), (100, 500 - 20 * cal.px_per_mm_y))
+    assert doc.calibration.mm_per_mv == pytest.approx(20.0)
+
+
+# ---------------------------------------------------------------------- failures
+
+
+def test_corrupt_label_file_shows_a_message_and_is_kept(qtbot, make_window, tmp_path) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    label = doc.label_path
+    w.close()
+    label.write_bytes(b"this is not HDF5")
+    w2 = make_window()
+    doc2 = open_and_wait(qtbot, w2, [SAMPLE_SCAN])
+    assert "cannot be read" in w2.banner_text() and "not an HDF5 file" in w2.banner_text()
+    assert "Traceback" not in w2.banner_text()
+    doc2.move_point(0, 5, doc2.traces[0].xy[5, 1] + 3)
+    qtbot.wait(150)  # longer than the autosave delay
+    assert label.read_bytes() == b"this is not HDF5"  # autosave never overwrites a damaged file
+    assert w2.save(explicit=True)
+    assert load_labels(label) == doc2.record()
+
+
+def test_model_failure_shows_a_message_and_keeps_saved_work(qtbot, make_window, tmp_path) -> None:
+    class Failing:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def digitize(self, image, options, *, progress=None):
+            if progress:
+                progress("geometry", 0.2)
+            raise self.exc
+
+    w = make_window(factory=lambda: Failing(NotAnEcgError("no ECG traces found; is this an ECG page?")))
+    w.open_paths([SAMPLE_SCAN])
+    qtbot.waitUntil(lambda: bool(w.banner_text()), timeout=10_000)
+    assert "no ECG traces found" in w.banner_text() and w.document is None
+    assert not any((tmp_path / "labels").rglob("*.h5"))  # nothing saved for a failed page
+
+    w2 = make_window(factory=lambda: Failing(RuntimeError("boom")))
+    w2.open_paths([SAMPLE_SCAN])
+    qtbot.waitUntil(lambda: bool(w2.banner_text()), timeout=10_000)
+    assert "failed unexpectedly" in w2.banner_text() and "Traceback" not in w2.banner_text()
+    assert w2.review_panel.status.text() == "NOT DIGITIZED"
+
+
+# ---------------------------------------------------------------------- worklist, export, CLI
+
+
+def test_folder_worklist_filter_sort_accept_and_next(qtbot, make_window, tmp_path) -> None:
+    folder = tmp_path / "scans"
+    (folder / "ward").mkdir(parents=True)
+    shutil.copy(SAMPLE_SCAN, folder / "a_first.jpg")
+    shutil.copy(SAMPLE_SCAN, folder / "ward" / "b_second.jpg")
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [folder])
+    panel = w.worklist
+    assert [i.page.source.name for i in panel.model.items] == ["a_first.jpg", "b_second.jpg"]
+    assert doc.label_path == folder / "labels" / "a_first.labels.h5"
+    assert w.worklist_dock.isVisible()
+
+    QTest.keyClick(w, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # accept, go to next
+    qtbot.waitUntil(lambda: w.document is not None and w.document.page.source.name == "b_second.jpg",
+                    timeout=WAIT_MS)
+    first = load_labels(folder / "labels" / "a_first.labels.h5")
+    assert first.review.status == ReviewStatus.REVIEWED and first.review.reviewer == "Dr Test"
+    assert w.document.label_path == folder / "labels" / "ward" / "b_second.labels.h5"
+    qtbot.waitUntil(lambda: panel.model.items[1].status == "proposed", timeout=5000)
+    assert [i.status for i in panel.model.items] == ["reviewed", "proposed"]
+
+    panel.status_combo.setCurrentIndex(panel.status_combo.findData("reviewed"))
+    assert panel.visible_rows() == [0]
+    panel.status_combo.setCurrentIndex(0)
+    panel.model.items[0].confidence = 0.9  # pretend the first page was the surer one
+    panel.sort_combo.setCurrentText("Lowest confidence first")
+    assert panel.visible_rows() == [1, 0]
+    panel.search.setText("b_sec")
+    assert panel.visible_rows() == [1]
+    panel.search.setText("")
+    QTest.keyClick(w, Qt.Key.Key_PageDown)  # b is last in this order: stays
+    assert w.document.page.source.name == "b_second.jpg"
+
+
+def test_export_and_drop_and_cli(qtbot, make_window, tmp_path, monkeypatch) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    files = w.export_to(tmp_path / "out")
+    suffixes = {f.suffix for f in files}
+    assert {".hea", ".dat", ".csv", ".edf", ".json"} <= suffixes
+    from ecgstudio.io.signals import read_signals
+
+    back = read_signals(tmp_path / "out" / "sample_scan")
+    np.testing.assert_allclose(back.mv, doc.signals.mv, atol=1e-3)
+
+    # Dropping a file onto the window opens it.
+    other = tmp_path / "dropped.jpg"
+    shutil.copy(SAMPLE_SCAN, other)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(drop)
+    qtbot.waitUntil(lambda: w.document is not None and w.document.page.source == other, timeout=WAIT_MS)
+
+    # `ecgstudio` with no arguments and `ecgstudio gui PATH` open the window.
+    import ecgstudio.app.main as app_main
+    from ecgstudio.cli import main
+
+    calls = []
+    monkeypatch.setattr(app_main, "run", lambda paths=(): calls.append(list(paths)) or 0)
+    assert main([]) == 0 and main(["gui", str(other)]) == 0
+    assert calls == [[], [str(other)]]
+
+
+# ---------------------------------------------------------------------- the document alone
+
+
+def test_document_edits_without_widgets(qtbot, digitizer) -> None:
+    from ecgstudio.io.images import read_pages
+
+    image = read_pages(SAMPLE_SCAN)[0].image
+    dig = digitizer.digitize(image, DigitizeOptions())
+    doc = PageDocument.from_digitization(PageRef(SAMPLE_SCAN), image, dig,
+                                         identity=ImageIdentity.from_array(SAMPLE_SCAN, image), reviewer="me")
+    fresh = doc.record()
+    np.testing.assert_array_equal(doc.signals.mv, dig.signals.mv)
+
+    doc.set_calibration(replace(doc.calibration, mm_per_s=50.0), merge_key=None)  # twice the speed
+    assert doc.n_samples == pytest.approx(dig.signals.n_samples / 2, abs=1)
+    assert doc.boxes[-1].duration_s == pytest.approx(dig.boxes[-1].duration_s / 2)
+    k = doc.box_for_lead("aVR")
+    doc.delete_box(k)
+    assert np.isnan(doc.column("aVR")).all()
+    assert doc.masks.trace.max() == dig.masks.trace.max() - 1  # labels follow the boxes
+    doc.accept()
+    assert doc.review.status == ReviewStatus.CORRECTED and doc.review.reviewer == "me"
+    while doc.undo_stack.canUndo():
+        doc.undo_stack.undo()
+    assert doc.record() == fresh  # undo restores exactly, signals included
+
+
+def test_splice_and_stroke_helpers() -> None:
+    xy = np.column_stack([np.arange(10.0), np.arange(10.0) * 2])
+    conf = np.full(10, 0.5, np.float32)
+    out, c = splice(xy, conf, 3, 5, None, None)
+    assert len(out) == 8 and np.isnan(out[3]).all() and c.dtype == np.float32
+    again, _ = splice(out, c, 2.5, 6.5, np.array([[3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]]),
+                      np.ones(4, np.float32))
+    assert np.isfinite(again).all() and len(again) == 10 and (again[3:7, 1] == 0).all()
+    end, _ = splice(xy, conf, 7, 20, None, None)
+    assert len(end) == 7 and np.isfinite(end).all()  # no dangling gap at the end
+    cols = stroke_to_columns(np.array([[5.2, 1.0], [2.0, 4.0], [3.6, 2.0]]))
+    np.testing.assert_array_equal(cols[:, 0], [2, 3, 4, 5])
