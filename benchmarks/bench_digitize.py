@@ -15,6 +15,7 @@ import resource
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--photos", action="store_true", help="also digitize the real photos without truth")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
+    parser.add_argument("--sheet", help="with --photos: write a contact sheet of photo overlays here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,6 +91,25 @@ def main() -> None:
             except EcgStudioError as exc:
                 print(f"photo {path.name}: {exc}")
         print(f"real images without truth digitized: {ok}; overlays in {out / 'photos'}")
+        if args.sheet:
+            write_sheet(sorted((out / "photos").glob("ecg000[2-5]*.png"))[:12], Path(args.sheet))
+            print(f"contact sheet of phone-photo overlays: {args.sheet}")
+
+
+def write_sheet(paths: list[Path], target: Path, *, width: int = 640, height: int = 360) -> None:
+    """Tile overlay images into one PNG, 3 per row."""
+    tiles = []
+    for path in paths:
+        image = read_image(path)
+        s = min(width / image.shape[1], height / image.shape[0])
+        small = cv2.resize(image, (int(image.shape[1] * s), int(image.shape[0] * s)), interpolation=cv2.INTER_AREA)
+        tile = np.full((height, width, 3), 255, np.uint8)
+        tile[: small.shape[0], : small.shape[1]] = small
+        cv2.putText(tile, path.stem, (6, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % 3:
+        tiles.append(np.full((height, width, 3), 255, np.uint8))
+    write_png(target, np.vstack([np.hstack(tiles[i:i + 3]) for i in range(0, len(tiles), 3)]))
 
 
 if __name__ == "__main__":

@@ -699,41 +699,39 @@ def splice(xy: np.ndarray, confidence: np.ndarray | None, x_from: float, x_to: f
            new_xy: np.ndarray | None, new_conf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Replace the points of a polyline whose column lies in ``[x_from, x_to]``.
 
-    ``new_xy`` None erases the stretch: a NaN row (a gap) takes its place where points remain
-    on both sides.  Gap rows inside the stretch go; runs of gap rows collapse to one and gaps
-    at either end are dropped.  Returns the new ``(xy, confidence)``.
+    ``new_xy`` (points ordered by column) takes their place; None erases the stretch, leaving
+    a gap (a NaN row) where points remain on both sides.  Gaps of the polyline outside the
+    stretch, and the parts of a gap the new points do not cover, stay gaps.  Returns the new
+    ``(xy, confidence)``; the polyline is assumed ordered by column, as traces are.
     """
-    n = len(xy)
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     finite = np.isfinite(xy).all(axis=1)
-    # A gap row sits just after the last finite point before it.
-    pos = np.where(finite, xy[:, 0], np.nan)
-    last = -np.inf
-    for i in range(n):
-        if finite[i]:
-            last = pos[i]
-        else:
-            pos[i] = last + 1e-3
-    inside = (pos >= x_from) & (pos <= x_to)
-    before, after = (pos < x_from), (pos > x_to)
+    idx = np.flatnonzero(finite)
+    pts = xy[finite]
     conf = None if confidence is None else np.asarray(confidence)
+    pc = None if conf is None else conf[finite]
+    # Original gaps: (x before, x after) for consecutive finite points with NaN rows between them.
+    split = np.flatnonzero(np.diff(idx) > 1)
+    gaps = [(pts[i, 0], pts[i + 1, 0]) for i in split]
+    before, after = pts[:, 0] < x_from, pts[:, 0] > x_to
+    mid = np.zeros((0, 2)) if new_xy is None else np.asarray(new_xy, dtype=np.float64).reshape(-1, 2)
+    mid_c = np.ones(len(mid), np.float32) if new_conf is None else np.asarray(new_conf, np.float32)
+    out = np.concatenate([pts[before], mid, pts[after]])
+    is_new = np.r_[np.zeros(before.sum(), bool), np.ones(len(mid), bool), np.zeros(after.sum(), bool)]
+    out_c = None if pc is None else np.concatenate([pc[before], mid_c.astype(pc.dtype), pc[after]])
+    if len(out) < 2:
+        return out, out_c
+    px, qx = out[:-1, 0], out[1:, 0]
+    gap_after = np.zeros(len(out) - 1, bool)
+    both_new = is_new[:-1] & is_new[1:]
+    apart = qx - px > 1.0 + 1e-6  # neighbouring columns are never a gap
+    for a, b in gaps:
+        gap_after |= (px >= a) & (qx <= b) & ~both_new & apart
     if new_xy is None:
-        mid_xy = np.full((1, 2), np.nan) if (before & finite).any() and (after & finite).any() else np.zeros((0, 2))
-        mid_c = np.zeros(len(mid_xy), np.float32)
-    else:
-        mid_xy = np.asarray(new_xy, dtype=np.float64)
-        mid_c = np.asarray(new_conf if new_conf is not None else np.ones(len(mid_xy)), np.float32)
-    out_xy = np.concatenate([xy[before], mid_xy, xy[after]])
-    out_c = None
-    if conf is not None:
-        out_c = np.concatenate([conf[before], mid_c.astype(conf.dtype), conf[after]])
-    del inside
-    # Collapse runs of gap rows and drop gaps at the ends.
-    gap = ~np.isfinite(out_xy).all(axis=1)
-    keep = ~gap | (np.r_[True, ~gap[:-1]] if len(gap) else gap)
-    if len(gap):
-        keep &= ~(gap & (np.cumsum(~gap) == 0))
-        keep &= ~(gap & (np.cumsum((~gap)[::-1])[::-1] == 0))
-    out_xy = out_xy[keep]
+        gap_after |= (px < x_from) & (qx > x_to)
+    rows = np.insert(np.arange(len(out)), np.flatnonzero(gap_after) + 1, -1)
+    result = np.where(rows[:, None] >= 0, out[np.maximum(rows, 0)], np.nan)
+    result_c = None
     if out_c is not None:
-        out_c = out_c[keep]
-    return out_xy, out_c
+        result_c = np.where(rows >= 0, out_c[np.maximum(rows, 0)], 0).astype(out_c.dtype)
+    return result, result_c

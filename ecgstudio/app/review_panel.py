@@ -170,7 +170,9 @@ class LeadPanel(QWidget):
             self.table.setRowCount(len(doc.boxes))
             for k, box in enumerate(doc.boxes):
                 conf = doc.confidence.get(box.lead)
-                status = doc.review.lead_status.get(box.lead, doc.review.status).value
+                page = doc.review.status
+                unreviewed = ReviewStatus.PROPOSED if page == ReviewStatus.CORRECTED else page
+                status = doc.review.lead_status.get(box.lead, unreviewed).value
                 name = box.lead + (" (rhythm)" if box.duration_s > 5 else "")
                 cells = [name, "" if conf is None else f"{conf:.2f}", status]
                 for c, text in enumerate(cells):

@@ -257,7 +257,6 @@ class ScanView(QGraphicsView):
             on = k == sel
             rect.setPen(_pen(SELECTED_COLOR if on else BOX_COLOR, 2.5 if on else 1.3,
                              Qt.PenStyle.SolidLine if on else Qt.PenStyle.DashLine))
-            rect.setBrush(QBrush(QColor(255, 130, 0, 18)) if on else QBrush(Qt.BrushStyle.NoBrush))
             rect.setZValue(_Z_BOX + (0.5 if on else 0))
             label.color = SELECTED_COLOR if on else BOX_COLOR
             label.update()

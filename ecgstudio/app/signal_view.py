@@ -15,7 +15,8 @@ from PySide6.QtGui import QColor, QFont
 
 from .document import Change, PageDocument
 
-ROW_MV = 2.5  # vertical distance between lead baselines, mV
+ROW_MV = 3.0  # vertical distance between lead baselines, mV
+MIN_MINOR_PX = 4.0  # hide the 1 mm grid when its lines would be closer than this on screen
 MM_PER_S, MM_PER_MV = 25.0, 10.0  # the look of the plot (not the page's calibration)
 PAPER = QColor(255, 250, 250)
 MINOR = QColor(250, 205, 215)
@@ -77,6 +78,7 @@ class SignalView(pg.PlotWidget):
         self._duration = 0.0
         self._selected = ""
         self.scene().sigMouseClicked.connect(self._clicked)
+        vb.sigRangeChanged.connect(self._update_minor)
 
     # ------------------------------------------------------------------ content
 
@@ -90,6 +92,7 @@ class SignalView(pg.PlotWidget):
             plot.removeItem(item)
         self._curves, self._lows = {}, {}
         self._selected = ""
+        self._duration = 0.0
         self._selection.hide()
         if document is None:
             self._names = ()
@@ -121,11 +124,16 @@ class SignalView(pg.PlotWidget):
         doc = self.document
         duration = doc.n_samples / doc.fs
         if duration != self._duration:
+            first = self._duration == 0.0
             self._duration = duration
             n = len(self._names)
-            y0, y1 = -ROW_MV * (n - 0.5) - 0.5, ROW_MV * 0.8
+            y0, y1 = -ROW_MV * (n - 0.5), ROW_MV * 0.5
             self._minor.setData(*_grid_lines(duration, y0, y1, 1 / MM_PER_S, 1 / MM_PER_MV))
             self._major.setData(*_grid_lines(duration, y0, y1, 5 / MM_PER_S, 5 / MM_PER_MV))
+            self.getPlotItem().getViewBox().setLimits(xMin=-1.0, xMax=duration + 1.0, yMin=y0 - 3 * ROW_MV,
+                                                      yMax=y1 + 3 * ROW_MV)
+            if not first:
+                self.reset_view()
         for name in self._names:
             self.update_lead(name)
         self._on_selection(doc.selected)
@@ -174,13 +182,19 @@ class SignalView(pg.PlotWidget):
         else:
             self._selection.hide()
 
+    def _update_minor(self, *_: object) -> None:
+        """Show the 1 mm grid only where its lines are far enough apart to read."""
+        px_per_s = self.getPlotItem().getViewBox().viewPixelSize()[0]
+        self._minor.setVisible(px_per_s > 0 and (1 / MM_PER_S) / px_per_s >= MIN_MINOR_PX)
+
     def reset_view(self) -> None:
         """Show every lead over the whole record."""
         if not self._names:
             return
         n = len(self._names)
         self.getPlotItem().getViewBox().setRange(xRange=(0, max(self._duration, 0.1)),
-                                                 yRange=(-ROW_MV * (n - 0.5), ROW_MV * 0.6), padding=0.01)
+                                                 yRange=(-ROW_MV * (n - 0.5), ROW_MV * 0.5), padding=0.01)
+        self._update_minor()
 
     @property
     def selected_lead(self) -> str:

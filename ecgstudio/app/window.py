@@ -91,6 +91,8 @@ class WelcomePanel(QWidget):
             buttons.addWidget(b)
             if text.startswith("Open the sample"):
                 b.setEnabled(SAMPLE_SCAN.is_file())
+                b.setStyleSheet("font-size: 14px; padding: 6px 18px; font-weight: bold; color: white; "
+                                "background: #2f6fd0; border: 1px solid #2459a8; border-radius: 4px;")
                 self.sample_button = b
         buttons.addStretch(1)
         self.where = QLabel()
@@ -191,7 +193,8 @@ class MainWindow(QMainWindow):
         self.banner_frame.hide()
 
         self.scan_title = QLabel("Scan and proposals")
-        self.signal_title = QLabel("Signals (25 mm/s, 10 mm/mV; 1 small square = 0.04 s x 0.1 mV)")
+        self.signal_title = QLabel("Signals at 25 mm/s, 10 mm/mV")
+        self.signal_title.setToolTip("One small square is 0.04 s by 0.1 mV, as on ECG paper; click a lead to select it")
         for label in (self.scan_title, self.signal_title):
             label.setStyleSheet("font-weight: bold; padding: 2px 4px; color: #243b55;")
         left = QWidget()
@@ -210,7 +213,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([580, 420])
         self.splitter.setChildrenCollapsible(False)
         editor = QWidget()
@@ -232,7 +235,7 @@ class MainWindow(QMainWindow):
                                            Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.lead_dock, self.calibration_dock)
         self.lead_dock.raise_()
-        self.resizeDocks([self.worklist_dock, self.review_dock], [270, 290], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.worklist_dock, self.review_dock], [270, 275], Qt.Orientation.Horizontal)
         self.worklist_dock.hide()  # shown when a worklist has more than one page
 
         self.progress = QProgressBar()
@@ -253,7 +256,8 @@ class MainWindow(QMainWindow):
         self._autosave.timeout.connect(self.save)
         self._show_labels_location(None)
         self._update_enabled()
-        self.stack.setCurrentWidget(self.welcome)
+        self._mode_set = False
+        self._show_editor(False)
 
     # ------------------------------------------------------------------ building
 
@@ -493,7 +497,7 @@ class MainWindow(QMainWindow):
             items = items_for_paths(paths, user_root=self.labels_root)
         except EcgStudioError as exc:
             self.show_banner(str(exc))
-            self.stack.setCurrentWidget(self.editor if self.document else self.welcome)
+            self._show_editor(self.document is not None)
             return False
         if not items:
             self.show_banner(f"No scans, photos or PDFs found in {', '.join(str(p) for p in paths)} "
@@ -529,7 +533,7 @@ class MainWindow(QMainWindow):
         self.current_row = row
         item = model.items[row]
         self.worklist.show_current(row)
-        self.stack.setCurrentWidget(self.editor)
+        self._show_editor(True)
         self._show_labels_location(item)
         try:
             pages = self._read_pages(item.page.source)
@@ -641,7 +645,18 @@ class MainWindow(QMainWindow):
 
     def _open_document(self, doc: PageDocument) -> None:
         self._set_document(doc)
-        self.stack.setCurrentWidget(self.editor)
+        self._show_editor(True)
+
+    def _show_editor(self, editor: bool) -> None:
+        """The editor with its panels and tool bars, or the welcome panel alone."""
+        if editor == (self.stack.currentWidget() is self.editor) and self._mode_set:
+            return
+        self._mode_set = True
+        self.stack.setCurrentWidget(self.editor if editor else self.welcome)
+        for widget in (self.review_dock, self.lead_dock, self.calibration_dock, self.tools_bar, self.layers_bar):
+            widget.setVisible(editor)
+        if editor:
+            self.lead_dock.raise_()
 
     def _set_document(self, doc: PageDocument | None) -> None:
         old = self.document
@@ -903,8 +918,12 @@ class MainWindow(QMainWindow):
         self.act_rerun.setEnabled(has and not self.busy)
         self.act_undo.setEnabled(has and doc.undo_stack.canUndo())
         self.act_redo.setEnabled(has and doc.undo_stack.canRedo())
-        self.act_undo.setText(f"Undo {doc.undo_stack.undoText()}" if has and doc.undo_stack.canUndo() else "Undo")
-        self.act_redo.setText(f"Redo {doc.undo_stack.redoText()}" if has and doc.undo_stack.canRedo() else "Redo")
+        undo = f"Undo {doc.undo_stack.undoText().lower()}" if has and doc.undo_stack.canUndo() else "Undo"
+        redo = f"Redo {doc.undo_stack.redoText().lower()}" if has and doc.undo_stack.canRedo() else "Redo"
+        self.act_undo.setToolTip(f"{undo} (Ctrl+Z)")
+        self.act_redo.setToolTip(f"{redo} (Ctrl+Shift+Z)")
+        self.act_undo.setStatusTip(undo)
+        self.act_redo.setStatusTip(redo)
         for act in (self.act_delete, self.act_rename, self.act_zoom_box):
             act.setEnabled(sel)
         self.act_reextract.setEnabled(sel and doc.masks is not None)

@@ -151,12 +151,12 @@ def _expand_known_pages(item: WorkItem) -> list[WorkItem]:
 
 # ---------------------------------------------------------------------- Qt model and panel
 
-COLUMNS = ("File", "Status", "Confidence", "Reviewer")
+COLUMNS = ("File", "Status", "Conf.")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class WorklistModel(QAbstractTableModel):
-    """The worklist items as a table (file, status, lowest lead confidence, reviewer)."""
+    """The worklist items as a table: file, status, lowest lead confidence (reviewer in the tooltip)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -209,18 +209,14 @@ class WorklistModel(QAbstractTableModel):
                 return item.page.title
             if col == 1:
                 return item.status
-            if col == 2:
-                return "" if item.confidence is None else f"{item.confidence:.2f}"
-            return item.reviewer
+            return "" if item.confidence is None else f"{item.confidence:.2f}"
         if role == SORT_ROLE:
             if col == 0:
                 return str(item.page.source).lower() + f"#{item.page.page_index:05d}"
             if col == 1:
                 order = [s.value for s in ReviewStatus] + [UNREADABLE]
                 return order.index(item.status) if item.status in order else len(order)
-            if col == 2:
-                return 2.0 if item.confidence is None else item.confidence  # unknown sorts last
-            return item.reviewer.lower()
+            return 2.0 if item.confidence is None else item.confidence  # unknown sorts last
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
             return QBrush(QColor(STATUS_COLORS.get(item.status, "#b00020")))
         if role == Qt.ItemDataRole.FontRole and index.row() == self.current:
@@ -230,7 +226,10 @@ class WorklistModel(QAbstractTableModel):
             font.setBold(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{item.page.source}\nlabels: {item.label_path}"
+            conf = "not digitized yet" if item.confidence is None else f"{item.confidence:.2f}"
+            who = f" by {item.reviewer}" if item.reviewer else ""
+            return (f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}"
+                    f"\nlabels: {item.label_path}")
         return None
 
 
@@ -304,8 +303,12 @@ class WorklistPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in (1, 2, 3):
-            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(40)
+        for c, width in ((1, 76), (2, 46)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
+            self.table.setColumnWidth(c, width)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         top = QHBoxLayout()
