@@ -9,6 +9,7 @@ the original scan.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -244,16 +245,16 @@ def _masks_in_input(trace_prob: np.ndarray, text_prob: np.ndarray, boxes: tuple[
     return PageMasks(warp(labels), np.zeros((h, w), bool), text)
 
 
-_DEFAULT: dict[str, Digitizer] = {}
+@functools.lru_cache(maxsize=2)
+def _cached_digitizer(model: str | None) -> Digitizer:
+    return Digitizer(model)
 
 
 def digitize(image: np.ndarray, *, layout: str = "auto", fs: float = 500.0, mm_per_s: float | None = None,
              mm_per_mv: float | None = None, model: str | Path | None = None) -> Digitization:
     """One-shot digitization with a cached :class:`Digitizer` (see :meth:`Digitizer.digitize`)."""
-    key = str(model or "")
-    if key not in _DEFAULT:
-        _DEFAULT[key] = Digitizer(model)
-    return _DEFAULT[key].digitize(image, DigitizeOptions(layout, fs, mm_per_s, mm_per_mv))
+    digitizer = _cached_digitizer(str(model) if model else None)
+    return digitizer.digitize(image, DigitizeOptions(layout, fs, mm_per_s, mm_per_mv))
 
 
 __all__ = ["DigitizeOptions", "Digitizer", "PageAnalysis", "analyse_maps", "digitize"]
