@@ -55,7 +55,7 @@ from ..synth.batch import RecordPool
 from . import registry
 from .data import random_crops, render_training_page, trace_heatmap
 from .infer import predict_maps
-from .net import CANONICAL_PX_PER_MM, TraceNet
+from .net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .train import pick_device, trace_loss
 from .weights import ModelCard, load_model
 
@@ -531,25 +531,20 @@ def labeled_validation_snr(model: TraceNet, samples: Sequence[LabeledSample], *,
     from ..metrics import score_record
     from ..pipeline import DigitizeOptions, analyse_maps
 
-    was_training = model.training
-    model.eval()
+    net = fused_for_inference(model).to(memory_format=torch.channels_last)  # as the Digitizer runs it
     scores: list[float] = []
-    try:
-        for sample in samples:
-            if should_stop and should_stop():
-                raise FinetuneCancelled("fine-tune cancelled during validation; nothing was saved and the "
-                                        "active model is unchanged")
-            maps = predict_maps(model, sample.image, device=device)
-            try:
-                result = analyse_maps(maps[0], maps[1], ink_mask(sample.image),
-                                      DigitizeOptions(mm_per_s=sample.mm_per_s))
-                record = score_record(sample.truth, result.signals, windows=sample.windows)
-                scores += [s.snr_db for s in record.leads.values()]
-            except EcgStudioError as exc:
-                log.info("validation page %s did not digitize (%s); 0 dB", sample.source.image_path, exc)
-                scores += [0.0] * len(sample.windows)
-    finally:
-        model.train(was_training)
+    for sample in samples:
+        if should_stop and should_stop():
+            raise FinetuneCancelled("fine-tune cancelled during validation; nothing was saved and the "
+                                    "active model is unchanged")
+        maps = predict_maps(net, sample.image, device=device)
+        try:
+            result = analyse_maps(maps[0], maps[1], ink_mask(sample.image), DigitizeOptions(mm_per_s=sample.mm_per_s))
+            record = score_record(sample.truth, result.signals, windows=sample.windows)
+            scores += [s.snr_db for s in record.leads.values()]
+        except EcgStudioError as exc:
+            log.info("validation page %s did not digitize (%s); 0 dB", sample.source.image_path, exc)
+            scores += [0.0] * len(sample.windows)
     return float(np.mean(scores)) if scores else 0.0
 
 
@@ -626,6 +621,140 @@ def _check_free_space(where: Path, needed: int) -> None:
                             f"{needed / 1e6:.1f} MB: free some space first (nothing was changed)")
 
 
+class _Reporter:
+    """Progress messages and cancel checks of one run."""
+
+    def __init__(self, progress: Callable[[FinetuneProgress], None] | None,
+                 should_stop: Callable[[], bool] | None, total_steps: int) -> None:
+        self.progress = progress
+        self.should_stop = should_stop
+        self.t0 = time.perf_counter()
+        self.stage = _STAGES[0]
+        self.step, self.total = 0, total_steps
+        self.loss: float | None = None
+        self.before: float | None = None
+        self.after: float | None = None
+        self.left: float | None = None
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        self.stage = stage
+        if self.progress is not None:
+            self.progress(FinetuneProgress(stage, float(min(1.0, max(0.0, fraction))), self.step, self.total,
+                                           self.loss, self.before, self.after, time.perf_counter() - self.t0,
+                                           self.left, message))
+
+    def check_cancel(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise FinetuneCancelled(f"fine-tune cancelled during '{self.stage}' after {self.step} training steps; "
+                                    "nothing was saved and the active model is unchanged")
+
+
+def _gather_sources(files: list[Path], config: FinetuneConfig, report: _Reporter
+                    ) -> tuple[list[LabelSource], list[tuple[Path, str]]]:
+    """Usable label sources (reviewed, image checked, one per image) and the files left out."""
+    sources: list[LabelSource] = []
+    skipped: list[tuple[Path, str]] = []
+    seen_images: dict[str, Path] = {}
+    for k, path in enumerate(files):
+        report.check_cancel()
+        report(_STAGES[0], 0.02 * k / len(files), f"reading {path.name}")
+        try:
+            record = _load_record(path)
+            status = record.review.status
+            if status not in _USABLE_STATUS and not config.include_unreviewed:
+                skipped.append((path, f"not reviewed (status '{status.value}')"))
+                continue
+            source = _locate_image(path, record)
+        except FinetuneError as exc:
+            if not config.skip_bad_labels:
+                raise
+            skipped.append((path, str(exc)))
+            log.warning("%s", exc)
+            continue
+        if source.image_sha256 in seen_images:
+            skipped.append((path, f"same image as {seen_images[source.image_sha256]}"))
+            continue
+        seen_images[source.image_sha256] = path
+        sources.append(source)
+    if not sources:
+        raise FinetuneError(f"none of the {len(files)} selected pages can be used "
+                            f"({'; '.join(f'{p.name}: {why}' for p, why in skipped[:3])}); "
+                            "review and save the pages in ECG Studio first")
+    return sources, skipped
+
+
+def _build_samples(groups: list[list[LabelSource]], config: FinetuneConfig, report: _Reporter,
+                   skipped: list[tuple[Path, str]]) -> list[list[LabeledSample]]:
+    n = sum(len(g) for g in groups)
+    done = 0
+    out: list[list[LabeledSample]] = []
+    for group in groups:
+        samples = []
+        for source in group:
+            report.check_cancel()
+            report(_STAGES[1], 0.02 + 0.06 * done / n, f"preparing {source.image_path.name}")
+            done += 1
+            try:
+                samples.append(build_sample(source, text_weight_without_mask=config.text_weight_without_mask))
+            except FinetuneError as exc:
+                if not config.skip_bad_labels:
+                    raise
+                skipped.append((source.label_path, str(exc)))
+                log.warning("%s", exc)
+        out.append(samples)
+    return out
+
+
+def _train(model: TraceNet, samples: list[LabeledSample], config: FinetuneConfig, device: torch.device,
+           train_end: float, reserve_s: float, report: _Reporter) -> tuple[int, list[float], int]:
+    """The training loop; returns ``(steps, losses, synthetic pages rendered)``."""
+    rng = np.random.default_rng(config.seed)
+    n_syn = min(int(round(config.batch_size * config.synthetic_share)), config.batch_size - 1)
+    n_lab = config.batch_size - n_syn
+    synthetic = _Synthetic(config, rng)
+    model.to(device, memory_format=torch.channels_last).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    t_start = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    while (config.steps is None or step < config.steps) and (step == 0 or time.perf_counter() < train_end):
+        report.check_cancel()
+        if n_syn and (not synthetic.pages or step % config.new_synthetic_every == 0):
+            synthetic.render()
+        picks = [samples[int(rng.integers(len(samples)))] for _ in range(n_lab)]
+        crops = [_labeled_crop(s, rng, config.crop) for s in picks]
+        xs, ts = [np.stack([c[0] for c in crops])], [np.stack([c[1] for c in crops])]
+        weights = [s.text_weight for s in picks]
+        if n_syn:
+            sx, st = synthetic.crops(n_syn, config.crop)
+            xs.append(sx)
+            ts.append(st)
+            weights += [1.0] * n_syn
+        x = torch.from_numpy(np.concatenate(xs)).to(device, memory_format=torch.channels_last)
+        t = torch.from_numpy(np.concatenate(ts)).to(device)
+        w = torch.tensor(weights, dtype=torch.float32, device=device)
+        by_time = (time.perf_counter() - t_start) / max(1e-6, train_end - t_start)
+        by_steps = step / config.steps if config.steps is not None else 0.0
+        for group in optimiser.param_groups:
+            group["lr"] = _lr(config, step, max(by_time, by_steps))
+        loss = trace_loss(model(x), t, text_weight=w)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        step += 1
+        losses.append(float(loss.item()))
+
+        per_step = (time.perf_counter() - t_start) / step
+        by_budget = step + int(max(0.0, train_end - time.perf_counter()) / per_step) if math.isfinite(train_end) \
+            else None
+        total = min(n for n in (config.steps, by_budget) if n is not None)
+        report.step, report.total = step, total
+        report.loss = float(np.mean(losses[-20:]))
+        report.left = (total - step) * per_step + reserve_s
+        report(_STAGES[3], 0.1 + 0.85 * step / max(1, total), f"step {step}/{total}, loss {report.loss:.4f}")
+    return step, losses, synthetic.rendered
+
+
 def finetune(
     labels: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -672,25 +801,8 @@ def finetune(
         an image missing or changed since it was labelled, an unusable base model, a taken or
         invalid name, or the new model could not be saved (full disk).  The message says what to do.
     """
-    t0 = time.perf_counter()
+    report = _Reporter(progress, should_stop, config.steps or 0)
     budget_s = config.budget_minutes * 60.0 if config.budget_minutes is not None else None
-    state = {"stage": _STAGES[0], "step": 0, "total": config.steps or 0, "loss": None, "before": None,
-             "after": None, "left": None}
-
-    def emit(stage: str, fraction: float, message: str, **changes) -> None:
-        state.update(changes, stage=stage)
-        if progress is not None:
-            elapsed = time.perf_counter() - t0
-            progress(FinetuneProgress(stage, float(min(1.0, max(0.0, fraction))), state["step"], state["total"],
-                                      state["loss"], state["before"], state["after"], elapsed, state["left"],
-                                      message))
-
-    def check_cancel() -> None:
-        if should_stop is not None and should_stop():
-            raise FinetuneCancelled(
-                f"fine-tune cancelled during '{state['stage']}' after {state['step']} training steps; nothing was "
-                "saved and the active model is unchanged")
-
     if config.threads:
         torch.set_num_threads(int(config.threads))
 
@@ -711,150 +823,47 @@ def finetune(
         raise FinetuneError(str(exc)) from exc
     version_dir = registry.models_dir(data_dir) / name
     if version_dir.exists():
-        raise FinetuneError(f"a model version named {name!r} already exists in {version_dir.parent}; choose another name")
+        raise FinetuneError(f"a model version named {name!r} already exists in {version_dir.parent}; "
+                            "choose another name")
     _check_free_space(version_dir, 2 * base_path.stat().st_size + (1 << 20))
 
-    # -- labels
+    # -- labels, split, samples
     files = collect_label_files(labels)
-    sources: list[LabelSource] = []
-    skipped: list[tuple[Path, str]] = []
-    seen_images: dict[str, Path] = {}
-    for k, path in enumerate(files):
-        check_cancel()
-        emit(_STAGES[0], 0.02 * k / len(files), f"reading {path.name}")
-        try:
-            record = _load_record(path)
-            status = record.review.status
-            if status not in _USABLE_STATUS and not config.include_unreviewed:
-                skipped.append((path, f"not reviewed (status '{status.value}')"))
-                continue
-            source = _locate_image(path, record)
-        except FinetuneError as exc:
-            if not config.skip_bad_labels:
-                raise
-            skipped.append((path, str(exc)))
-            log.warning("%s", exc)
-            continue
-        if source.image_sha256 in seen_images:
-            skipped.append((path, f"same image as {seen_images[source.image_sha256]}"))
-            continue
-        seen_images[source.image_sha256] = path
-        sources.append(source)
-    if not sources:
-        raise FinetuneError(f"none of the {len(files)} selected pages can be used "
-                            f"({'; '.join(f'{p.name}: {why}' for p, why in skipped[:3])}); "
-                            "review and save the pages in ECG Studio first")
+    sources, skipped = _gather_sources(files, config, report)
     train_sources, val_sources = split_sources(sources, val_fraction=config.val_fraction, seed=config.seed)
-
-    # -- samples
-    built = 0
-
-    def build(group: list[LabelSource]) -> list[LabeledSample]:
-        nonlocal built
-        out = []
-        for source in group:
-            check_cancel()
-            emit(_STAGES[1], 0.02 + 0.06 * built / len(sources), f"preparing {source.image_path.name}")
-            built += 1
-            try:
-                out.append(build_sample(source, text_weight_without_mask=config.text_weight_without_mask))
-            except FinetuneError as exc:
-                if not config.skip_bad_labels:
-                    raise
-                skipped.append((source.label_path, str(exc)))
-                log.warning("%s", exc)
-        return out
-
-    train_set, val_set = build(train_sources), build(val_sources)
+    train_set, val_set = _build_samples([train_sources, val_sources], config, report, skipped)
+    if not val_set and len(train_set) >= 2:  # the held-out pages were left out (skip_bad_labels)
+        val_set = [train_set.pop()]
     if not train_set or not val_set:
         raise FinetuneError("too few usable pages left to train on and to validate with (at least 2 needed); "
                             "review and save more pages")
 
-    # -- validation of the base model
-    emit(_STAGES[2], 0.08, f"scoring the base model on {len(val_set)} held-out pages")
+    # -- the base model's score, training, the new model's score
+    report(_STAGES[2], 0.08, f"scoring the base model on {len(val_set)} held-out pages")
     t_val = time.perf_counter()
     before = labeled_validation_snr(model, val_set, device=device, should_stop=should_stop)
-    val_seconds = time.perf_counter() - t_val
-    emit(_STAGES[2], 0.1, f"base model: {before:.2f} dB on the held-out pages", before=before)
+    reserve_s = 1.5 * (time.perf_counter() - t_val) + 2.0  # for the final validation and saving
+    report.before = before
+    report(_STAGES[2], 0.1, f"base model: {before:.2f} dB on the held-out pages")
     log.info("base model %s: validation SNR %.2f dB on %d pages", base_card.version, before, len(val_set))
 
-    # -- training
-    rng = np.random.default_rng(config.seed)
-    n_syn = int(round(config.batch_size * config.synthetic_share)) if config.synthetic_share > 0 else 0
-    n_syn = min(n_syn, config.batch_size - 1)
-    n_lab = config.batch_size - n_syn
-    synthetic = _Synthetic(config, rng)
-    model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    t_train = time.perf_counter()
-    reserve = 1.2 * val_seconds + 2.0  # the final validation and saving
-    train_end = t0 + budget_s - reserve if budget_s is not None else math.inf
-    losses: list[float] = []
-    step = 0
-    while True:
-        now = time.perf_counter()
-        if config.steps is not None and step >= config.steps:
-            break
-        if step > 0 and now >= train_end:
-            break
-        check_cancel()
-        if n_syn and (not synthetic.pages or step % config.new_synthetic_every == 0):
-            synthetic.render()
-        picks = [train_set[int(rng.integers(len(train_set)))] for _ in range(n_lab)]
-        lab = [_labeled_crop(s, rng, config.crop) for s in picks]
-        xs = [np.stack([c[0] for c in lab])]
-        ts = [np.stack([c[1] for c in lab])]
-        weights_lab = torch.tensor([s.text_weight for s in picks], dtype=torch.float32)
-        weights = weights_lab
-        if n_syn:
-            sx, st = synthetic.crops(n_syn, config.crop)
-            xs.append(sx)
-            ts.append(st)
-            weights = torch.cat([weights_lab, torch.ones(n_syn)])
-        x = torch.from_numpy(np.concatenate(xs)).to(device)
-        t = torch.from_numpy(np.concatenate(ts)).to(device)
-        if budget_s is not None and config.steps is None:
-            frac = (now - t_train) / max(1e-6, train_end - t_train)
-        elif budget_s is not None:
-            frac = max(step / config.steps, (now - t_train) / max(1e-6, train_end - t_train))
-        else:
-            frac = step / config.steps
-        for group in optimiser.param_groups:
-            group["lr"] = _lr(config, step, frac)
-        loss = trace_loss(model(x), t, text_weight=weights.to(device))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        step += 1
-        losses.append(float(loss.item()))
+    train_end = report.t0 + budget_s - reserve_s if budget_s is not None else math.inf
+    steps, losses, rendered = _train(model, train_set, config, device, train_end, reserve_s, report)
 
-        per_step = (time.perf_counter() - t_train) / step
-        if config.steps is not None:
-            total = config.steps
-            if budget_s is not None:
-                total = min(total, step + int(max(0.0, train_end - time.perf_counter()) / per_step))
-        else:
-            total = step + int(max(0.0, train_end - time.perf_counter()) / per_step)
-        left = (total - step) * per_step + reserve
-        elapsed = time.perf_counter() - t0
-        emit(_STAGES[3], 0.1 + 0.85 * step / max(1, total), f"step {step}/{total}, loss {np.mean(losses[-20:]):.4f}",
-             step=step, total=total, loss=float(np.mean(losses[-20:])), left=left)
-        log.debug("step %d: loss %.4f (%.1f s elapsed)", step, losses[-1], elapsed)
-
-    # -- validation of the new model
-    state["total"] = step
-    emit(_STAGES[4], 0.95, "scoring the new model on the held-out pages", left=reserve)
+    report.left = reserve_s
+    report(_STAGES[4], 0.95, "scoring the new model on the held-out pages")
     after = labeled_validation_snr(model, val_set, device=device, should_stop=should_stop)
     improved = after > before + config.min_gain_db
-    log.info("fine-tuned model: validation SNR %.2f dB (base %.2f dB) after %d steps", after, before, step)
+    log.info("fine-tuned model: validation SNR %.2f dB (base %.2f dB) after %d steps", after, before, steps)
 
     # -- save, then activate when better
-    check_cancel()
-    emit(_STAGES[5], 0.98, f"saving model version {name}", after=after, left=1.0)
-    seconds = time.perf_counter() - t0
+    report.check_cancel()
+    report.after, report.left = after, 1.0
+    report(_STAGES[5], 0.98, f"saving model version {name}")
+    seconds = time.perf_counter() - report.t0
     label_rows = [{"label": str(s.source.label_path), "label_sha256": s.source.label_sha256,
-                   "image": str(s.source.image_path), "image_sha256": s.source.image_sha256,
-                   "split": "train" if s in train_set else "validation"} for s in train_set + val_set]
+                   "image": str(s.source.image_path), "image_sha256": s.source.image_sha256, "split": split}
+                  for split, group in (("train", train_set), ("validation", val_set)) for s in group]
     card = ModelCard(
         version=name, net=base_card.net, px_per_mm=base_card.px_per_mm, outputs=base_card.outputs,
         base_model=f"{base_card.version} (sha256 {base_card.sha256})",
@@ -862,10 +871,10 @@ def finetune(
             "kind": "finetune",
             "base": {"version": base_card.version, "sha256": base_card.sha256, "path": str(base_path)},
             "labels": label_rows,
-            "steps_done": step,
+            "steps_done": steps,
             "seconds": round(seconds, 1),
             "device": str(device),
-            "synthetic_pages_rendered": synthetic.rendered,
+            "synthetic_pages_rendered": rendered,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         },
         metrics={"val_snr_db_before": before, "val_snr_db_after": after, "val_pages": len(val_set),
@@ -889,9 +898,10 @@ def finetune(
                                 f"Activate it later from the model list") from exc
     verdict = (f"activated: {after:.2f} dB vs {before:.2f} dB" if activated
                else f"kept inactive: {after:.2f} dB vs {before:.2f} dB for the base model")
-    emit(_STAGES[6], 1.0, f"model {name} saved, {verdict}", left=0.0)
+    report.left = 0.0
+    report(_STAGES[6], 1.0, f"model {name} saved, {verdict}")
     return FinetuneResult(
-        version=version, activated=activated, val_snr_before_db=before, val_snr_after_db=after, steps=step,
-        seconds=time.perf_counter() - t0, train_labels=tuple(s.source.label_path for s in train_set),
+        version=version, activated=activated, val_snr_before_db=before, val_snr_after_db=after, steps=steps,
+        seconds=time.perf_counter() - report.t0, train_labels=tuple(s.source.label_path for s in train_set),
         val_labels=tuple(s.source.label_path for s in val_set), skipped=tuple(skipped), base=base_path,
     )
