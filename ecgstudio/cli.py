@@ -98,6 +98,50 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     return run(args.paths)
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .model.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(steps=args.steps, minutes=args.minutes, device=args.device,
+                            val_fraction=args.val_fraction, include_unreviewed=args.include_unreviewed,
+                            skip_bad_labels=args.skip_bad)
+    with tqdm(total=1.0, desc="fine-tuning", disable=args.quiet,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+        def progress(p) -> None:
+            bar.n = round(p.fraction, 3)
+            bar.set_description_str(p.stage)
+            info = {"loss": p.loss, "val before": p.val_snr_before_db, "val after": p.val_snr_after_db,
+                    "left": p.seconds_left}
+            bar.set_postfix({k: f"{v:.3g}" for k, v in info.items() if v is not None})
+            bar.refresh()
+
+        result = finetune(args.labels, base=args.base, config=config, name=args.out, data_dir=args.data_dir,
+                          progress=progress)
+    verdict = "now active" if result.activated else "kept inactive (not better than the base model)"
+    print(f"model version {result.version.name}: validation SNR {result.val_snr_before_db:.2f} dB -> "
+          f"{result.val_snr_after_db:.2f} dB after {result.steps} steps; {verdict}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .model import registry
+
+    if args.action == "use":
+        if not args.name:
+            raise EcgStudioError("say which version to use: ecgstudio models use NAME (see ecgstudio models list)")
+        registry.activate(args.name, data_dir=args.data_dir)
+    elif args.action == "rollback":
+        registry.rollback(data_dir=args.data_dir)
+    for version in registry.list_versions(data_dir=args.data_dir):
+        metrics = version.card.metrics
+        snr = metrics.get("val_snr_after_db", metrics.get("val_snr_db"))
+        mark = "*" if version.active else " "
+        print(f"{mark} {version.name:32s} {version.card.version:28s}"
+              f"{'' if snr is None else f'  val SNR {snr:.2f} dB'}  {version.path}")
+    return 0
+
+
 def _pair_record_ids(pairs_csv: str | None) -> list[str]:
     """Record ids used by a benchmark pairs CSV, so training never sees them."""
     if not pairs_csv:
@@ -156,6 +200,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-pairs", metavar="CSV", help="never train on the records of this benchmark pairs CSV")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("finetune", help="fine-tune the model on reviewed labels (your own paper)")
+    p.add_argument("labels", nargs="+", metavar="LABELS", help="label files (.labels.h5) or folders of them")
+    p.add_argument("--base", help="start from this version or weights file (default: the active model)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="time budget (default 10 minutes)")
+    budget.add_argument("--steps", type=int, help="number of training steps")
+    p.add_argument("--out", help="name of the new model version (default finetune-<date>-<time>)")
+    p.add_argument("--data-dir", help="user data folder holding model versions (default: the platform's)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of labelled pages kept for validation")
+    p.add_argument("--include-unreviewed", action="store_true", help="also use labels not marked reviewed")
+    p.add_argument("--skip-bad", action="store_true", help="skip unusable label files instead of stopping")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("models", help="list, switch or roll back model versions")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "use", "rollback"])
+    p.add_argument("name", nargs="?", help="with 'use': the version to activate")
+    p.add_argument("--data-dir", help="user data folder holding model versions (default: the platform's)")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("evaluate", help="score digitized records against ground truth")
     p.add_argument("pred_dir", help="folder of predicted WFDB records")

@@ -25,6 +25,7 @@ from .geometry import rectify
 from .io.images import MIN_SIDE_PX
 from .model.infer import predict_maps
 from .model.net import CANONICAL_PX_PER_MM, fused_for_inference
+from .model.registry import resolve_model
 from .model.weights import ModelCard, load_model
 from .paper import PAPER_SIZES_MM, Layout
 from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
@@ -61,8 +62,10 @@ class Digitizer:
 
     Parameters
     ----------
-    model : path, optional
-        Weights file (with its ``.json`` card beside it); the shipped model by default.
+    model : path or str, optional
+        Weights file (with its ``.json`` card beside it) or a model version name; by default the
+        active version (the shipped model unless a fine-tuned one was activated; see
+        :mod:`ecgstudio.model.registry`).
     device : str
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
@@ -72,7 +75,7 @@ class Digitizer:
 
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
-        model_, self.card = load_model(model, device=self.device)
+        model_, self.card = load_model(resolve_model(model), device=self.device)
         self.model = fused_for_inference(model_).to(memory_format=torch.channels_last)
 
     @property

@@ -36,3 +36,22 @@ def test_evaluate_prints_a_table_by_kind(tmp_path, capsys, shared_data) -> None:
     for kind in ("real scan", "clean render", "damaged render"):
         assert kind in out
     assert "missing" in out
+
+
+def test_finetune_and_model_versions_from_the_command_line(tmp_path, capsys) -> None:
+    from ecgstudio.synth.batch import write_pages
+
+    labels = tmp_path / "labels"
+    write_pages(labels, 2, seed=3, layout="3x4+1", damage="none", style_overrides={"dpi": 100})
+    data = tmp_path / "data"
+    code = main(["finetune", str(labels), "--steps", "2", "--out", "mine", "--data-dir", str(data), "-q"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "model version mine" in out and "validation SNR" in out
+    assert main(["models", "use", "mine", "--data-dir", str(data)]) == 0
+    listing = capsys.readouterr().out
+    assert "* mine" in listing and "shipped" in listing
+    assert main(["models", "rollback", "--data-dir", str(data)]) == 0
+    assert "* shipped" in capsys.readouterr().out
+    assert main(["models", "use", "nonexistent", "--data-dir", str(data)]) == 2
+    assert "nonexistent" in capsys.readouterr().err

@@ -27,7 +27,7 @@ SAMPLE_TRUTH = SAMPLE.with_name("sample_scan_truth")
 
 @pytest.fixture(scope="module")
 def digitizer() -> Digitizer:
-    return Digitizer()
+    return Digitizer(DEFAULT_MODEL)  # the shipped model, whatever version a user activated
 
 
 @pytest.fixture(scope="module")
