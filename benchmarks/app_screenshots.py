@@ -109,8 +109,10 @@ def main() -> int:
     w.scan_view.zoom_to_box(k)
     pump(app, 0.2)
     xy = doc.traces[k].xy
-    finite = np.flatnonzero(np.isfinite(xy).all(axis=1))
-    peak = finite[np.argmin(xy[finite, 1])]  # the tallest R wave
+    box = doc.boxes[k]
+    inner = np.isfinite(xy).all(axis=1) & (xy[:, 0] > box.x0 + 0.2 * box.width) & (xy[:, 0] < box.x0 + 0.6 * box.width)
+    finite = np.flatnonzero(inner)
+    peak = finite[np.argmin(xy[finite, 1])]  # an R wave away from the box's edges
     vp = w.scan_view.viewport()
     start = w.scan_view.mapFromScene(*xy[peak])
     QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)

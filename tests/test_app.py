@@ -10,7 +10,6 @@ import hashlib
 import shutil
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -317,10 +316,12 @@ def test_corrupt_label_file_shows_a_message_and_is_kept(qtbot, make_window, tmp_
     doc2 = open_and_wait(qtbot, w2, [SAMPLE_SCAN])
     assert "cannot be read" in w2.banner_text() and "not an HDF5 file" in w2.banner_text()
     assert "Traceback" not in w2.banner_text()
+    # The proposals are saved as usual; the damaged file is set aside, never overwritten or deleted.
+    kept = [p for p in label.parent.iterdir() if p.name.startswith(label.name + ".damaged-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == b"this is not HDF5"
+    assert load_labels(label) == doc2.record()
     doc2.move_point(0, 5, doc2.traces[0].xy[5, 1] + 3)
-    qtbot.wait(150)  # longer than the autosave delay
-    assert label.read_bytes() == b"this is not HDF5"  # autosave never overwrites a damaged file
-    assert w2.save(explicit=True)
+    qtbot.waitUntil(lambda: not doc2.dirty, timeout=5000)  # autosaved
     assert load_labels(label) == doc2.record()
 
 
@@ -415,6 +416,27 @@ def test_export_and_drop_and_cli(qtbot, make_window, tmp_path, monkeypatch) -> N
     monkeypatch.setattr(app_main, "run", lambda paths=(): calls.append(list(paths)) or 0)
     assert main([]) == 0 and main(["gui", str(other)]) == 0
     assert calls == [[], [str(other)]]
+
+
+def test_multi_page_pdf_becomes_one_item_per_page(qtbot, make_window, tmp_path) -> None:
+    from PIL import Image
+
+    class NoEcg:
+        def digitize(self, image, options, *, progress=None):
+            raise NotAnEcgError("no ECG traces found on this page")
+
+    page = Image.new("RGB", (800, 600), "white")
+    pdf = tmp_path / "two_pages.pdf"
+    page.save(pdf, save_all=True, append_images=[page])
+    w = make_window(factory=NoEcg)
+    w.open_paths([pdf])
+    qtbot.waitUntil(lambda: bool(w.banner_text()), timeout=10_000)
+    items = w.worklist.model.items
+    assert [i.page.title for i in items] == ["two_pages.pdf (page 1/2)", "two_pages.pdf (page 2/2)"]
+    assert [i.label_path.name for i in items] == ["two_pages_p1.labels.h5", "two_pages_p2.labels.h5"]
+    assert "no ECG traces found" in w.banner_text()
+    QTest.keyClick(w, Qt.Key.Key_PageDown)
+    assert w.current_row == 1 and "page 2/2" in w.scan_title.text()
 
 
 # ---------------------------------------------------------------------- the document alone

@@ -1,1 +1,5 @@
-"""The ECG Studio desktop app (PySide6 + pyqtgraph) over the engine's Python API; see :func:`main.run`."""
+"""The ECG Studio desktop app (PySide6 + pyqtgraph) over the engine's Python API; see :func:`main.run`.
+
+PySide6 6.12.0 is excluded in pyproject.toml: on Python 3.11 it drops a reference to ``None`` on
+every call of a void method and aborts long sessions.
+"""

@@ -36,8 +36,15 @@ from .commands import StateCommand
 
 log = logging.getLogger(__name__)
 
-#: Point confidence below which a stretch of trace is highlighted (as in ``overlay.draw_overlay``).
-LOW_CONFIDENCE = 0.4
+#: Lead confidence (``Digitization.confidence``) below which a lead is flagged.
+LOW_LEAD_CONFIDENCE = 0.4
+#: Point confidence below which a stretch of trace is highlighted.  The extractor keeps only ink
+#: above 0.7 probability (``ExtractConfig.threshold``), so points under 0.8 are the faint ones.
+LOW_POINT_CONFIDENCE = 0.8
+#: Shortest faint stretch, in seconds, that is highlighted (1 mm at 25 mm/s).
+MIN_FAINT_S = 0.04
+#: Shortest stretch without a trace, in seconds, that is highlighted as missing (2 mm at 25 mm/s).
+MIN_MISSING_S = 0.08
 #: Confidence given to points a person placed or redrew.
 USER_CONFIDENCE = 1.0
 #: Default falloff radius, in image pixels, of a dragged trace point.
@@ -268,40 +275,79 @@ class PageDocument(QObject):
                 best, best_d = (k, int(near[i])), float(d[i])
         return best
 
+    def faint_points(self, k: int) -> np.ndarray:
+        """Boolean per point of trace ``k``: runs of points below :data:`LOW_POINT_CONFIDENCE`
+        spanning at least :data:`MIN_FAINT_S` (isolated faint points are noise, not a stretch)."""
+        trace, box = self.traces[k], self.boxes[k]
+        n = len(trace.xy)
+        out = np.zeros(n, bool)
+        if trace.confidence is None or n < 2 or box.duration_s <= 0:
+            return out
+        low = (trace.confidence < LOW_POINT_CONFIDENCE) & np.isfinite(trace.xy).all(axis=1)
+        shortest_px = MIN_FAINT_S * box.width / box.duration_s
+        edges = np.flatnonzero(np.diff(np.r_[0, low.astype(np.int8), 0]))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if trace.xy[b - 1, 0] - trace.xy[a, 0] >= shortest_px:
+                out[a:b] = True
+        return out
+
     def low_confidence_samples(self, lead: str) -> np.ndarray:
-        """Boolean ``(n_samples,)``: samples of a lead that come from low-confidence trace points."""
+        """Boolean ``(n_samples,)``: samples of a lead that come from faint stretches of its trace
+        (see :meth:`faint_points`)."""
         out = np.zeros(self.n_samples, bool)
         k = self.box_for_lead(lead)
         if k < 0:
             return out
-        trace, box = self.traces[k], self.boxes[k]
-        if trace.confidence is None or len(trace.xy) < 2:
+        faint = self.faint_points(k)
+        if faint.sum() < 2:
             return out
+        trace, box = self.traces[k], self.boxes[k]
         t = box.t_start_s + (trace.xy[:, 0] - box.x0) * (box.duration_s / max(box.width, 1e-9))
         ok = np.isfinite(t) & np.isfinite(trace.xy[:, 1])
-        if ok.sum() < 2 or not (trace.confidence[ok] < LOW_CONFIDENCE).any():
-            return out
         order = np.argsort(t[ok], kind="stable")
-        low = (trace.confidence[ok] < LOW_CONFIDENCE).astype(float)[order]
-        times = self.time_s()
-        mark = np.interp(times, t[ok][order], low, left=0.0, right=0.0) > 0.5
+        mark = np.interp(self.time_s(), t[ok][order], faint[ok].astype(float)[order], left=0.0, right=0.0) > 0.5
         return mark & np.isfinite(self.column(lead))
 
-    def low_confidence_runs(self, k: int) -> list[np.ndarray]:
-        """Runs of consecutive low-confidence points of trace ``k`` (each ``(m, 2)``, ``m >= 2``)."""
-        trace = self.traces[k]
-        if trace.confidence is None or len(trace.xy) < 2:
-            return []
-        low = (trace.confidence < LOW_CONFIDENCE) & np.isfinite(trace.xy).all(axis=1)
-        edges = np.flatnonzero(np.diff(np.r_[0, low.astype(np.int8), 0]))
-        runs = []
+    def missing_samples(self, lead: str) -> np.ndarray:
+        """Boolean ``(n_samples,)``: runs of at least :data:`MIN_MISSING_S` inside the lead's time
+        window where no trace was found (or it was erased)."""
+        out = np.zeros(self.n_samples, bool)
+        k = self.box_for_lead(lead)
+        if k < 0:
+            return out
+        box = self.boxes[k]
+        n0 = max(0, int(np.ceil(box.t_start_s * self.fs - 1e-9)))
+        n1 = min(self.n_samples, int(np.ceil((box.t_start_s + box.duration_s) * self.fs - 1e-9)))
+        blank = np.isnan(self.column(lead)[n0:n1])
+        edges = np.flatnonzero(np.diff(np.r_[0, blank.astype(np.int8), 0]))
+        shortest = MIN_MISSING_S * self.fs
         for a, b in zip(edges[::2], edges[1::2]):
-            a, b = max(0, a - 1), min(len(low), b + 1)  # include the neighbours so single points show
-            seg = trace.xy[a:b]
-            seg = seg[np.isfinite(seg).all(axis=1)]
-            if len(seg) >= 2:
-                runs.append(seg)
-        return runs
+            if b - a >= shortest:
+                out[n0 + a: n0 + b] = True
+        return out
+
+    def missing_spans(self, k: int) -> list[tuple[float, float, float]]:
+        """Stretches of box ``k`` with no trace, as ``(x_from, x_to, y)`` px (``y``: the trace's level).
+
+        Only stretches of at least :data:`MIN_MISSING_S` count, including those at the box's ends.
+        """
+        box, trace = self.boxes[k], self.traces[k]
+        xy = trace.xy[np.isfinite(trace.xy).all(axis=1)]
+        shortest = MIN_MISSING_S * box.width / box.duration_s if box.duration_s > 0 else np.inf
+        if len(xy) == 0:
+            return [(box.x0, box.x1, box.baseline_y)]
+        level = float(np.median(xy[:, 1]))
+        xs = np.sort(xy[:, 0])
+        xs = xs[(xs >= box.x0) & (xs <= box.x1)]
+        bounds = np.r_[box.x0, xs, box.x1]
+        gaps = np.flatnonzero(np.diff(bounds) >= shortest)
+        return [(float(bounds[i]), float(bounds[i + 1]), level) for i in gaps]
+
+    def low_confidence_runs(self, k: int) -> list[np.ndarray]:
+        """The faint stretches of trace ``k`` as polylines (each ``(m, 2)``, ``m >= 2``)."""
+        faint = self.faint_points(k)
+        edges = np.flatnonzero(np.diff(np.r_[0, faint.astype(np.int8), 0]))
+        return [self.traces[k].xy[a:b] for a, b in zip(edges[::2], edges[1::2]) if b - a >= 2]
 
     # ------------------------------------------------------------------ selection
 

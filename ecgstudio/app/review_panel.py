@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QComboBox, QDoubleSp
     QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..labels import ReviewStatus
-from .document import LOW_CONFIDENCE, Change, PageDocument
+from .document import LOW_LEAD_CONFIDENCE, Change, PageDocument
 from .worklist import STATUS_COLORS
 
 
@@ -125,7 +125,7 @@ class LeadPanel(QWidget):
         form.addRow("Lead", self.lead)
         form.addRow("", self.inverted)
         form.addRow("Starts at", self.start)
-        form.addRow("Lasts", self.duration)
+        form.addRow("Duration", self.duration)
         row = QHBoxLayout()
         row.addWidget(self.reextract)
         row.addWidget(self.delete)
@@ -178,7 +178,7 @@ class LeadPanel(QWidget):
                 for c, text in enumerate(cells):
                     item = QTableWidgetItem(text)
                     item.setData(Qt.ItemDataRole.UserRole, k)
-                    if c == 1 and conf is not None and conf < LOW_CONFIDENCE:
+                    if c == 1 and conf is not None and conf < LOW_LEAD_CONFIDENCE:
                         item.setForeground(QBrush(QColor(200, 0, 0)))
                     if c == 2:
                         item.setForeground(QBrush(QColor(STATUS_COLORS.get(status, "#000"))))

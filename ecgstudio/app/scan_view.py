@@ -52,7 +52,7 @@ BOX_COLOR = QColor(30, 110, 230)
 SELECTED_COLOR = QColor(255, 130, 0)
 TRACE_COLOR = QColor(0, 160, 60)
 SELECTED_TRACE_COLOR = QColor(0, 90, 200)
-LOW_COLOR = QColor(230, 30, 30, 170)
+LOW_COLOR = QColor(230, 30, 30, 150)
 MASK_RGB = (0, 190, 255)
 TOOL_COLOR = QColor(200, 0, 160)
 
@@ -234,7 +234,7 @@ class ScanView(QGraphicsView):
             self._traces.append(path)
             low = QGraphicsPathItem()
             low.setZValue(_Z_LOW)
-            low.setPen(_pen(LOW_COLOR, 4.0))
+            low.setPen(_pen(LOW_COLOR, 5.0))
             scene.addItem(low)
             self._lows.append(low)
             self._update_trace(k)
@@ -249,6 +249,9 @@ class ScanView(QGraphicsView):
         low = QPainterPath()
         for run in doc.low_confidence_runs(k):
             low.addPath(polyline_path(run))
+        for x0, x1, y in doc.missing_spans(k):  # no trace found: a red bar at the trace's level
+            low.moveTo(x0, y)
+            low.lineTo(x1, y)
         self._lows[k].setPath(low)
 
     def _restyle(self) -> None:

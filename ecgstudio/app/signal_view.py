@@ -2,8 +2,9 @@
 
 Leads are stacked top to bottom in :data:`~ecgstudio.paper.LEAD_NAMES` order, each on its own
 baseline, against time in seconds; the aspect ratio is locked so a grid square is square, as on
-paper.  Blank stretches are samples the page does not show (or that were erased).  Red marks
-samples that come from low-confidence trace points.  Click a lead to select it.
+paper.  Blank stretches are samples the page does not show (or that were erased).  Red marks low
+confidence: over the signal where the trace ink was faint, on the baseline where no trace was
+found inside the lead's window.  Click a lead to select it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MINOR = QColor(250, 205, 215)
 MAJOR = QColor(235, 140, 165)
 INK = QColor(20, 20, 20)
 SELECTED = QColor(0, 80, 200)
-LOW = QColor(230, 30, 30, 150)
+LOW = QColor(230, 30, 30, 120)
 
 
 def _grid_lines(x1: float, y0: float, y1: float, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
@@ -74,11 +75,14 @@ class SignalView(pg.PlotWidget):
         plot.addItem(self._selection)
         self._curves: dict[str, pg.PlotCurveItem] = {}
         self._lows: dict[str, pg.PlotCurveItem] = {}
+        self._missing: dict[str, pg.PlotCurveItem] = {}
         self._names: tuple[str, ...] = ()
         self._duration = 0.0
         self._selected = ""
         self.scene().sigMouseClicked.connect(self._clicked)
         vb.sigRangeChanged.connect(self._update_minor)
+        vb.sigRangeChangedManually.connect(self._manual_range)
+        self._auto_fit = True  # refit on resize until the person zooms or pans
 
     # ------------------------------------------------------------------ content
 
@@ -88,9 +92,9 @@ class SignalView(pg.PlotWidget):
             self.document.selectionChanged.disconnect(self._on_selection)
         self.document = document
         plot = self.getPlotItem()
-        for item in list(self._curves.values()) + list(self._lows.values()):
+        for item in [*self._curves.values(), *self._lows.values(), *self._missing.values()]:
             plot.removeItem(item)
-        self._curves, self._lows = {}, {}
+        self._curves, self._lows, self._missing = {}, {}, {}
         self._selected = ""
         self._duration = 0.0
         self._selection.hide()
@@ -104,13 +108,16 @@ class SignalView(pg.PlotWidget):
         self._names = document.lead_names
         for name in self._names:
             curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1.3), connect="finite", skipFiniteCheck=False)
-            low = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=4), connect="finite", skipFiniteCheck=False)
+            low = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=5), connect="finite", skipFiniteCheck=False)
+            gap = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=5), connect="finite", skipFiniteCheck=False)
             low.setZValue(1)
+            gap.setZValue(1)
             curve.setZValue(2)
-            plot.addItem(low)
-            plot.addItem(curve)
+            for item in (low, gap, curve):
+                plot.addItem(item)
             self._curves[name] = curve
             self._lows[name] = low
+            self._missing[name] = gap
         left = plot.getAxis("left")
         left.setTicks([[(self.offset(n), n) for n in self._names], []])
         self._redraw_all()
@@ -130,8 +137,6 @@ class SignalView(pg.PlotWidget):
             y0, y1 = -ROW_MV * (n - 0.5), ROW_MV * 0.5
             self._minor.setData(*_grid_lines(duration, y0, y1, 1 / MM_PER_S, 1 / MM_PER_MV))
             self._major.setData(*_grid_lines(duration, y0, y1, 5 / MM_PER_S, 5 / MM_PER_MV))
-            self.getPlotItem().getViewBox().setLimits(xMin=-1.0, xMax=duration + 1.0, yMin=y0 - 3 * ROW_MV,
-                                                      yMax=y1 + 3 * ROW_MV)
             if not first:
                 self.reset_view()
         for name in self._names:
@@ -149,11 +154,11 @@ class SignalView(pg.PlotWidget):
             curve.setData(t, y)
         else:
             curve.setData([], [])
-        mark = doc.low_confidence_samples(lead)
-        if mark.sum() >= 2:
-            low.setData(t, np.where(mark, y, np.nan))
-        else:
-            low.setData([], [])
+        faint = doc.low_confidence_samples(lead)
+        missing = doc.missing_samples(lead)
+        low.setData(t, np.where(faint, y, np.nan)) if faint.sum() >= 2 else low.setData([], [])
+        gap = self._missing[lead]  # no trace found: a bar on the lead's baseline
+        gap.setData(t, np.where(missing, self.offset(lead), np.nan)) if missing.sum() >= 2 else gap.setData([], [])
 
     def _on_changed(self, change: Change) -> None:
         if change.leads is None or self.document.n_samples / self.document.fs != self._duration:
@@ -187,8 +192,17 @@ class SignalView(pg.PlotWidget):
         px_per_s = self.getPlotItem().getViewBox().viewPixelSize()[0]
         self._minor.setVisible(px_per_s > 0 and (1 / MM_PER_S) / px_per_s >= MIN_MINOR_PX)
 
+    def _manual_range(self, *_: object) -> None:
+        self._auto_fit = False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self.__dict__.get("_auto_fit"):  # pyqtgraph calls this from its constructor too
+            self.reset_view()
+
     def reset_view(self) -> None:
         """Show every lead over the whole record."""
+        self._auto_fit = True
         if not self._names:
             return
         n = len(self._names)

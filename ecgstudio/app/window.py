@@ -17,11 +17,11 @@ from typing import Any
 from PySide6.QtCore import QPointF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, \
-    QProgressBar, QPushButton, QSlider, QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget
+    QProgressBar, QPushButton, QSizePolicy, QSlider, QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget
 
 from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
-from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels
+from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels, utc_now
 from ..pipeline import DigitizeOptions
 from .calibration_panel import CalibrationPanel
 from .document import PageDocument, PageRef
@@ -162,7 +162,7 @@ class MainWindow(QMainWindow):
         self.engine = Engine(digitizer_factory, self)
         self.document: PageDocument | None = None
         self.current_row = -1
-        self._autosave_ok = True
+        self._keep_label: tuple[Path, str] | None = None  # a label file to set aside before saving over it
         self._job: dict | None = None
         self._pages_cache: tuple[Path, list[Page]] | None = None
         self._message = ""
@@ -197,12 +197,21 @@ class MainWindow(QMainWindow):
         self.signal_title.setToolTip("One small square is 0.04 s by 0.1 mV, as on ECG paper; click a lead to select it")
         for label in (self.scan_title, self.signal_title):
             label.setStyleSheet("font-weight: bold; padding: 2px 4px; color: #243b55;")
+        self.legend = QLabel('<span style="color:#00a03c">&#9632;</span> trace &nbsp; '
+                             '<span style="color:#005ac8">&#9632;</span> selected &nbsp; '
+                             '<span style="color:#e61e1e">&#9632;</span> low confidence / no trace found')
+        self.legend.setStyleSheet("color: #333; padding: 2px 6px;")
+        self.legend.setToolTip("Red over a trace: faint ink. A red bar: the model found no trace there.")
+        self.legend.setWordWrap(True)
+        for label in (self.scan_title, self.signal_title):  # never let titles widen the panes
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.setSpacing(0)
         lv.addWidget(self.scan_title)
         lv.addWidget(self.scan_view, 1)
+        lv.addWidget(self.legend)
         right = QWidget()
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
@@ -314,7 +323,7 @@ class MainWindow(QMainWindow):
         self.act_prev = a("&Previous page", lambda: self.step(-1), "PgUp")
         self.act_next_lead = a("Next lead", lambda: self.step_lead(+1), "]")
         self.act_prev_lead = a("Previous lead", lambda: self.step_lead(-1), "[")
-        self.act_fit = a("&Fit page", self.scan_view.fit, "F")
+        self.act_fit = a("&Fit page", self.fit_views, "F", tip="Show the whole page and every signal (F)")
         self.act_zoom_in = a("Zoom &in", lambda: self.scan_view.zoom_by(1.25), ["Ctrl++", "Ctrl+="])
         self.act_zoom_out = a("Zoom &out", lambda: self.scan_view.zoom_by(0.8), "Ctrl+-")
         self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
@@ -553,15 +562,16 @@ class MainWindow(QMainWindow):
         self.scan_view.set_image(page.image)
         self.scan_title.setText(f"Scan: {item.page.title}")
         identity = ImageIdentity.from_array(item.page.source, page.image)
-        self._autosave_ok = True
+        self._keep_label = None
         if item.label_path.is_file():
             try:
                 record = load_labels(item.label_path)
             except LabelFormatError as exc:
-                self._autosave_ok = False
+                self._keep_label = (item.label_path, "damaged")
                 self.show_banner(
                     f"The saved labels of this page cannot be read, so the model's proposals are shown instead.\n"
-                    f"{exc}\nThe damaged file is left untouched; press Ctrl+S to replace it with this page.")
+                    f"{exc}\nThe damaged file is kept, renamed to {item.label_path.name}.damaged-<time>, "
+                    "when this page is saved.")
             else:
                 if record.image.sha256 == identity.sha256:
                     self._open_document(PageDocument(item.page, page.image, record, label_path=item.label_path,
@@ -570,11 +580,11 @@ class MainWindow(QMainWindow):
                     by = f" by {r.reviewer}" if r.reviewer else ""
                     self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
                     return
-                self._autosave_ok = False
+                self._keep_label = (item.label_path, "other-image")
                 self.show_banner(
                     f"The label file {item.label_path.name} describes another image (the file changed since it "
-                    "was labelled), so the model's proposals are shown instead. The old labels are left "
-                    "untouched; press Ctrl+S to replace them with this page.", "warning")
+                    "was labelled), so the model's proposals are shown instead. The old labels are kept, renamed "
+                    f"to {item.label_path.name}.other-image-<time>, when this page is saved.", "warning")
         self._start_job(page.image, DigitizeOptions(fs=DEFAULT_FS), mode="open", row=row, page=item.page,
                         identity=identity, label_path=item.label_path)
 
@@ -623,8 +633,7 @@ class MainWindow(QMainWindow):
         doc = PageDocument.from_digitization(info["page"], info["image"], result, identity=info["identity"],
                                              label_path=info["label_path"], reviewer=self.settings.reviewer)
         self._open_document(doc)
-        if self._autosave_ok:
-            self.save()
+        self.save()
         low = sorted((c, lead) for lead, c in result.confidence.items())[:3]
         hint = ", ".join(f"{lead} {c:.2f}" for c, lead in low)
         self.statusBar().showMessage(f"Proposals ready in {seconds:.1f} s. Lowest confidence: {hint}.", 15000)
@@ -684,7 +693,7 @@ class MainWindow(QMainWindow):
     def _on_edit(self, _index: int = 0) -> None:
         self._update_title()
         self._update_enabled()
-        if self.document is not None and self.document.dirty and self._autosave_ok:
+        if self.document is not None and self.document.dirty:
             self._autosave.start()
 
     def _on_selection(self, k: int) -> None:
@@ -748,6 +757,10 @@ class MainWindow(QMainWindow):
         if doc is not None and doc.boxes:
             k = doc.selected
             doc.select((k + step) % len(doc.boxes) if k >= 0 else (0 if step > 0 else len(doc.boxes) - 1))
+
+    def fit_views(self) -> None:
+        self.scan_view.fit()
+        self.signal_view.reset_view()
 
     def zoom_to_selected(self) -> None:
         if self.document is not None and self.document.selected >= 0:
@@ -824,15 +837,20 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return True
-        if explicit:
-            self._autosave_ok = True
-            self.clear_banner()
-        if not self._autosave_ok or doc.label_path is None:
+        if doc.label_path is None:
             return False
-        if not doc.dirty and doc.label_path.is_file() and not explicit:
+        keep = self._keep_label if self._keep_label and self._keep_label[0] == doc.label_path else None
+        if not doc.dirty and doc.label_path.is_file() and not explicit and keep is None:
             return True
         record: LabelRecord = doc.record().touched()
         try:
+            if keep is not None and keep[0].is_file():
+                stamp = utc_now().replace(":", "").replace("-", "")
+                kept = keep[0].with_name(f"{keep[0].name}.{keep[1]}-{stamp}")
+                keep[0].rename(kept)
+                self.statusBar().showMessage(f"Kept the old label file as {kept.name}", 8000)
+                log.info("kept %s as %s", keep[0], kept)
+            self._keep_label = None
             save_labels(record, doc.label_path)
         except (LabelFormatError, OSError) as exc:
             self.show_banner(f"Could not save the labels to {doc.label_path}: {exc}\n"
@@ -850,7 +868,7 @@ class MainWindow(QMainWindow):
 
     def _flush(self) -> None:
         """Save pending edits of the open page now (before switching pages or closing)."""
-        if self.document is not None and self.document.dirty and self._autosave_ok:
+        if self.document is not None and self.document.dirty:
             self.save()
 
     def choose_export(self) -> None:

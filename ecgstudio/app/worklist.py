@@ -36,7 +36,7 @@ STATUS_COLORS = {
     ReviewStatus.REVIEWED: "#1d7a2e",
     ReviewStatus.CORRECTED: "#1f5fbf",
 }
-UNREADABLE = "unreadable"
+UNREADABLE = "damaged"  # a label file that cannot be read
 
 
 def user_labels_root() -> Path:
@@ -365,6 +365,6 @@ class WorklistPanel(QWidget):
         total = len(self.model.items)
         parts = [f"{counts[s.value]} {s.value}" for s in ReviewStatus if counts.get(s.value)]
         if counts.get(UNREADABLE):
-            parts.append(f"{counts[UNREADABLE]} unreadable")
+            parts.append(f"{counts[UNREADABLE]} with damaged labels")
         self.summary.setText(f"{total} page{'s' if total != 1 else ''}: " + ", ".join(parts) if total else
                              "No pages yet: open a scan or a folder.")
