@@ -93,8 +93,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    from .app.main import run
+    from .app.main import run, selftest
 
+    if args.selftest:
+        if args.paths:
+            raise EcgStudioError("--selftest opens the sample that ships with ECG Studio; give no PATH")
+        print(selftest())
+        return 0
     return run(args.paths)
 
 
@@ -230,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the ECG Studio window (also what `ecgstudio` alone does)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="scans, photos, PDFs or folders to open as a worklist")
+    p.add_argument("--selftest", action="store_true",
+                   help="check the installation: open the sample off-screen, wait for the proposals, print a "
+                        "one-line summary and exit (no display needed; your labels and settings are not touched)")
     p.set_defaults(func=_cmd_gui)
     return parser
 

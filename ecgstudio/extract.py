@@ -32,6 +32,7 @@ class ExtractConfig:
     enter_gap_cost: float = 4.0  # to start or end a gap
     baseline_weight: float = 6.0  # penalty per row spacing beyond half a spacing from the own baseline
     text_weight: float = 4.0  # penalty for a segment on non-signal ink (probability 1)
+    reentry_cost: float = 0.15  # per pixel between where a gap began and where the trace resumes
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,22 +153,30 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
         gap = np.maximum(0.0, np.maximum(tops[1:, None, :] - bottoms[:-1, :, None],
                                          tops[:-1, :, None] - bottoms[1:, None, :]))
     trans = np.where(np.isfinite(gap), config.jump_cost * gap, np.inf)  # (n-1, prev k, cur k)
+    # The gap state remembers the height where the trace left it, so that it comes back near
+    # there after a faded stretch instead of on a neighbouring row's trace.
+    centre = np.where(np.isfinite(peaks), peaks, baseline_y)
     cost = np.empty(k + 1)
     cost[:k] = emission[0]
     cost[k] = config.gap_cost
+    gap_y = baseline_y
     back = np.zeros((n, k + 1), np.int16)
     cols = np.arange(k)
     for i in range(1, n):
         from_seg = cost[:k, None] + trans[i - 1]
         best_prev = from_seg.argmin(axis=0)
         best = from_seg[best_prev, cols]
-        from_gap = cost[k] + config.enter_gap_cost
+        from_gap = cost[k] + config.enter_gap_cost + config.reentry_cost * np.abs(centre[i] - gap_y)
         use_gap = from_gap < best
         back[i, :k] = np.where(use_gap, k, best_prev)
         last_seg = int(cost[:k].argmin())
         stay = cost[k] + config.gap_cost
         leave = cost[last_seg] + config.enter_gap_cost + config.gap_cost
-        back[i, k] = k if stay <= leave else last_seg
+        if stay <= leave:
+            back[i, k] = k
+        else:
+            back[i, k] = last_seg
+            gap_y = centre[i - 1, last_seg]
         cost[k] = min(stay, leave)
         cost[:k] = np.where(use_gap, from_gap, best) + emission[i]
     state = int(np.argmin(cost))
@@ -180,6 +189,24 @@ def trace_row(prob: np.ndarray, *, baseline_y: float, spacing: float, x_start: i
     rows = np.arange(n)
     pick = lambda a: np.where(sel, a[rows, idx], np.nan)  # noqa: E731
     return RowPath(x_start, pick(tops), pick(bottoms), pick(peaks), np.where(sel, probs[rows, idx], 0.0))
+
+
+def drop_foreign_stretches(path: RowPath, baseline_y: float,
+                           neighbours: tuple[float | None, float | None]) -> RowPath:
+    """Clear stretches (between gaps) that lie nearer a neighbouring row's baseline than this
+    row's: after a faded stretch the path may have resumed on the neighbour's trace."""
+    found = np.isfinite(path.peak)
+    edges = np.flatnonzero(np.diff(np.r_[0, found.astype(np.int8), 0]))
+    keep = found.copy()
+    for a, b in zip(edges[::2], edges[1::2]):
+        level = float(np.median(path.peak[a:b]))
+        own = abs(level - baseline_y)
+        if any(other is not None and abs(level - other) < own for other in neighbours):
+            keep[a:b] = False
+    if keep.all() or (keep == found).all():
+        return path
+    clear = lambda a: np.where(keep, a, np.nan)  # noqa: E731
+    return RowPath(path.x0, clear(path.top), clear(path.bottom), clear(path.peak), np.where(keep, path.prob, 0.0))
 
 
 def neighbour_baselines(baselines: list[float], k: int) -> tuple[float | None, float | None]:

@@ -71,7 +71,7 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         cols = np.flatnonzero(covered > 0.6)
         if len(cols) < 0.15 * w:  # a trace covers most of the page width
             continue
-        x_start, x_end = _extent(cols, gap=int(15 * px_per_mm))
+        x_start, x_end = _extent(cols, gap=int(30 * px_per_mm))
         # The smoothing trims the ends; take them back from the raw coverage nearby.
         near_start = np.flatnonzero(raw[max(0, x_start - window):x_start + 1])
         near_end = np.flatnonzero(raw[x_end:x_end + window + 1])
@@ -158,23 +158,39 @@ def refine_layout(layout: Layout, evidence: np.ndarray, fractions: tuple[float, 
 
 
 def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
-    """Pick ``layout.n_rows`` rows: the strongest ones, in top-to-bottom order."""
+    """Pick ``layout.n_rows`` rows: the strongest over the longest stretch (a line of header
+    text can be dark but is short), in top-to-bottom order."""
     if len(rows) < layout.n_rows:
         raise LayoutError(f"layout {layout.name} needs {layout.n_rows} rows but only {len(rows)} were found; "
                           f"try --layout auto or one of: {', '.join(LAYOUTS)}")
-    keep = sorted(sorted(rows, key=lambda r: -r.strength)[: layout.n_rows], key=lambda r: r.baseline_y)
+    keep = sorted(sorted(rows, key=lambda r: -r.strength * (r.x_end - r.x_start))[: layout.n_rows],
+                  key=lambda r: r.baseline_y)
     return keep
 
 
 def page_duration_s(rows: list[Row], calibration: Calibration, *, nominal_s: float = 10.0) -> float:
-    """Seconds shown across the page: 10 s at 25 mm/s (5 s at 50 mm/s) unless the traces' width
-    disagrees by more than 10 %, in which case their width (to the nearest 0.5 s) is used."""
+    """Seconds shown across the page: 10 s of paper at 25 mm/s (5 s at 50 mm/s).
+
+    The paper speed, not the traces' extent, decides: faded or cropped traces are often
+    shorter than the page.  A clear disagreement is logged, since it may mean another speed.
+    """
     expected = nominal_s * 25.0 / calibration.mm_per_s
     measured = float(np.median([r.x_end - r.x_start for r in rows])) / calibration.px_per_s
-    if abs(measured - expected) <= 0.1 * expected:
-        return expected
-    log.warning("traces span %.2f s, not the usual %.1f s; using the measured span", measured, expected)
-    return max(0.5, round(measured * 2) / 2)
+    if abs(measured - expected) > 0.1 * expected:
+        log.warning("traces span %.2f s, not the %.1f s of the page at %g mm/s; check --speed if this is wrong",
+                    measured, expected, calibration.mm_per_s)
+    return expected
+
+
+def _time_origin(rows: list[Row], span: float, tolerance: float) -> float:
+    """Pixel x of time 0: the value most of the rows' starts and (ends - span) agree on."""
+    starts = np.array([r.x_start for r in rows])
+    candidates = np.r_[starts, np.array([r.x_end for r in rows]) - span]
+    support = np.array([(np.abs(candidates - c) <= tolerance).sum() for c in candidates])
+    # Most support wins; among equals a start (listed first) wins, since a trace's start is
+    # rarely cut while its end often runs into the page edge.
+    best = candidates[np.abs(candidates - candidates[int(np.argmax(support))]) <= tolerance]
+    return float(np.median(best))
 
 
 def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tuple[LeadBox, ...]:
@@ -182,15 +198,16 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
 
     The grid fixes the time scale: the page spans ``duration_s * px_per_s`` pixels.  Where it
     starts is the consensus (median) of every row's start and of every row's end minus that
-    span, so one row's faded start or stray mark does not move the others.  A row whose own
+    span (the value most of them agree on), so one row's faded start or stray mark does not
+    move the others.  A row whose own
     width matches the span within 2 mm keeps its own ends (on photos, residual perspective
     shifts and stretches rows a little).
     """
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
     span = layout.duration_s * calibration.px_per_s
-    page_start = float(np.median([r.x_start for r in rows] + [r.x_end - span for r in rows]))
     tolerance = 2.0 * calibration.px_per_mm_x
+    page_start = _time_origin(rows, span, tolerance)
     boxes = []
     for cell in layout.cells:
         row = rows[cell.row]

@@ -186,11 +186,16 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm
     row_lines = []
+    width = trace_prob.shape[1]
     for k, row in enumerate(rows):
-        path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing,
-                                 x_start=int(np.floor(row.x_start)), x_end=int(np.ceil(row.x_end)),
-                                 neighbours=extract.neighbour_baselines(baselines, k), text_prob=text_prob)
-        row_lines.append(extract.path_polyline(path))
+        # Trace the whole span of the row's boxes: faded stretches become gaps, not a shorter page.
+        row_boxes = [b for b in boxes if b.row == k]
+        x_start = int(np.clip(np.floor(min(b.x0 for b in row_boxes)), 0, width - 1))
+        x_end = int(np.clip(np.ceil(max(b.x1 for b in row_boxes)), x_start, width - 1))
+        neighbours = extract.neighbour_baselines(baselines, k)
+        path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing, x_start=x_start,
+                                 x_end=x_end, neighbours=neighbours, text_prob=text_prob)
+        row_lines.append(extract.path_polyline(extract.drop_foreign_stretches(path, row.baseline_y, neighbours)))
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))

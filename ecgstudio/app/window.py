@@ -23,6 +23,7 @@ from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
 from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels, utc_now
 from ..pipeline import DigitizeOptions
+from ..resources import resource_path
 from .calibration_panel import CalibrationPanel
 from .document import PageDocument, PageRef
 from .review_panel import LeadPanel, ReviewPanel
@@ -34,8 +35,8 @@ from .worklist import WorkItem, WorklistPanel, items_for_paths, user_labels_root
 
 log = logging.getLogger(__name__)
 
-#: The bundled sample scan (present in a source checkout).
-SAMPLE_SCAN = Path(__file__).resolve().parents[2] / "resources" / "sample_scan.jpg"
+#: The sample scan that ships with ECG Studio (in the source checkout or the installed bundle).
+SAMPLE_SCAN = resource_path("resources/sample_scan.jpg")
 DEFAULT_SIZE = QSize(1400, 900)
 DEFAULT_FS = 500.0
 

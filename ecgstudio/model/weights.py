@@ -18,12 +18,13 @@ import torch
 
 from ..errors import ModelError
 from ..io.atomic import write_bytes_atomic, write_text_atomic
+from ..resources import resource_path
 from .net import CANONICAL_PX_PER_MM, OUTPUT_CHANNELS, NetConfig, TraceNet
 
 log = logging.getLogger(__name__)
 
-#: The model shipped with ECG Studio.
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "tracenet.pt"
+#: The model shipped with ECG Studio (in the source checkout or the installed bundle).
+DEFAULT_MODEL = resource_path("models/tracenet.pt")
 
 
 @dataclass(frozen=True)
