@@ -2,12 +2,15 @@
 
 States: the welcome panel; the sample with the model's proposals; a trace point being dragged;
 the calibration panel after a ruler measurement; a folder worklist with pages in every status;
-the message shown for a damaged label file.
+the message shown for a damaged label file; the fine-tune dialog while training and when
+finished; the model versions dialog; a worklist after re-running the fine-tuned model, with
+the pages whose proposals changed marked.
 
 Runs headless (``QT_QPA_PLATFORM=offscreen`` unless a platform is set) with the shipped model;
-digitizes the sample once.  Settings and labels go to a temporary folder.
+digitizes the sample once.  Settings, labels and model versions go to a temporary folder; the
+fine-tune (a short one, on tiny synthetic pages) runs in a worker process as in the studio.
 
-    python benchmarks/app_screenshots.py [--out docs/screenshots]
+    python benchmarks/app_screenshots.py [--out docs/screenshots] [--only model]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class OnceDigitizer:
     def __init__(self) -> None:
         from ecgstudio.pipeline import Digitizer
 
-        self.real = Digitizer()
+        self.real = Digitizer("shipped")  # whatever version the user made active
         self.cache: dict = {}
 
     def digitize(self, image, options, *, progress=None):
@@ -60,6 +63,8 @@ def pump(app: QApplication, seconds: float = 0.2, until=None, timeout: float = 1
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", choices=("all", "model"), default="all",
+                        help="'model': only the fine-tune, model versions and re-run screenshots (07-10)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -67,23 +72,23 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     pg.setConfigOptions(antialias=True)
-    from ecgstudio.app.scan_view import Tool
     from ecgstudio.app.settings import AppSettings
-    from ecgstudio.app.window import SAMPLE_SCAN, MainWindow
+    from ecgstudio.app.window import MainWindow
 
     tmp = Path(tempfile.mkdtemp(prefix="ecgstudio-shots-"))
-    digitizer = OnceDigitizer()
+    digitizer = OnceDigitizer() if args.only == "all" else None
     written = []
 
-    def window() -> MainWindow:
+    def window(**kwargs) -> MainWindow:
         settings = AppSettings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat))
         settings.reviewer = "Dr A. Reviewer"
-        w = MainWindow(settings=settings, digitizer_factory=lambda: digitizer, labels_root=tmp / "labels")
+        kwargs.setdefault("digitizer_factory", lambda: digitizer)
+        w = MainWindow(settings=settings, labels_root=tmp / "labels", data_dir=tmp / "data", **kwargs)
         w.show()
         pump(app, 0.3)
         return w
 
-    def shot(w: MainWindow, name: str) -> None:
+    def shot(w, name: str) -> None:
         pump(app, 0.3)
         path = args.out / f"{name}.png"
         w.grab().save(str(path))
@@ -91,6 +96,21 @@ def main() -> int:
 
     def opened(w: MainWindow) -> bool:
         return w.document is not None or (not w.busy and bool(w.banner_text()))
+
+    if args.only == "all":
+        basic_states(app, window, shot, opened, digitizer, tmp)
+    model_states(app, window, shot, opened, tmp)
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path in written:
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return 0
+
+
+def basic_states(app, window, shot, opened, digitizer, tmp: Path) -> None:
+    """Screenshots 01-06: welcome, proposals, editing, calibration, worklist, damaged labels."""
+    from ecgstudio.app.scan_view import Tool
+    from ecgstudio.app.window import SAMPLE_SCAN
 
     # 1. Welcome.
     w = window()
@@ -173,10 +193,54 @@ def main() -> int:
     shot(w, "06_damaged_labels")
     w.close()
 
-    shutil.rmtree(tmp, ignore_errors=True)
-    for path in written:
-        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-    return 0
+
+def model_states(app, window, shot, opened, tmp: Path) -> None:
+    """Screenshots 07-10: the fine-tune dialog running and finished, model versions, re-run changes."""
+    # 7-10. Fine-tune on the reviewed pages of a worklist (worker process), versions, re-run.
+    from dataclasses import replace
+
+    from ecgstudio.model.finetune import FinetuneConfig
+    from ecgstudio.synth.batch import write_pages
+
+    ward = tmp / "ward_b"
+    write_pages(ward, 6, seed=5, layout="3x4+1", damage="none", style_overrides={"dpi": 200})
+    (ward / "labels").mkdir()
+    for k, label in enumerate(sorted(ward.glob("*.labels.h5"))):
+        if k < 4:
+            label.rename(ward / "labels" / label.name)  # reviewed pages, where a folder worklist keeps them
+        else:
+            label.unlink()  # new pages: the model proposes them
+    config = replace(FinetuneConfig(threads=1), steps=30, batch_size=4, crop=128, synthetic_share=0.25,
+                     new_synthetic_every=10, warmup_steps=3)
+    w = window(digitizer_factory=None, finetune_config=config)  # the active model of the data folder
+    w.resize(1400, 900)
+    w.open_paths([ward])
+    pump(app, until=lambda: opened(w))
+    w.rerun_worklist()  # first proposals for the new pages, with the shipped model
+    pump(app, until=lambda: not w.worklist_rerun.running, timeout=300)
+    w.act_finetune.trigger()
+    dialog = w.finetune_dialog
+    dialog.set_budget(5.0)
+    dialog.start_button.click()
+    pump(app, until=lambda: not w.finetune_runner.running or dialog.bar.value() >= 60, timeout=600)
+    shot(dialog, "07_finetune_running")
+    pump(app, until=lambda: not w.finetune_runner.running, timeout=600)
+    shot(dialog, "08_finetune_finished")
+    dialog.hide()
+    w.show_versions()
+    versions = w.versions_dialog
+    newest = versions.versions[-1].name
+    if not versions.versions[-1].active:  # switch to it by hand, as a person would to compare
+        versions.select(newest)
+        versions.use_button.click()
+    shot(versions, "09_model_versions")
+    versions.hide()
+    w.rerun_worklist()
+    pump(app, until=lambda: not w.worklist_rerun.running, timeout=300)
+    w.worklist.sort_combo.setCurrentText("Largest change first")
+    w.resizeDocks([w.worklist_dock], [330], Qt.Orientation.Horizontal)
+    shot(w, "10_rerun_changes")
+    w.close()
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         registry.rollback(data_dir=args.data_dir)
     for version in registry.list_versions(data_dir=args.data_dir):
         metrics = version.card.metrics
-        snr = metrics.get("val_snr_after_db", metrics.get("val_snr_db"))
+        snr = metrics.get("val_snr_db_after", metrics.get("val_snr_db"))
         mark = "*" if version.active else " "
         print(f"{mark} {version.name:32s} {version.card.version:28s}"
               f"{'' if snr is None else f'  val SNR {snr:.2f} dB'}  {version.path}")

@@ -64,7 +64,7 @@ def digitizer() -> SharedDigitizer:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path, digitizer):
-    """Windows with settings and labels in ``tmp_path`` (never the user's), closed at the end."""
+    """Windows with settings, labels and model versions in ``tmp_path`` (never the user's), closed at the end."""
     made = []
 
     def make(factory=None, reviewer: str = "Dr Test") -> MainWindow:
@@ -72,7 +72,7 @@ def make_window(qtbot, tmp_path, digitizer):
         settings = AppSettings(q)
         settings.reviewer = reviewer
         w = MainWindow(settings=settings, digitizer_factory=factory or (lambda: digitizer),
-                       labels_root=tmp_path / "labels", autosave_ms=50)
+                       labels_root=tmp_path / "labels", autosave_ms=50, data_dir=tmp_path / "data")
         qtbot.addWidget(w)
         w.show()
         made.append(w)

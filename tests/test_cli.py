@@ -51,6 +51,7 @@ def test_finetune_and_model_versions_from_the_command_line(tmp_path, capsys) -> 
     assert main(["models", "use", "mine", "--data-dir", str(data)]) == 0
     listing = capsys.readouterr().out
     assert "* mine" in listing and "shipped" in listing
+    assert "val SNR" in listing.splitlines()[[line.startswith("* mine") for line in listing.splitlines()].index(True)]
     assert main(["models", "rollback", "--data-dir", str(data)]) == 0
     assert "* shipped" in capsys.readouterr().out
     assert main(["models", "use", "nonexistent", "--data-dir", str(data)]) == 2

@@ -152,7 +152,7 @@ def test_random_styles_cover_the_options() -> None:
     rng = np.random.default_rng(0)
     styles = [PageStyle.random(rng) for _ in range(300)]
     assert {s.layout for s in styles} >= {"3x4+1", "6x2", "12x1", "cabrera-3x4+1"}
-    assert {s.grid_color for s in styles} == {"red", "pink", "green", "blue", "grey", "none"}
+    assert {s.grid_color for s in styles} == {"red", "pink", "green", "blue", "grey", "dark", "none"}
     assert {s.mm_per_s for s in styles} == {25.0, 50.0}
     assert {s.pulse for s in styles} == {"start", "end", "none"}
 

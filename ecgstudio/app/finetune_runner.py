@@ -60,6 +60,10 @@ class FinetuneRunner(QObject):
         self._stop: Any = None
         self._worker: Any = None  # multiprocessing.Process or threading.Thread
         self._cancel_at: float | None = None
+        self._exiting: list[tuple[Any, float]] = []  # processes that answered and are still shutting down
+        self._reaper = QTimer(self)
+        self._reaper.setInterval(200)
+        self._reaper.timeout.connect(self._reap)
 
     @property
     def running(self) -> bool:
@@ -110,15 +114,19 @@ class FinetuneRunner(QObject):
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop a running job (the window is closing): cancel, wait a little, then terminate."""
-        if not self.running:
-            return
-        self._stop.set()
-        self._worker.join(timeout_s)
-        if self.mode == "process" and self._worker.is_alive():
-            log.warning("the fine-tune process did not stop within %.0f s; terminating it", timeout_s)
-            self._worker.terminate()
-            self._worker.join(2.0)
-        self._release()
+        if self.running:
+            self._stop.set()
+            self._worker.join(timeout_s)
+            if self.mode == "process" and self._worker.is_alive():
+                log.warning("the fine-tune process did not stop within %.0f s; terminating it", timeout_s)
+                self._worker.terminate()
+            self._release()
+        for worker, _since in self._exiting:
+            worker.join(2.0)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(2.0)
+        self._reap()
 
     # ------------------------------------------------------------------ polling
 
@@ -144,36 +152,63 @@ class FinetuneRunner(QObject):
         if final is None and not self._worker.is_alive():
             final = self._drain()  # what was sent just before the end
             if final is None:
-                code = getattr(self._worker, "exitcode", None)
-                cancelled = self._cancel_at is not None
-                text = ("fine-tune cancelled; nothing was saved and the active model is unchanged" if cancelled else
-                        f"the fine-tune process stopped unexpectedly (exit code {code}; out of memory?); nothing "
-                        "was saved and the active model is unchanged")
-                final = (FAILED, FinetuneFailure(text, cancelled))
+                final = (FAILED, self._lost())
         if (final is None and self._cancel_at is not None and self.mode == "process"
                 and time.monotonic() - self._cancel_at > self.kill_after_s):
             log.warning("the fine-tune process did not stop within %.0f s of cancel; terminating it",
                         self.kill_after_s)
             self._worker.terminate()
-            self._worker.join(2.0)
             final = (FAILED, FinetuneFailure("fine-tune cancelled (stopped forcefully); nothing was saved and "
                                              "the active model is unchanged", True))
         if final is None:
             return
-        self._worker.join(5.0)
-        self._release()
+        self._release()  # the process may still be exiting: it is reaped later, the window never waits
         kind, payload = final
         if kind == DONE:
             self.finished.emit(payload)
         else:
             self.failed.emit(payload.message, payload.cancelled)
 
+    def _lost(self) -> FinetuneFailure:
+        """Why the job ended without an answer."""
+        if self._cancel_at is not None:
+            return FinetuneFailure("fine-tune cancelled; nothing was saved and the active model is unchanged", True)
+        code = getattr(self._worker, "exitcode", None)
+        if code is not None and code < 0:
+            how = f"was killed (signal {-code}; out of memory?)"
+        elif code is not None:
+            how = f"stopped unexpectedly (exit code {code})"
+        else:
+            how = "stopped unexpectedly"
+        return FinetuneFailure(f"the fine-tune process {how}; nothing was saved and the active model is unchanged")
+
     def _release(self) -> None:
+        """Forget the job (``running`` is False from now on); a process still exiting is reaped later."""
         self._timer.stop()
-        if self.mode == "process" and self._queue is not None:
-            self._queue.close()
-            self._queue.join_thread()
-            if self._worker is not None and not self._worker.is_alive():
-                self._worker.close()
+        worker, messages = self._worker, self._queue
         self._queue = self._stop = self._worker = None
         self._cancel_at = None
+        if self.mode == "process":
+            if messages is not None:
+                messages.close()
+                messages.join_thread()
+            if worker is not None:
+                self._exiting.append((worker, time.monotonic()))
+                self._reap()
+
+    def _reap(self) -> None:
+        """Close the processes that have exited; terminate one that lingers."""
+        for entry in list(self._exiting):
+            worker, since = entry
+            if not worker.is_alive():
+                worker.join()
+                worker.close()
+                self._exiting.remove(entry)
+            elif time.monotonic() - since > self.kill_after_s:
+                log.warning("the fine-tune process is still running %.0f s after its answer; terminating it",
+                            self.kill_after_s)
+                worker.terminate()
+        if self._exiting and not self._reaper.isActive():
+            self._reaper.start()
+        elif not self._exiting:
+            self._reaper.stop()

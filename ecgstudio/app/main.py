@@ -28,6 +28,7 @@ def _application(qt_args: Sequence[str] = ()):
     QCoreApplication.setApplicationName("ecgstudio")
     app = QApplication.instance() or QApplication([*sys.argv[:1], *qt_args])
     app.setApplicationDisplayName("ECG Studio")
+    app.setDesktopFileName("ecgstudio")  # Wayland matches the window to ecgstudio.desktop (installer/)
     icon = resource_path("resources/icon.png")
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))

@@ -1,4 +1,4 @@
-"""Persistent user settings (QSettings): reviewer name, recent files, view preferences."""
+"""Persistent user settings (QSettings): reviewer name, recent files, view preferences, fine-tune budget."""
 
 from __future__ import annotations
 
@@ -66,6 +66,19 @@ class AppSettings:
     @mask_opacity.setter
     def mask_opacity(self, value: float) -> None:
         self.q.setValue("view/mask_opacity", float(value))
+
+    @property
+    def finetune_minutes(self) -> float:
+        """Time budget last chosen for a fine-tune (10 minutes at first)."""
+        try:
+            value = float(self.q.value("finetune/minutes", 10.0))
+        except (TypeError, ValueError):
+            return 10.0
+        return value if value > 0 else 10.0
+
+    @finetune_minutes.setter
+    def finetune_minutes(self, minutes: float) -> None:
+        self.q.setValue("finetune/minutes", float(minutes))
 
     def layer(self, name: str, default: bool = True) -> bool:
         value = self.q.value(f"view/layer_{name}", default)

@@ -4,13 +4,22 @@ The window wires the pieces together and talks to the engine through
 :class:`~ecgstudio.app.worker.Engine` (digitizing), :mod:`ecgstudio.labels` (the label store),
 :mod:`ecgstudio.io.images` (reading pages) and :mod:`ecgstudio.io.writers` (export).  Edits are
 operations of the :class:`~ecgstudio.app.document.PageDocument`.
+
+The Model menu fine-tunes the model on the worklist's reviewed pages
+(:func:`ecgstudio.model.finetune.finetune` in a worker process, see
+:class:`~ecgstudio.app.finetune_runner.FinetuneRunner`), lists and switches model versions
+(:mod:`ecgstudio.model.registry`) and re-runs the model on the worklist's new and proposed
+pages (:class:`~ecgstudio.app.rerun.WorklistRerun`).  Model versions live in ``data_dir``
+(the platform's user data directory unless the window is given another).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +31,21 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLa
 from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
 from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels, utc_now
+from ..model import registry
+from ..model.finetune import FinetuneConfig
 from ..pipeline import DigitizeOptions
 from ..resources import resource_path
 from .calibration_panel import CalibrationPanel
 from .document import PageDocument, PageRef
+from .finetune_job import FinetuneRequest
+from .finetune_runner import FinetuneRunner
+from .model_dialogs import FinetuneDialog, ModelVersionsDialog, finetune_failure_text, finetune_result_text
+from .rerun import RerunSummary, WorklistRerun
 from .review_panel import LeadPanel, ReviewPanel
 from .scan_view import ScanView, Tool
 from .settings import AppSettings
 from .signal_view import SignalView
-from .worker import STAGE_NAMES, Engine
+from .worker import STAGE_NAMES, Engine, active_digitizer
 from .worklist import WorkItem, WorklistPanel, items_for_paths, user_labels_root
 
 log = logging.getLogger(__name__)
@@ -39,6 +54,14 @@ log = logging.getLogger(__name__)
 SAMPLE_SCAN = resource_path("resources/sample_scan.jpg")
 DEFAULT_SIZE = QSize(1400, 900)
 DEFAULT_FS = 500.0
+#: Statuses of the pages a fine-tune learns from.
+FINETUNE_STATUSES = (ReviewStatus.REVIEWED.value, ReviewStatus.CORRECTED.value)
+
+
+def default_finetune_config() -> FinetuneConfig:
+    """The studio's fine-tune settings: the engine's defaults, one CPU core left to the window."""
+    return FinetuneConfig(threads=max(1, (os.cpu_count() or 2) - 1))
+
 
 SHORTCUTS = [
     ("Open a scan, photo or PDF", "Ctrl+O"),
@@ -148,19 +171,34 @@ class MainWindow(QMainWindow):
     settings : AppSettings, optional
         Where preferences live (the user's QSettings by default).
     digitizer_factory : callable, optional
-        Makes the digitizer in the worker thread (the shipped model by default).
+        Makes the digitizer in the worker thread (the active model version of ``data_dir`` by
+        default); called again after the active version changes.
     labels_root : Path, optional
         Label folder for single files (``user_data_dir("ecgstudio")/labels`` by default).
     autosave_ms : int
         Delay between the last edit and the automatic save.
+    data_dir : Path, optional
+        User data directory holding the model versions (``models/``); the platform's
+        (``user_data_dir("ecgstudio")``) by default.  Tests pass a temporary folder.
+    finetune_config : FinetuneConfig, optional
+        Settings of a fine-tune (:func:`default_finetune_config` by default); the dialog's time
+        budget replaces its ``minutes``, so a config with ``steps`` set may stop sooner.
+    finetune_mode : {"process", "thread"}
+        Where a fine-tune runs: a worker process (the studio) or a thread (fast tests).
     """
 
     def __init__(self, *, settings: AppSettings | None = None, digitizer_factory: Callable[[], Any] | None = None,
-                 labels_root: Path | None = None, autosave_ms: int = 800) -> None:
+                 labels_root: Path | None = None, autosave_ms: int = 800, data_dir: Path | None = None,
+                 finetune_config: FinetuneConfig | None = None, finetune_mode: str = "process") -> None:
         super().__init__()
         self.settings = settings or AppSettings()
         self.labels_root = Path(labels_root) if labels_root else user_labels_root()
-        self.engine = Engine(digitizer_factory, self)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.finetune_config = finetune_config or default_finetune_config()
+        self.engine = Engine(digitizer_factory or functools.partial(active_digitizer, self.data_dir), self)
+        self.finetune_runner = FinetuneRunner(mode=finetune_mode, parent=self)
+        self.finetune_dialog: FinetuneDialog | None = None
+        self.versions_dialog: ModelVersionsDialog | None = None
         self.document: PageDocument | None = None
         self.current_row = -1
         self._keep_label: tuple[Path, str] | None = None  # a label file to set aside before saving over it
@@ -255,11 +293,31 @@ class MainWindow(QMainWindow):
         self.progress.hide()
         self.labels_label = QLabel()
         self.labels_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_label = QLabel()
+        self.model_label.setStyleSheet("color: #243b55; padding: 0 6px;")
+        self.rerun_progress = QProgressBar()
+        self.rerun_progress.setMaximumWidth(200)
+        self.rerun_progress.hide()
+        self.rerun_stop = QPushButton("Stop")
+        self.rerun_stop.setToolTip("Stop re-running the model on the worklist (pages done so far keep their "
+                                   "new proposals)")
+        self.rerun_stop.hide()
+        self.finetune_status = QPushButton()
+        self.finetune_status.setFlat(True)
+        self.finetune_status.setToolTip("A fine-tune is running; click to see its progress")
+        self.finetune_status.hide()
         self.statusBar().addPermanentWidget(self.labels_label)
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.statusBar().addPermanentWidget(self.finetune_status)
+        self.statusBar().addPermanentWidget(self.rerun_progress)
+        self.statusBar().addPermanentWidget(self.rerun_stop)
         self.statusBar().addPermanentWidget(self.progress)
+        self.worklist_rerun = WorklistRerun(self.engine, self.worklist.model, may_replace=self._may_replace,
+                                            options=DigitizeOptions(fs=DEFAULT_FS), parent=self)
 
         self._build_actions()
         self._connect()
+        self._show_model()
         self._autosave = QTimer(self)
         self._autosave.setSingleShot(True)
         self._autosave.setInterval(autosave_ms)
@@ -330,6 +388,13 @@ class MainWindow(QMainWindow):
         self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
         self.act_rerun = a("Run the &model again", lambda: self.rerun(self.calibration_panel.options(DEFAULT_FS)),
                            tip="Digitize the page again with the calibration panel's settings")
+        self.act_finetune = a("&Fine-tune on reviewed pages…", self.open_finetune,
+                              tip="Train the model further on the reviewed pages of this worklist")
+        self.act_versions = a("Model &versions…", self.show_versions,
+                              tip="List the model versions; switch to one or roll back")
+        self.act_rerun_worklist = a("&Re-run model on worklist", self.rerun_worklist,
+                                    tip="New proposals for the new and proposed pages of the worklist, with the "
+                                        "active model; reviewed and corrected pages are kept")
         self.act_help = a("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
         self.act_about = a("&About ECG Studio", self.show_about)
 
@@ -402,6 +467,11 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Review")
         for act in (self.act_accept, self.act_next, self.act_prev, self.act_next_lead, self.act_prev_lead):
             m.addAction(act)
+        m = mb.addMenu("&Model")
+        for act in (self.act_finetune, self.act_rerun_worklist):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.act_versions)
         m = mb.addMenu("&Help")
         m.addAction(self.act_help)
         m.addAction(self.act_about)
@@ -451,6 +521,17 @@ class MainWindow(QMainWindow):
         self.calibration_panel.rulerRequested.connect(lambda: self.set_tool(Tool.RULER))
         self.calibration_panel.pulseRequested.connect(lambda: self.set_tool(Tool.PULSE))
         self.calibration_panel.rerunRequested.connect(self.rerun)
+        self.act_finetune.setIconText("Fine-tune…")  # the worklist's buttons show the short text
+        self.act_rerun_worklist.setIconText("Re-run model")
+        self.worklist.add_action_buttons([self.act_finetune, self.act_rerun_worklist])
+        self.finetune_runner.progress.connect(self._on_finetune_progress)
+        self.finetune_runner.finished.connect(self._on_finetune_finished)
+        self.finetune_runner.failed.connect(self._on_finetune_failed)
+        self.finetune_status.clicked.connect(self.open_finetune)
+        self.worklist_rerun.progress.connect(self._on_rerun_progress)
+        self.worklist_rerun.replaced.connect(self._on_rerun_replaced)
+        self.worklist_rerun.finished.connect(self._on_rerun_finished)
+        self.rerun_stop.clicked.connect(self.worklist_rerun.stop)
 
     # ------------------------------------------------------------------ messages
 
@@ -514,6 +595,7 @@ class MainWindow(QMainWindow):
                              f"(looked for {', '.join(sorted(SUPPORTED_SUFFIXES))}).", "warning")
             return False
         self._flush()
+        self.worklist_rerun.stop()  # its pages are no longer the worklist's
         for p in paths:
             self.settings.add_recent(p)
         self.worklist.model.set_items(items)
@@ -905,6 +987,200 @@ class MainWindow(QMainWindow):
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
+    # ------------------------------------------------------------------ the model: fine-tune, versions, re-run
+
+    def finetune_selection(self) -> tuple[list[Path], int]:
+        """``(label files of the reviewed and corrected pages, number of other pages)`` of the worklist.
+
+        Pending edits are saved first and every page's status is read again from its label file.
+        """
+        self._flush()
+        model = self.worklist.model
+        labels: list[Path] = []
+        for item in model.items:
+            item.refresh()
+            if item.status in FINETUNE_STATUSES and item.label_path not in labels:
+                labels.append(item.label_path)
+        model.item_changed_all()
+        return labels, len(model.items) - len(labels)
+
+    def _finetune_precheck(self) -> list[Path] | None:
+        """The label files to fine-tune on, or None after saying why there are too few."""
+        if not self.worklist.model.items:
+            self.show_banner("Open a folder of reviewed pages first: a fine-tune learns from the reviewed and "
+                             "corrected pages of the open worklist.", "warning")
+            return None
+        labels, others = self.finetune_selection()
+        if len(labels) < 2:
+            have = "No page of this worklist is" if not labels else "Only 1 page of this worklist is"
+            self.show_banner(f"{have} reviewed yet, and a fine-tune needs at least 2 (one to train on, one held out "
+                             "to check the new model). Review pages and accept them (Ctrl+Enter) first. "
+                             "The active model is unchanged.", "warning")
+            return None
+        return labels
+
+    def _finetune_dialog(self) -> FinetuneDialog:
+        if self.finetune_dialog is None:
+            dialog = FinetuneDialog(self, minutes=self.settings.finetune_minutes)
+            dialog.startRequested.connect(self.start_finetune)
+            dialog.cancelRequested.connect(self.cancel_finetune)
+            dialog.rerunRequested.connect(self.rerun_worklist)
+            dialog.versionsRequested.connect(self.show_versions)
+            self.finetune_dialog = dialog
+        return self.finetune_dialog
+
+    def open_finetune(self) -> None:
+        """The Fine-tune action: show the dialog (its progress when a fine-tune is running)."""
+        if not self.finetune_runner.running:
+            labels = self._finetune_precheck()
+            if labels is None:
+                return
+            dialog = self._finetune_dialog()
+            dialog.set_selection(labels, len(self.worklist.model.items) - len(labels), base=self._active_name())
+        dialog = self._finetune_dialog()
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+
+    def start_finetune(self, minutes: float) -> bool:
+        """Start fine-tuning on the worklist's reviewed pages within ``minutes``; False if it cannot start."""
+        if self.finetune_runner.running:
+            return False
+        labels = self._finetune_precheck()
+        dialog = self._finetune_dialog()
+        if labels is None:
+            dialog.show_result(self.banner_text() or "Too few reviewed pages to fine-tune.", "error")
+            return False
+        dialog.set_selection(labels, len(self.worklist.model.items) - len(labels), base=self._active_name())
+        self.settings.finetune_minutes = minutes
+        request = FinetuneRequest(tuple(labels), replace(self.finetune_config, minutes=float(minutes)),
+                                  self.data_dir)
+        dialog.set_running(True)
+        self.finetune_runner.start(request)
+        self.finetune_status.setText("Fine-tuning…")
+        self.finetune_status.setVisible(self.finetune_runner.running)
+        self.statusBar().showMessage(f"Fine-tuning on {len(labels)} reviewed pages (at most {minutes:g} minutes); "
+                                     "you can keep working.", 8000)
+        self._update_enabled()
+        return True
+
+    def cancel_finetune(self) -> None:
+        if self.finetune_runner.running:
+            self.finetune_runner.cancel()
+            self.finetune_status.setText("Cancelling the fine-tune…")
+
+    def _on_finetune_progress(self, p) -> None:
+        if self.finetune_dialog is not None:
+            self.finetune_dialog.show_progress(p)
+        self.finetune_status.setText(f"Fine-tuning: {int(round(100 * p.fraction))} %")
+
+    def _finetune_over(self) -> None:
+        self.finetune_status.hide()
+        self._update_enabled()
+
+    def _on_finetune_finished(self, result) -> None:
+        self._finetune_over()
+        text = finetune_result_text(result)
+        self._finetune_dialog().show_result(text, "ok" if result.activated else "info", can_rerun=result.activated)
+        self.show_banner(text, "info")
+        if result.activated:
+            self._model_changed()
+        if self.versions_dialog is not None and self.versions_dialog.isVisible():
+            self.versions_dialog.refresh()
+
+    def _on_finetune_failed(self, message: str, cancelled: bool) -> None:
+        self._finetune_over()
+        text = finetune_failure_text(message, cancelled)
+        level = "warning" if cancelled else "error"
+        self._finetune_dialog().show_result(text, level)
+        self.show_banner(text, level)
+
+    def show_versions(self) -> None:
+        """The Model versions dialog: the versions, the active one, switch and roll back."""
+        if self.versions_dialog is None:
+            self.versions_dialog = ModelVersionsDialog(self.data_dir, self)
+            self.versions_dialog.activeChanged.connect(self._on_version_switched)
+        self.versions_dialog.refresh()
+        self.versions_dialog.show()
+        self.versions_dialog.raise_()
+        self.versions_dialog.activateWindow()
+
+    def _on_version_switched(self, version: registry.ModelVersion) -> None:
+        self._model_changed()
+        self.show_banner(f"Now using model {version.name} for new proposals. Pages already digitized keep their "
+                         "proposals: Model > Re-run model on worklist updates the new and proposed ones "
+                         "(reviewed pages are never overwritten).", "info")
+
+    def _model_changed(self) -> None:
+        """The active model version changed: the digitizer is made again before the next page."""
+        self.engine.reload()
+        self._show_model()
+
+    def _active_name(self) -> str:
+        try:
+            return registry.active_version(data_dir=self.data_dir).name
+        except (EcgStudioError, OSError):
+            return ""
+
+    def _show_model(self) -> None:
+        try:
+            version = registry.active_version(data_dir=self.data_dir)
+        except (EcgStudioError, OSError) as exc:
+            self.model_label.setText("Model: unavailable")
+            self.model_label.setToolTip(str(exc))
+            return
+        self.model_label.setText(f"Model: {version.name}")
+        self.model_label.setToolTip(f"Active model version {version.name} ({version.card.version})\n{version.path}\n"
+                                    "Model > Model versions to switch or roll back")
+
+    def rerun_worklist(self) -> None:
+        """Run the active model again on the worklist's new and proposed pages and mark what changed."""
+        if self.worklist_rerun.running:
+            return
+        if not self.worklist.model.items:
+            self.show_banner("Open a scan or a folder first: the model is re-run on the pages of the worklist.",
+                             "warning")
+            return
+        self._flush()
+        exclude = (self._job["row"],) if self._job is not None and self._job.get("row") is not None else ()
+        self.worklist_rerun.start(exclude=exclude)
+        self.worklist.show_changes(True)
+        self.rerun_progress.setRange(0, max(1, self.worklist_rerun.summary.planned))
+        self.rerun_progress.setValue(0)
+        self.rerun_progress.setFormat("Re-running %v/%m")
+        self.rerun_progress.show()
+        self.rerun_stop.show()
+        self._update_enabled()
+
+    def _on_rerun_progress(self, done: int, total: int, title: str) -> None:
+        self.rerun_progress.setRange(0, max(1, total))
+        self.rerun_progress.setValue(done)
+        self.statusBar().showMessage(f"Re-running the model on {title} ({done + 1} of {total})…", 5000)
+
+    def _may_replace(self, row: int) -> bool:
+        """False when the page of ``row`` is open with edits or a review (never overwrite people's work)."""
+        doc = self.document
+        items = self.worklist.model.items
+        if doc is None or not 0 <= row < len(items) or doc.page != items[row].page:
+            return True
+        return not doc.dirty and doc.review.status in (ReviewStatus.NEW, ReviewStatus.PROPOSED)
+
+    def _on_rerun_replaced(self, row: int) -> None:
+        doc = self.document
+        items = self.worklist.model.items
+        if doc is not None and row == self.current_row and 0 <= row < len(items) and doc.page == items[row].page:
+            banner = self.banner_text()
+            self.open_row(row)  # the new proposal, from its label file
+            if banner:
+                self.show_banner(banner, "info")
+
+    def _on_rerun_finished(self, summary: RerunSummary) -> None:
+        self.rerun_progress.hide()
+        self.rerun_stop.hide()
+        self.worklist.model.item_changed_all()
+        self.show_banner(summary.text(), "warning" if summary.failed else "info")
+        self._update_enabled()
+
     # ------------------------------------------------------------------ misc
 
     def _fill_recent(self) -> None:
@@ -949,6 +1225,8 @@ class MainWindow(QMainWindow):
         n = len(self.worklist.model.items)
         self.act_next.setEnabled(n > 1)
         self.act_prev.setEnabled(n > 1)
+        self.act_finetune.setEnabled(n > 0 or self.finetune_runner.running)
+        self.act_rerun_worklist.setEnabled(n > 0 and not self.worklist_rerun.running)
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td>{what}</td><td><b>{keys}</b></td></tr>" for what, keys in SHORTCUTS)
@@ -974,8 +1252,18 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if self.finetune_runner.running and self.isVisible():
+            answer = QMessageBox.question(
+                self, "A fine-tune is running",
+                "A fine-tune is running. Closing ECG Studio stops it; nothing of it is saved and the active "
+                "model stays as it is. Close anyway?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
         self._flush()
         self._cancel_job()
+        self.worklist_rerun.stop()
+        self.finetune_runner.shutdown()
         self._set_document(None)
         self.engine.shutdown()
         self.settings.sync()

@@ -2,7 +2,8 @@
 
 :class:`Engine` lives in the GUI thread and owns a ``QThread`` in which an :class:`_EngineWorker`
 runs :meth:`ecgstudio.pipeline.Digitizer.digitize`.  The digitizer is created there on the
-first job (loading the weights once) and reused.  Results, progress and failures come back as
+first job (loading the weights once) and reused until :meth:`Engine.reload` (another model
+version became active).  Results, progress and failures come back as
 queued Qt signals tagged with a job id; a failure carries a message for people (the engine's
 own :class:`~ecgstudio.errors.EcgStudioError` text), never a traceback.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,11 @@ class _EngineWorker(QObject):
         self._digitizer: Any = None
         self.cancelled: set[int] = set()
 
+    @Slot()
+    def reset(self) -> None:
+        """Drop the digitizer; the next job makes a new one (with the model active by then)."""
+        self._digitizer = None
+
     @Slot(int, object, object)
     def run_job(self, job: int, image: np.ndarray, options: DigitizeOptions) -> None:
         if job in self.cancelled:
@@ -82,10 +89,19 @@ class _EngineWorker(QObject):
         self.finished.emit(job, result)
 
 
-def _default_factory() -> Any:
+def active_digitizer(data_dir: Path | None = None) -> Any:
+    """A :class:`~ecgstudio.pipeline.Digitizer` with the active model version of ``data_dir``.
+
+    ``data_dir`` is the user data directory holding ``models/`` (the platform's by default).
+    """
+    from ..model.registry import active_model_path
     from ..pipeline import Digitizer
 
-    return Digitizer()
+    return Digitizer(active_model_path(data_dir=data_dir))
+
+
+def _default_factory() -> Any:
+    return active_digitizer()
 
 
 class Engine(QObject):
@@ -102,6 +118,7 @@ class Engine(QObject):
     finished = Signal(int, object)  # job, Digitization
     failed = Signal(int, str)  # job, message for people
     _submit = Signal(int, object, object)
+    _reset = Signal()
 
     def __init__(self, factory: Callable[[], Any] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -111,6 +128,7 @@ class Engine(QObject):
         self._worker = _EngineWorker(factory or _default_factory)
         self._worker.moveToThread(self._thread)
         self._submit.connect(self._worker.run_job)
+        self._reset.connect(self._worker.reset)
         self._worker.progress.connect(self.progress)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
@@ -129,6 +147,14 @@ class Engine(QObject):
         """Drop a job: it stops at its next stage and reports nothing."""
         self._pending.discard(job)
         self._worker.cancelled.add(job)
+
+    def reload(self) -> None:
+        """Make the digitizer again before the next job submitted from now on.
+
+        Call it after another model version became active: jobs already queued finish with the
+        old model, later ones use the factory's new digitizer.
+        """
+        self._reset.emit()
 
     @property
     def busy(self) -> bool:

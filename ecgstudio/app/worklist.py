@@ -7,6 +7,10 @@ Where labels go (one rule, shown in the status bar):
 * single files (opened, dropped, or the sample): the user data folder,
   ``<user_data_dir("ecgstudio")>/labels/<parent folder name>-<8 hex>/``, one sub-folder per
   folder the files came from, so two ``scan.png`` from different folders never collide.
+
+After the model is re-run on the worklist (:mod:`ecgstudio.app.rerun`), a Change column shows
+how each re-run page's proposal moved (mean absolute difference in mV), and changed pages are
+highlighted.
 """
 
 from __future__ import annotations
@@ -16,17 +20,21 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView, \
-    QVBoxLayout, QWidget
+    QToolButton, QVBoxLayout, QWidget
 
 from ..io.images import collect_inputs
 from ..labels import LABEL_SUFFIX, LabelRecord, ReviewStatus
 from .document import PageRef
+
+if TYPE_CHECKING:
+    from .rerun import ProposalChange
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ STATUS_COLORS = {
     ReviewStatus.CORRECTED: "#1f5fbf",
 }
 UNREADABLE = "damaged"  # a label file that cannot be read
+CHANGED_COLOR = "#ffd9a8"  # background of pages whose proposal changed in the last re-run
 
 
 def user_labels_root() -> Path:
@@ -73,6 +82,7 @@ class WorkItem:
     status: str = ReviewStatus.NEW.value
     confidence: float | None = None
     reviewer: str = ""
+    change: ProposalChange | None = None  # how the last re-run of the model changed the proposal
 
     @property
     def label_path(self) -> Path:
@@ -151,7 +161,8 @@ def _expand_known_pages(item: WorkItem) -> list[WorkItem]:
 
 # ---------------------------------------------------------------------- Qt model and panel
 
-COLUMNS = ("File", "Status", "Conf.")
+COLUMNS = ("File", "Status", "Conf.", "Change")
+CHANGE_COLUMN = 3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -182,6 +193,10 @@ class WorklistModel(QAbstractTableModel):
     def item_changed(self, row: int) -> None:
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
+    def item_changed_all(self) -> None:
+        if self.items:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.items) - 1, len(COLUMNS) - 1))
+
     def set_current(self, row: int) -> None:
         old, self.current = self.current, row
         for r in (old, row):
@@ -197,6 +212,10 @@ class WorklistModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and \
+                section == CHANGE_COLUMN:
+            return ("Last re-run of the model: mean |new - old| of the page's signals in mV (highlighted when "
+                    "changed); 'same' when unchanged, 'first' for a first proposal")
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -209,6 +228,8 @@ class WorklistModel(QAbstractTableModel):
                 return item.page.title
             if col == 1:
                 return item.status
+            if col == CHANGE_COLUMN:
+                return _change_text(item.change)
             return "" if item.confidence is None else f"{item.confidence:.2f}"
         if role == SORT_ROLE:
             if col == 0:
@@ -216,9 +237,16 @@ class WorklistModel(QAbstractTableModel):
             if col == 1:
                 order = [s.value for s in ReviewStatus] + [UNREADABLE]
                 return order.index(item.status) if item.status in order else len(order)
+            if col == CHANGE_COLUMN:
+                return -2.0 if item.change is None else item.change.size  # largest first, unknown last
             return 2.0 if item.confidence is None else item.confidence  # unknown sorts last
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
             return QBrush(QColor(STATUS_COLORS.get(item.status, "#b00020")))
+        if role == Qt.ItemDataRole.ForegroundRole and col == CHANGE_COLUMN and item.change is not None \
+                and not item.change.changed:
+            return QBrush(QColor("#6b6b6b"))
+        if role == Qt.ItemDataRole.BackgroundRole and item.change is not None and item.change.changed:
+            return QBrush(QColor(CHANGED_COLOR))
         if role == Qt.ItemDataRole.FontRole and index.row() == self.current:
             from PySide6.QtGui import QFont
 
@@ -228,9 +256,21 @@ class WorklistModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             conf = "not digitized yet" if item.confidence is None else f"{item.confidence:.2f}"
             who = f" by {item.reviewer}" if item.reviewer else ""
+            change = f"\nlast re-run of the model: {item.change.describe()}" if item.change is not None else ""
             return (f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}"
-                    f"\nlabels: {item.label_path}")
+                    f"\nlabels: {item.label_path}{change}")
         return None
+
+
+def _change_text(change: ProposalChange | None) -> str:
+    """The Change column: mean |new - old| in mV when changed, "same", or "first"."""
+    if change is None:
+        return ""
+    if change.first:
+        return "first"
+    if not change.changed:
+        return "same"
+    return f"{change.mean_abs_mv:.2f}" if change.mean_abs_mv == change.mean_abs_mv else "gaps"
 
 
 class WorklistFilter(QSortFilterProxyModel):
@@ -268,6 +308,7 @@ SORTS = {
     "File name": (0, Qt.SortOrder.AscendingOrder),
     "Lowest confidence first": (2, Qt.SortOrder.AscendingOrder),
     "Status": (1, Qt.SortOrder.AscendingOrder),
+    "Largest change first": (CHANGE_COLUMN, Qt.SortOrder.DescendingOrder),
 }
 
 
@@ -304,13 +345,16 @@ class WorklistPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
-        for c, width in ((1, 76), (2, 46)):
+        for c, width in ((1, 76), (2, 46), (CHANGE_COLUMN, 62)):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
             self.table.setColumnWidth(c, width)
+        self.table.setColumnHidden(CHANGE_COLUMN, True)  # shown after the model is re-run on the worklist
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.buttons = QHBoxLayout()
+        self.buttons.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
         top.addWidget(self.status_combo)
         top.addWidget(self.sort_combo)
@@ -320,6 +364,7 @@ class WorklistPanel(QWidget):
         lay.addWidget(self.search)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.summary)
+        lay.addLayout(self.buttons)
         self.status_combo.currentIndexChanged.connect(lambda: self.proxy.set_status(self.status_combo.currentData()))
         self.sort_combo.currentTextChanged.connect(self._sort)
         self.search.textChanged.connect(self.proxy.set_text)
@@ -327,6 +372,22 @@ class WorklistPanel(QWidget):
         self.table.clicked.connect(self._activate)
         self.model.modelReset.connect(self.update_summary)
         self.model.dataChanged.connect(self.update_summary)
+
+    def add_action_buttons(self, actions: list[QAction]) -> list[QToolButton]:
+        """Buttons under the table for actions on the whole worklist (fine-tune, re-run)."""
+        made = []
+        for act in actions:
+            b = QToolButton()
+            b.setDefaultAction(act)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            self.buttons.addWidget(b)
+            made.append(b)
+        self.buttons.addStretch(1)
+        return made
+
+    def show_changes(self, on: bool = True) -> None:
+        """Show the Change column (after a re-run of the model on the worklist)."""
+        self.table.setColumnHidden(CHANGE_COLUMN, not on)
 
     def _sort(self, name: str) -> None:
         col, order = SORTS[name]

@@ -34,6 +34,7 @@ GRID_COLORS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]] | None]
     "green": ((190, 230, 190), (110, 185, 120)),
     "blue": ((195, 215, 245), (110, 150, 220)),
     "grey": ((215, 215, 215), (150, 150, 150)),
+    "dark": ((170, 170, 170), (95, 95, 95)),  # photocopied or B&W-scanned paper: grid nearly as dark as ink
     "none": None,
 }
 
@@ -126,14 +127,14 @@ class PageStyle:
             gain = 5.0
         ink = (0, 0, 0) if rng.random() < 0.75 else tuple(int(v) for v in rng.integers(0, 90, 3))
         tint = 255 - rng.integers(0, 18) * np.array([rng.random() < 0.5, rng.random() < 0.6, 1.0])
-        grids = ["red", "pink", "green", "blue", "grey", "none"]
+        grids = ["red", "pink", "green", "blue", "grey", "dark", "none"]
         style = dict(
             layout=layout,
             paper=str(rng.choice(["letter", "a4"])),
             dpi=float(rng.uniform(100, 300)),
             mm_per_s=25.0 if rng.random() < 0.9 else 50.0,
             mm_per_mv=gain,
-            grid_color=str(rng.choice(grids, p=[0.3, 0.25, 0.1, 0.1, 0.17, 0.08])),
+            grid_color=str(rng.choice(grids, p=[0.28, 0.23, 0.1, 0.1, 0.14, 0.08, 0.07])),
             minor_grid=bool(rng.random() < 0.85),
             grid_line_mm=float(rng.uniform(0.06, 0.16)),
             trace_color=ink,
