@@ -218,7 +218,7 @@ def _lead_confidence(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...]) -> d
             found = np.isfinite(trace.xy[:, 1])
             coverage = min(1.0, found.sum() / max(1.0, box.width))
             value = float(np.mean(trace.confidence[found])) * coverage if found.any() else 0.0
-        out[box.lead] = max(out.get(box.lead, 0.0), value)
+        out[box.lead] = float(max(out.get(box.lead, 0.0), value))
     return out
 
 
