@@ -618,3 +618,16 @@ def test_write_signals_dispatch(tmp_path: Path) -> None:
         write_signals(sig, tmp_path, "x", formats=("json",), sidecar={"calib": 1})
     only_json = write_signals(sig, tmp_path / "j", "x", formats="json")
     assert json.loads(only_json[0].read_text())["calibration"] is None
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    from ecgstudio.io.atomic import write_text_atomic
+
+    target = tmp_path / "out.txt"
+    write_text_atomic(target, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
