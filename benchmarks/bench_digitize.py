@@ -109,7 +109,9 @@ def write_sheet(paths: list[Path], target: Path, *, width: int = 640, height: in
         tiles.append(tile)
     while len(tiles) % 3:
         tiles.append(np.full((height, width, 3), 255, np.uint8))
-    write_png(target, np.vstack([np.hstack(tiles[i:i + 3]) for i in range(0, len(tiles), 3)]))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sheet = np.vstack([np.hstack(tiles[i:i + 3]) for i in range(0, len(tiles), 3)])
+    cv2.imwrite(str(target), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])  # format from the suffix
 
 
 if __name__ == "__main__":

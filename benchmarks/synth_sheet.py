@@ -1,6 +1,6 @@
 """A contact sheet of rendered pages beside real scans and photos, for a side-by-side look.
 
-Run: python benchmarks/synth_sheet.py [--out docs/synth_sheet.png]
+Run: python benchmarks/synth_sheet.py [--out docs/synth_sheet.jpg]
 Real images come from ../shared/data/ecg-image-kit/sample-data/ecg-images (ecg-image-kit, BSD-3-Clause).
 """
 
@@ -34,7 +34,7 @@ def thumb(image: np.ndarray, caption: str) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="docs/synth_sheet.png")
+    parser.add_argument("--out", default="docs/synth_sheet.jpg")
     args = parser.parse_args()
     tiles = []
     for name in REAL:
@@ -50,7 +50,7 @@ def main() -> None:
     rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]
     sheet = np.vstack(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(args.out, sheet[..., ::-1])
+    cv2.imwrite(args.out, sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])  # format from the suffix
     print(f"wrote {args.out}")
 
 

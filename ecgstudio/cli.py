@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the trace network on synthetic pages (resumable)")
     p.add_argument("--work-dir", default="runs/train", help="checkpoints; training resumes from here")
     p.add_argument("--out", help="where to save the weights (default WORK_DIR/tracenet.pt)")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
