@@ -1,9 +1,10 @@
 """The self-contained app (``installer/``): build it, then use it as a clinician's machine would.
 
-The bundle tests are slow (the build takes minutes) and skipped unless PyInstaller is installed,
-which the test extras do not do.  Run them with::
+The bundle tests are slow (the build takes a few minutes) and run wherever PyInstaller is
+installed, which the test extras do (so CI builds and checks the bundle); without it they skip.
+Run only them with::
 
-    pip install pyinstaller && python -m pytest tests/test_installer.py -m slow
+    python -m pytest tests/test_installer.py -m slow
 
 The bundle is built into a temporary folder and run with a bare environment: no Python
 variables, no display, no ``PATH`` to this checkout, and a fresh home folder, so that what it
