@@ -376,6 +376,7 @@ def test_folder_worklist_filter_sort_accept_and_next(qtbot, make_window, tmp_pat
     assert panel.visible_rows() == [0]
     panel.status_combo.setCurrentIndex(0)
     panel.model.items[0].confidence = 0.9  # pretend the first page was the surer one
+    panel.model.items[1].confidence = 0.4
     panel.sort_combo.setCurrentText("Lowest confidence first")
     assert panel.visible_rows() == [1, 0]
     panel.search.setText("b_sec")
