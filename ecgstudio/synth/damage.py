@@ -503,7 +503,7 @@ def _invert_displacement(
         return dx, dy
 
     px, py = tx.copy(), ty.copy()
-    for _ in range(max_iter):
+    for it in range(max_iter):
         dx, dy = d(px, py)
         nx, ny = tx - dx, ty - dy
         change = float(np.max(np.abs(nx - px) + np.abs(ny - py), initial=0.0))
