@@ -20,7 +20,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import operator
 import os
@@ -38,6 +37,7 @@ import numpy as np
 from . import __version__
 from .errors import LabelFormatError, UnreadableImageError
 from .io.atomic import atomic_path
+from .io.images import file_sha256
 from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 
 logger = logging.getLogger(__name__)
@@ -111,12 +111,6 @@ def _check_utc(value: str, what: str) -> None:
         raise ValueError(f"{what} {value!r} is not in UTC; use e.g. {utc_now()!r}")
 
 
-def _sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 # --------------------------------------------------------------------------------------------
 # Record types
 # --------------------------------------------------------------------------------------------
@@ -174,12 +168,7 @@ class ImageIdentity:
         file = Path(path)
         if (height is None) != (width is None):
             raise ValueError("pass both height and width, or neither")
-        try:
-            digest = _sha256_file(file)
-        except OSError as exc:
-            raise UnreadableImageError(
-                f"cannot read image {file}: {exc.strerror or exc}; check the path"
-            ) from exc
+        digest = file_sha256(file)
         if height is None or width is None:
             from PIL import Image
 
@@ -207,12 +196,7 @@ class ImageIdentity:
         image = np.asarray(image)
         if image.ndim < 2:
             raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
-        try:
-            digest = _sha256_file(Path(path))
-        except OSError as exc:
-            raise UnreadableImageError(
-                f"cannot read image {path}: {exc.strerror or exc}; check the path"
-            ) from exc
+        digest = file_sha256(path)
         return cls(str(os.fspath(path)), digest, int(image.shape[0]), int(image.shape[1]))
 
 
@@ -434,11 +418,9 @@ def check_image(record: LabelRecord, image_path: str | os.PathLike[str] | None =
             f"image {path} of this label file is missing; put it back or pass its new location as image_path"
         )
     try:
-        digest = _sha256_file(path)
-    except OSError as exc:
-        raise ImageMismatchError(
-            f"cannot read image {path}: {exc.strerror or exc}; check its permissions"
-        ) from exc
+        digest = file_sha256(path)
+    except UnreadableImageError as exc:
+        raise ImageMismatchError(str(exc)) from exc
     if digest != record.image.sha256:
         raise ImageMismatchError(
             f"image {path} changed since it was labelled (sha256 {digest[:12]}... instead of "

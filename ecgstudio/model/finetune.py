@@ -46,9 +46,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import EcgStudioError
+from ..errors import EcgStudioError, UnreadableImageError
 from ..geometry import map_points, rectify
-from ..io.images import read_image
+from ..io.images import file_sha256, read_image
 from ..labels import LabelRecord, ReviewStatus, check_image, iter_label_files, load_labels
 from ..results import Signals, Trace
 from ..synth.batch import RecordPool
@@ -402,8 +402,9 @@ def _load_record(path: Path) -> LabelRecord:
 def _locate_image(path: Path, record: LabelRecord) -> LabelSource:
     try:
         image_path = _resolve_image(record, path)
-        with open(path, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = file_sha256(path)
+    except UnreadableImageError as exc:
+        raise FinetuneError(f"{exc}. Or leave the page out of the selection") from exc
     except EcgStudioError as exc:
         raise FinetuneError(f"cannot fine-tune on {path}: {exc}. Or leave the page out of the "
                             "selection") from exc

@@ -25,7 +25,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,8 +34,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EcgStudioError
+from ..errors import EcgStudioError, UnreadableImageError
 from ..io.atomic import write_text_atomic
+from ..io.images import file_sha256
 from .net import TraceNet
 from .weights import DEFAULT_MODEL, ModelCard, card_path, save_model
 
@@ -133,11 +133,6 @@ def check_version_name(name: str) -> str:
 # -------------------------------------------------------------------------------------------- reading
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _read_card(weights: Path) -> ModelCard:
     """The card of a weights file, checked against the weights' sha256."""
     card_file = card_path(weights)
@@ -150,9 +145,9 @@ def _read_card(weights: Path) -> ModelCard:
         raise ModelRegistryError(f"model card {card_file} cannot be read ({exc}); "
                                  "delete the folder or pick another version") from None
     try:
-        digest = _sha256(weights)
-    except OSError as exc:
-        raise ModelRegistryError(f"cannot read model weights {weights}: {exc.strerror or exc}") from None
+        digest = file_sha256(weights)
+    except UnreadableImageError as exc:
+        raise ModelRegistryError(str(exc)) from None
     if digest != card.sha256:
         raise ModelRegistryError(f"model weights {weights} do not match their card (sha256 {digest[:12]}... "
                                  f"expected {card.sha256[:12]}...); the file is corrupt, pick another version")
