@@ -199,9 +199,9 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     The grid fixes the time scale: the page spans ``duration_s * px_per_s`` pixels.  Where it
     starts is the consensus (median) of every row's start and of every row's end minus that
     span (the value most of them agree on), so one row's faded start or stray mark does not
-    move the others.  A row whose own
-    width matches the span within 2 mm keeps its own ends (on photos, residual perspective
-    shifts and stretches rows a little).
+    move the others.  A row whose own width matches the span within 2 mm is placed by its own
+    ends (on photos, residual perspective shifts rows a little), still at the grid's scale: a
+    1 % error of scale moves the end of a 10 s row by 0.1 s.
     """
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
@@ -212,8 +212,8 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     for cell in layout.cells:
         row = rows[cell.row]
         own = abs((row.x_end - row.x_start) - span) <= tolerance
-        x_start, x_end = (row.x_start, row.x_end) if own else (page_start, page_start + span)
-        px_per_s = (x_end - x_start) / layout.duration_s
+        x_start = 0.5 * (row.x_start + row.x_end - span) if own else page_start
+        px_per_s = calibration.px_per_s
         y = baselines[cell.row]
         boxes.append(LeadBox(
             lead=cell.lead, x0=x_start + cell.t_start_s * px_per_s, x1=x_start + cell.t_end_s * px_per_s,
@@ -232,33 +232,63 @@ def ink_mask(image: np.ndarray, *, max_luminance: float = 100.0) -> np.ndarray:
 def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> float | None:
     """Height in mm of the calibration pulses at either end of the rows, or None.
 
-    ``dark`` is a boolean ink map of the page.  A pulse is a tall, narrow box of ink within
-    10 mm before a row's trace start (or after its end); its height is 1 mV at the page's gain.
+    ``dark`` is a boolean ink map of the page.  A pulse is a square wave within 12 mm before a
+    row's trace start (or after its end): two vertical edges of the same height, 1.5-12 mm
+    apart, standing on the row's baseline and joined at the top by a horizontal bar.  Grid
+    lines (which run past the baseline), lead names and stray marks fail that shape check.
+    The height, measured between the centres of the bar and the baseline, is 1 mV at the
+    page's gain.
     """
     heights = []
     for row in rows:
         y = int(round(row.baseline_y))
-        for a, b in ((row.x_start - 10 * px_per_mm, row.x_start - 0.5 * px_per_mm),
-                     (row.x_end + 0.5 * px_per_mm, row.x_end + 10 * px_per_mm)):
+        top = max(0, y - int(25 * px_per_mm))
+        bottom = min(dark.shape[0], y + int(3 * px_per_mm))
+        for a, b in ((row.x_start - 12 * px_per_mm, row.x_start - 0.5 * px_per_mm),
+                     (row.x_end + 0.5 * px_per_mm, row.x_end + 12 * px_per_mm)):
             a, b = int(max(0, a)), int(min(dark.shape[1], b))
-            if b - a < 3:
-                continue
-            top = max(0, y - int(25 * px_per_mm))
-            region = dark[top: y + int(2 * px_per_mm), a:b]
-            if region.size == 0:
-                continue
-            # The pulse's vertical edges are the longest unbroken vertical runs of ink.
-            longest = max(_longest_run(col) for col in region.T)
-            if longest >= 3 * px_per_mm:
-                heights.append(longest / px_per_mm)
+            if b - a >= 3 and bottom > top:
+                height = _square_pulse_height(dark[top:bottom, a:b], y - top, px_per_mm)
+                if height is not None:
+                    heights.append(height / px_per_mm)
     if len(heights) < max(1, len(rows) // 2):
         return None
     return float(np.median(heights))
 
 
-def _longest_run(column: np.ndarray) -> int:
-    edges = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0]))
-    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+def _square_pulse_height(region: np.ndarray, base_row: int, px_per_mm: float) -> float | None:
+    """Pixel height of the best square pulse in ``region`` standing on row ``base_row``."""
+    edges = []  # (first column, last column, top row, bottom row) of each vertical edge
+    for x, column in enumerate(region.T):
+        runs = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0])).reshape(-1, 2)
+        for r0, r1 in runs:
+            if (r1 - r0 >= 2.5 * px_per_mm and r0 > 0 and r1 < len(column)
+                    and abs(r1 - base_row) <= 2.0 * px_per_mm):
+                if edges and edges[-1][1] >= x - 1 and abs(edges[-1][3] - r1) <= 2:
+                    e = edges[-1]
+                    edges[-1] = (e[0], x, min(e[2], r0), max(e[3], r1))
+                else:
+                    edges.append((x, x, r0, r1))
+                break
+    best = None
+    for i, (a0, a1, at, ab) in enumerate(edges):
+        for b0, b1, bt, bb in edges[i + 1:]:
+            gap = b0 - a1
+            if not 1.5 * px_per_mm <= gap <= 12 * px_per_mm or abs(at - bt) > px_per_mm:
+                continue
+            ha, hb = ab - at, bb - bt
+            if abs(ha - hb) > 0.15 * max(ha, hb):
+                continue
+            bar_top = min(at, bt)
+            bar = region[bar_top: bar_top + int(px_per_mm) + 1, a1 + 1: b0]
+            if bar.shape[1] == 0 or bar.any(axis=0).mean() < 0.8:
+                continue
+            # The runs span bar and baseline ink; subtract one line width (the bar's).
+            width = float(np.median(bar.sum(axis=0)))
+            height = 0.5 * (ha + hb) - width
+            if best is None or height > best:
+                best = height
+    return best
 
 
 def gain_from_pulse(height_mm: float | None, default: float) -> float:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,11 +25,14 @@ from .errors import ImageSizeError
 from .geometry import rectify
 from .io.images import MIN_SIDE_PX
 from .model.infer import predict_maps
-from .model.net import CANONICAL_PX_PER_MM, fused_for_inference
+from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
 from .model.weights import ModelCard, load_model
 from .paper import PAPER_SIZES_MM, Layout
 from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +79,23 @@ class Digitizer:
 
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
-        model_, self.card = load_model(resolve_model(model), device=self.device)
-        self.model = fused_for_inference(model_).to(memory_format=torch.channels_last)
+        model_, card = load_model(resolve_model(model), device=self.device)
+        self._use(model_, card)
+
+    @classmethod
+    def from_network(cls, net: TraceNet, card: ModelCard, *, device: torch.device) -> Digitizer:
+        """A digitizer over an in-memory network (a model being trained or fine-tuned); the
+        network itself is left untouched (a folded copy is used)."""
+        digitizer = cls.__new__(cls)
+        digitizer.device = device
+        digitizer._use(net, card)
+        return digitizer
+
+    def _use(self, net: TraceNet, card: ModelCard) -> None:
+        import torch
+
+        self.card = card
+        self.model = fused_for_inference(net).to(self.device, memory_format=torch.channels_last)
 
     @property
     def model_card(self) -> ModelCard:

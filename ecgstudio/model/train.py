@@ -20,11 +20,9 @@ from torch.nn import functional as F
 
 from ..errors import EcgStudioError
 from ..io.atomic import atomic_path
-from ..layout import ink_mask
 from ..synth.batch import RecordPool
 from ..synth.render import PageStyle, SynthPage, render_page
 from .data import random_crops, render_training_page, training_damage
-from .infer import predict_maps
 from .net import CANONICAL_PX_PER_MM, NetConfig, TraceNet, count_parameters
 from .weights import ModelCard, save_model
 
@@ -122,22 +120,20 @@ def validation_pages(config: TrainConfig, records: RecordPool) -> list[SynthPage
 
 
 def validation_snr(model: TraceNet, pages: list[SynthPage], device: torch.device) -> float:
-    """Mean per-lead SNR (dB) of whole-page digitizations of the validation pages; a page that
-    fails to digitize counts as 0 dB."""
+    """Mean per-lead SNR (dB) of whole-page digitizations of the validation pages, through the
+    whole pipeline (geometry included, as a user's page goes); a page that fails to digitize
+    counts as 0 dB."""
     from ..metrics import score_record
-    from ..pipeline import DigitizeOptions, analyse_maps
+    from ..pipeline import DigitizeOptions, Digitizer
 
-    model.eval()
+    digitizer = Digitizer.from_network(model, ModelCard(version="in-training", net=model.config), device=device)
     scores = []
     for page in pages:
-        maps = predict_maps(model, page.image, device=device)
-        options = DigitizeOptions(mm_per_s=page.style.mm_per_s)
         try:
-            result = analyse_maps(maps[0], maps[1], ink_mask(page.image), options)
+            result = digitizer.digitize(page.image, DigitizeOptions(mm_per_s=page.style.mm_per_s))
             scores.append(score_record(page.signals, result.signals, layout=page.layout).mean_snr_db)
         except EcgStudioError:
             scores.append(0.0)
-    model.train()
     return float(np.mean(scores))
 
 
