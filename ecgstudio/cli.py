@@ -77,17 +77,23 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .model.registry import resolve_model
     from .model.train import TrainConfig, train
+    from .model.weights import load_model
 
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
                          records=tuple(args.records or ()), exclude_records=tuple(_pair_record_ids(args.exclude_pairs)))
+    init, base = None, ""
+    if args.init:
+        init, base_card = load_model(resolve_model(args.init))
+        base = base_card.version
     with tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet) as bar:
         def progress(step: int, total: int, metrics: dict) -> None:
             bar.n = step
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in ("loss", "val_loss", "val_recall")})
             bar.refresh()
 
-        _, card = train(config, args.work_dir, out=args.out, progress=progress)
+        _, card = train(config, args.work_dir, out=args.out, init=init, base_model=base, progress=progress)
     print(f"saved model {card.version} (sha256 {card.sha256[:12]}) to {args.out or args.work_dir}")
     return 0
 
@@ -199,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to save the weights (default WORK_DIR/tracenet.pt)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 0)")
+    p.add_argument("--init", metavar="MODEL", help="continue from this model (weights file or version name) "
+                   "instead of random weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--records", nargs="+", metavar="DIR", help="folders of real records to render (plus simulated)")

@@ -209,6 +209,21 @@ def test_quarter_turn(page_7874, k):
         np.testing.assert_array_equal(back[int(round(v)), int(round(u))], turned[int(y), int(x)])
 
 
+@pytest.mark.shared
+def test_upside_down_pages_are_turned_back_and_upright_ones_kept(shared_data):
+    """Printed text decides up or down where trace polarity cannot: an upright page is never
+    turned over, and most pages given upside down are recognised."""
+    rows = [r for r in _pairs(shared_data) if "real_images" in r["image"] or "tiny_testset/hr_gt" in r["image"]
+            or "HandwrittenText/000" in r["image"]]
+    assert len(rows) >= 10
+    found = 0
+    for row in rows:
+        img = _read_rgb(shared_data / row["image"])
+        assert quarter_turn(img) == 0, row["image"]
+        found += quarter_turn(np.ascontiguousarray(img[::-1, ::-1])) == 180
+    assert found >= 0.7 * len(rows)
+
+
 # --------------------------------------------------------------------------------------------
 # Paper outline and perspective
 

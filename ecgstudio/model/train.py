@@ -162,6 +162,7 @@ def train(
     *,
     out: str | Path | None = None,
     init: TraceNet | None = None,
+    base_model: str = "",
     progress: Callable[[int, int, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[TraceNet, ModelCard]:
@@ -174,6 +175,8 @@ def train(
         Holds ``checkpoint.pt``; training resumes from it when present.
     init : TraceNet, optional
         Start from these weights instead of a random initialisation (fine-tuning).
+    base_model : str
+        The version ``init`` came from, for the model card.
     progress : callable(step, total, metrics), optional
     should_stop : callable, optional
         Polled each step; training stops early (after a checkpoint) when it returns True.
@@ -247,6 +250,7 @@ def train(
     card = ModelCard(
         version=f"tracenet-{time.strftime('%Y%m%d-%H%M%S')}",
         net=model.config,
+        base_model=base_model,
         training={**{k: v for k, v in asdict(config).items() if k != "net"}, "steps_done": state.step,
                   "pages_rendered": state.pages_rendered, "real_records": len(records), "device": str(device),
                   "parameters": count_parameters(model)},
