@@ -255,6 +255,10 @@ def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
     return Trace(box.lead, xy[keep], confidence[keep])
 
 
+#: Paper (mm) either side of a boundary between two leads of a row that holds the value just inside.
+LEAD_CHANGE_MM = 0.4
+
+
 def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: float,
                   baseline_y: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Sample indices and mV values of one box's trace at ``fs``.
@@ -311,15 +315,28 @@ def _gap_spans(t_pts: np.ndarray) -> list[tuple[float, float]]:
 def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
                      fs: float, duration_s: float) -> Signals:
     """12-lead signals at ``fs`` from aligned boxes and traces: each lead from its longest box
-    (the rhythm strip wins); samples no box covers are NaN."""
+    (the rhythm strip wins); samples no box covers are NaN.
+
+    Where two boxes of a row meet, the printout jumps from one lead to the next with a vertical
+    stroke (often beside a separator tick); the :data:`LEAD_CHANGE_MM` of paper on either side
+    of such a boundary hold the value just inside instead.
+    """
     n = int(round(duration_s * fs))
     mv = np.full((n, len(LEAD_NAMES)), np.nan)
     best: dict[str, int] = {}
     for k, box in enumerate(boxes):
         if box.lead not in best or box.duration_s > boxes[best[box.lead]].duration_s:
             best[box.lead] = k
+    guard = max(1, int(round(LEAD_CHANGE_MM / calibration.mm_per_s * fs)))
     for lead, k in best.items():
-        idx, values = trace_samples(traces[k], boxes[k], calibration, fs=fs)
+        box = boxes[k]
+        idx, values = trace_samples(traces[k], box, calibration, fs=fs)
+        if len(values) > 2 * guard + 1:
+            neighbours = [b for b in boxes if b.row == box.row and b is not box]
+            if any(abs(b.x1 - box.x0) < 1.0 for b in neighbours):
+                values[:guard] = values[guard]
+            if any(abs(b.x0 - box.x1) < 1.0 for b in neighbours):
+                values[-guard:] = values[-guard - 1]
         ok = (idx >= 0) & (idx < n)
         mv[idx[ok], LEAD_NAMES.index(lead)] = values[ok]
     return Signals(mv, fs)
