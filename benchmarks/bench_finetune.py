@@ -70,6 +70,27 @@ def new_style(rng: np.random.Generator) -> PageStyle:
     )
 
 
+#: A second unseen style, used only to choose the fine-tune's settings (never the benchmark's).
+TUNING_STYLE = "brown ink, 0.45-0.6 mm traces, thick green grid on yellow paper"
+
+
+def tuning_style(rng: np.random.Generator) -> PageStyle:
+    """Outside PageStyle.random too (ink R 130-170 > 90; grid lines 0.2-0.28 mm; yellow, not a
+    grid colour, tints the paper), and unlike the benchmark's new style."""
+    return PageStyle.random(
+        rng,
+        dpi=float(rng.uniform(150, 250)),
+        mm_per_s=25.0,
+        grid_color="green",
+        minor_grid=True,
+        grid_line_mm=float(rng.uniform(0.2, 0.28)),
+        paper_rgb=(255, int(rng.integers(240, 251)), int(rng.integers(165, 201))),
+        trace_color=(int(rng.integers(130, 171)), int(rng.integers(50, 81)), int(rng.integers(20, 51))),
+        trace_width_mm=float(rng.uniform(0.45, 0.6)),
+        fade=0.0,
+    )
+
+
 def original_style(rng: np.random.Generator) -> PageStyle:
     return PageStyle.random(rng, dpi=float(rng.uniform(150, 250)))
 
@@ -125,7 +146,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=["benchmark", "tuning"], default="benchmark",
+                        help="the new style to adapt to: the benchmark's, or the one settings are chosen on")
+    parser.add_argument("--lr", type=float, help="override FinetuneConfig.lr (for choosing settings)")
+    parser.add_argument("--synthetic-share", type=float, help="override FinetuneConfig.synthetic_share")
     args = parser.parse_args()
+    style_fn, style_name = (new_style, NEW_STYLE) if args.style == "benchmark" else (tuning_style, TUNING_STYLE)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
 
@@ -133,7 +159,7 @@ def main() -> None:
     labels = out / "labels"
     t0 = time.perf_counter()
     for k in range(args.train_pages):
-        write_page(render(new_style, [args.seed, 1, k]), labels, f"newstyle_{k:02d}")
+        write_page(render(style_fn, [args.seed, 1, k]), labels, f"newstyle_{k:02d}")
     print(f"wrote {args.train_pages} labelled new-style pages to {labels} ({time.perf_counter() - t0:.0f} s)",
           file=sys.stderr)
 
@@ -146,11 +172,12 @@ def main() -> None:
             left = f", {p.seconds_left:.0f} s left" if p.seconds_left is not None else ""
             print(f"[{p.elapsed_s:6.0f} s] {p.stage}: {p.message}{left}", file=sys.stderr)
 
-    config = FinetuneConfig(minutes=args.minutes, device=args.device, seed=args.seed)
+    overrides = {k: v for k, v in (("lr", args.lr), ("synthetic_share", args.synthetic_share)) if v is not None}
+    config = FinetuneConfig(minutes=args.minutes, device=args.device, seed=args.seed, **overrides)
     result = finetune(labels, base=args.base, config=config, data_dir=out / "data", name="bench", progress=show)
 
     base, tuned = Digitizer(args.base, device=args.device), Digitizer(result.version.path, device=args.device)
-    sets = [(f"new style ({NEW_STYLE})", synthetic_cases(new_style, args.eval_pages, args.seed, 2)),
+    sets = [(f"new style ({style_name})", synthetic_cases(style_fn, args.eval_pages, args.seed, 2)),
             ("original style (PageStyle.random)", synthetic_cases(original_style, args.original_pages, args.seed, 3))]
     pairs = Path(args.pairs)
     if args.pairs_limit > 0 and pairs.is_file():
@@ -163,7 +190,8 @@ def main() -> None:
         print(f"scored {label}: {n} pages ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 
     print(f"\n### Fine-tune on {args.train_pages} new-style pages, {args.minutes:g} min budget ({result.steps} steps, "
-          f"{result.seconds / 60:.1f} min, {config.device})\n")
+          f"{result.seconds / 60:.1f} min, {config.device}; lr {config.lr:g}, synthetic share "
+          f"{config.synthetic_share:g})\n")
     print(f"base: {base.card.version} ({base.card.sha256[:12]}); fine-tuned: {tuned.card.version} "
           f"({tuned.card.sha256[:12]}); held-out labelled pages: {result.val_snr_before_db:.2f} -> "
           f"{result.val_snr_after_db:.2f} dB ({'activated' if result.activated else 'not activated'})\n")
