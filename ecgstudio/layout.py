@@ -44,8 +44,22 @@ class Row:
     strength: float
 
 
+#: A candidate row with more of its trace mass than this within 3 px of one line is a ruled line.
+MAX_STRAIGHT_SHARE = 0.6
+#: A candidate row drawn along less than this share of the best row's coverage is a broken line.
+MIN_COVERAGE_SHARE = 0.75
+#: A straight candidate row is kept only if unbroken: at least this share of the best coverage.
+UNBROKEN_SHARE = 0.97
+
+
 def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.3) -> list[Row]:
     """Rows of traces from the trace probability map ``(H, W)`` in [0, 1].
+
+    Candidate rows are peaks of the map's row profile.  Ruled lines the model half believes
+    (dark grid lines on black-and-white scans) are told apart by shape: a trace's mass spreads
+    over its waves (:data:`MAX_STRAIGHT_SHARE`; a quiet lead may be as straight but is then
+    unbroken, :data:`UNBROKEN_SHARE`) and covers its row almost without a break
+    (:data:`MIN_COVERAGE_SHARE`).
 
     Raises
     ------
@@ -58,7 +72,7 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     if profile.max() <= 0:
         raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
     peaks, _ = find_peaks(profile, distance=max(1, int(6 * px_per_mm)), prominence=0.15 * profile.max())
-    rows = []
+    candidates = []
     for k, y in enumerate(peaks):
         # Half way to the neighbouring rows (at most 15 mm): a trace wanders far from its baseline.
         up = min(15 * px_per_mm, (y - peaks[k - 1]) / 2 if k > 0 else 15 * px_per_mm)
@@ -78,7 +92,20 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         x_start = max(0, x_start - window) + int(near_start[0]) if len(near_start) else x_start
         x_end = x_end + int(near_end[-1]) if len(near_end) else x_end
         strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
-        rows.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength))
+        mass = trace_prob[max(0, int(y - up)): int(y + down) + 1, x_start:x_end + 1].sum(axis=1)
+        straight = float(np.convolve(mass, np.ones(3), mode="same").max() / max(float(mass.sum()), 1e-6))
+        coverage = float(raw[x_start:x_end + 1].mean())
+        candidates.append((Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength),
+                           straight, coverage))
+    # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
+    # believes is not; and a trace wanders, while a ruled line puts its mass within 3 px of one
+    # line (only an unbroken trace of a quiet lead can do that too).
+    best = max(c for _, _, c in candidates) if candidates else 0.0
+    rows = [r for r, straight, c in candidates
+            if c >= MIN_COVERAGE_SHARE * best and (straight <= MAX_STRAIGHT_SHARE or c >= UNBROKEN_SHARE * best)]
+    if len(rows) < len(candidates):
+        log.info("ignored %d straight or broken line(s) among %d candidate rows", len(candidates) - len(rows),
+                 len(candidates))
     if not rows:
         raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
     return rows
