@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import EcgStudioError
+from .timing import COLUMN_READINGS
 
 log = logging.getLogger("ecgstudio")
 
@@ -53,7 +54,8 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.paths)
     if not inputs:
         raise EcgStudioError(f"no images or PDFs found in {', '.join(args.paths)}")
-    options = DigitizeOptions(layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain)
+    options = DigitizeOptions(layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain,
+                              columns=args.columns)
     digitizer = Digitizer(args.model, device=args.device)
     with tqdm(total=len(inputs), desc="digitizing", unit="file", disable=args.quiet) as bar:
         seen: set[str] = set()
@@ -194,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="auto", choices=["auto", *sorted(LAYOUTS)], help="page layout (default auto)")
     p.add_argument("--speed", type=float, help="paper speed in mm/s (default 25)")
     p.add_argument("--gain", type=float, help="gain in mm/mV (default: from the calibration pulse, else 10)")
+    p.add_argument("--columns", choices=COLUMN_READINGS, default="auto",
+                   help="consecutive: each column continues the one before (the standard); from-zero: every "
+                        "column starts at 0 s; auto: read from the rhythm strip")
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")

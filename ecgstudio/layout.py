@@ -36,12 +36,23 @@ class Row:
         Horizontal extent of the plotted trace (without the calibration pulse).
     strength : float
         Mean trace probability along the row, a confidence.
+    coverage : float
+        Share of the row's columns where a trace is drawn.
+    straightness : float
+        Share of the row's trace mass within 3 px of one line (near 1 for a ruled line).
     """
 
     baseline_y: float
     x_start: float
     x_end: float
     strength: float
+    coverage: float = 1.0
+    straightness: float = 0.0
+
+    @property
+    def trace_likeness(self) -> float:
+        """Strong, long, unbroken and wandering: how much this row looks like a lead's trace."""
+        return self.strength * (self.x_end - self.x_start) * self.coverage * (1.0 - self.straightness)
 
 
 #: A candidate row with more of its trace mass than this within 3 px of one line is a ruled line.
@@ -95,14 +106,14 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         mass = trace_prob[max(0, int(y - up)): int(y + down) + 1, x_start:x_end + 1].sum(axis=1)
         straight = float(np.convolve(mass, np.ones(3), mode="same").max() / max(float(mass.sum()), 1e-6))
         coverage = float(raw[x_start:x_end + 1].mean())
-        candidates.append((Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength),
-                           straight, coverage))
+        candidates.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength,
+                              coverage, straight))
     # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
     # believes is not; and a trace wanders, while a ruled line puts its mass within 3 px of one
     # line (only an unbroken trace of a quiet lead can do that too).
-    best = max(c for _, _, c in candidates) if candidates else 0.0
-    rows = [r for r, straight, c in candidates
-            if c >= MIN_COVERAGE_SHARE * best and (straight <= MAX_STRAIGHT_SHARE or c >= UNBROKEN_SHARE * best)]
+    best = max(r.coverage for r in candidates) if candidates else 0.0
+    rows = [r for r in candidates if r.coverage >= MIN_COVERAGE_SHARE * best
+            and (r.straightness <= MAX_STRAIGHT_SHARE or r.coverage >= UNBROKEN_SHARE * best)]
     if len(rows) < len(candidates):
         log.info("ignored %d straight or broken line(s) among %d candidate rows", len(candidates) - len(rows),
                  len(candidates))
@@ -185,12 +196,12 @@ def refine_layout(layout: Layout, evidence: np.ndarray, fractions: tuple[float, 
 
 
 def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
-    """Pick ``layout.n_rows`` rows: the strongest over the longest stretch (a line of header
-    text can be dark but is short), in top-to-bottom order."""
+    """Pick ``layout.n_rows`` rows: the most trace-like (:attr:`Row.trace_likeness`: a line of
+    header text can be dark but is short, a grid line is straight), in top-to-bottom order."""
     if len(rows) < layout.n_rows:
         raise LayoutError(f"layout {layout.name} needs {layout.n_rows} rows but only {len(rows)} were found; "
                           f"try --layout auto or one of: {', '.join(LAYOUTS)}")
-    keep = sorted(sorted(rows, key=lambda r: -r.strength * (r.x_end - r.x_start))[: layout.n_rows],
+    keep = sorted(sorted(rows, key=lambda r: -r.trace_likeness)[: layout.n_rows],
                   key=lambda r: r.baseline_y)
     return keep
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from . import extract, layout as layout_stage
+from . import extract, layout as layout_stage, timing
 from .errors import ImageSizeError
 from .geometry import rectify
 from .io.images import MIN_SIDE_PX
@@ -53,12 +53,21 @@ class DigitizeOptions:
         Paper speed; 25 mm/s when not given.
     mm_per_mv : float, optional
         Gain; read from the calibration pulses when not given, else 10 mm/mV.
+    columns : str
+        ``consecutive`` (the standard: each column continues the one before), ``from-zero``
+        (every column starts at t = 0) or ``auto`` (read from the rhythm strip, see
+        :mod:`ecgstudio.timing`; consecutive without one).
     """
 
     layout: str = "auto"
     fs: float = 500.0
     mm_per_s: float | None = None
     mm_per_mv: float | None = None
+    columns: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.columns not in timing.COLUMN_READINGS:
+            raise ValueError(f"columns must be one of {', '.join(timing.COLUMN_READINGS)}, got {self.columns!r}")
 
 
 class Digitizer:
@@ -217,6 +226,9 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
         row_lines.append(extract.path_polyline(extract.drop_foreign_stretches(path, row.baseline_y, neighbours)))
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
+    if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
+        boxes = timing.restart_columns(boxes)
+        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))
 
 

@@ -79,6 +79,9 @@ class PageStyle:
         Paper colour.
     fade : float
         In [0, 1]: faded and missing stretches of trace ink (a worn printer or a faded thermal page).
+    columns_from_zero : bool
+        Every column shows the record from t = 0 (some generators and printers), instead of
+        consecutive windows; the rhythm strip is unchanged.
     """
 
     layout: str = "3x4+1"
@@ -99,6 +102,7 @@ class PageStyle:
     top_space_mm: float = 0.0
     paper_rgb: tuple[int, int, int] = (255, 255, 255)
     fade: float = 0.0
+    columns_from_zero: bool = False
 
     def __post_init__(self) -> None:
         get_layout(self.layout)
@@ -277,7 +281,9 @@ def render_page(
     paper_w_mm, paper_h_mm = PAPER_SIZES_MM[style.paper]
     pulse_mm = _PULSE_S * 25.0 + 2.0 if style.pulse != "none" else 0.0  # pulse printed at 25 mm/s width
     plot_w_mm = min(250.0, paper_w_mm - 20.0 - pulse_mm)
-    layout = get_layout(style.layout).with_duration(plot_w_mm / style.mm_per_s)
+    placement = get_layout(style.layout).with_duration(plot_w_mm / style.mm_per_s)
+    # Where each cell sits on the paper (placement) and which seconds it shows (layout).
+    layout = _from_zero(placement) if style.columns_from_zero else placement
 
     if signals is None:
         signals = simulate_ecg(rng, duration_s=layout.duration_s + 0.5, fs=500.0)
@@ -302,10 +308,9 @@ def render_page(
     for row in range(layout.n_rows):
         baseline_mm = header_mm + (row + float(rng.uniform(0.55, 0.65))) * row_h_mm
         y_base = baseline_mm * px_mm
-        row_cells = layout.row_cells(row)
-        for cell in row_cells:
-            x0 = (trace_left_mm + cell.t_start_s * style.mm_per_s) * px_mm
-            x1 = (trace_left_mm + cell.t_end_s * style.mm_per_s) * px_mm
+        for place, cell in zip(placement.row_cells(row), layout.row_cells(row)):
+            x0 = (trace_left_mm + place.t_start_s * style.mm_per_s) * px_mm
+            x1 = (trace_left_mm + place.t_end_s * style.mm_per_s) * px_mm
             box = LeadBox(
                 lead=cell.lead, x0=x0, y0=(baseline_mm - 0.6 * row_h_mm) * px_mm, x1=x1,
                 y1=(baseline_mm + 0.4 * row_h_mm) * px_mm, baseline_y=y_base,
@@ -340,6 +345,12 @@ def render_page(
         traces=tuple(Trace(t.lead, page.warp.map_points(t.xy)) for t in traces),
         masks=page.masks, warp=page.warp, seed=seed,
     )
+
+
+def _from_zero(layout: Layout) -> Layout:
+    """``layout`` with every cell shorter than the page starting at t = 0."""
+    cells = tuple(c if c.duration_s >= layout.duration_s else replace(c, t_start_s=0.0) for c in layout.cells)
+    return Layout(layout.name, layout.n_rows, cells, layout.duration_s)
 
 
 def _window(signals: Signals, t0: float, duration_s: float) -> Signals:
