@@ -428,3 +428,17 @@ def test_real_scans_skew_and_rectify(shared_data):
         assert page.perspective == "none"
         assert page.grid.px_per_mm == pytest.approx(_REAL_SCAN_PX_PER_MM, rel=0.01)
         assert abs(page.grid.angle_deg) < 0.1
+
+
+def test_an_axis_locked_on_a_multiple_of_the_major_period_is_mended():
+    from ecgstudio.geometry.grid import _AxisScale, _reconcile
+
+    good, tripled = _AxisScale(7.29, 0.9, False), _AxisScale(21.88, 0.9, False)
+    x, y = _reconcile(good, tripled, 2038)
+    assert x.px_per_mm == y.px_per_mm == 7.29
+    x, y = _reconcile(tripled, good, 2038)
+    assert x.px_per_mm == y.px_per_mm == 7.29
+    # perspective (a fractional disagreement) and implausible pages are left alone
+    stretched = _AxisScale(8.1, 0.9, False)
+    assert _reconcile(good, stretched, 2038) == (good, stretched)
+    assert _reconcile(good, tripled, 200) == (good, tripled)

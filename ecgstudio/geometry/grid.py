@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -540,11 +540,38 @@ def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0,
         r = g
     ax_y = _axis_scale(r.sum(axis=1, dtype=np.float64), h)
     ax_x = _axis_scale(r.sum(axis=0, dtype=np.float64), w)
+    ax_x, ax_y = _reconcile(ax_x, ax_y, max(h, w))
     conf, x, y = _combine(ax_x, ax_y)
     if conf < HAS_GRID_CONFIDENCE:
         return GridEstimate(float("nan"), float("nan"), ah, 0.0, False, shear_deg=av - ah)
     return GridEstimate(x, y, ah, conf, True, ax_x.minor_resolved and ax_y.minor_resolved,
                         shear_deg=av - ah)
+
+
+#: Width of paper (mm) a page image plausibly shows along its longer side.
+_PLAUSIBLE_PAGE_MM = (150.0, 450.0)
+
+
+def _reconcile(ax_x: _AxisScale, ax_y: _AxisScale, long_side_px: int) -> tuple[_AxisScale, _AxisScale]:
+    """Mend an axis that locked onto a multiple of the 5 mm period.
+
+    Evenly spaced trace rows or text lines can make every sub-harmonic of the major lines look
+    present along one axis, which then reads 2-5 times too many pixels per mm.  When the two
+    axes disagree by such a whole factor, the one implying a plausible paper width is taken
+    for both.
+    """
+    x, y = ax_x.px_per_mm, ax_y.px_per_mm
+    if not (ax_x.share > 0 and ax_y.share > 0 and np.isfinite(x) and np.isfinite(y)):
+        return ax_x, ax_y
+    ratio = max(x, y) / min(x, y)
+    if ratio < 1.9 or abs(ratio - round(ratio)) > 0.03 * ratio:
+        return ax_x, ax_y
+    lo, hi = _PLAUSIBLE_PAGE_MM
+    plausible = [ax for ax in (ax_x, ax_y) if lo <= long_side_px / ax.px_per_mm <= hi]
+    if len(plausible) != 1:
+        return ax_x, ax_y
+    good = plausible[0]
+    return replace(ax_x, px_per_mm=good.px_per_mm), replace(ax_y, px_per_mm=good.px_per_mm)
 
 
 def _combine(ax_x: _AxisScale, ax_y: _AxisScale) -> tuple[float, float, float]:
