@@ -221,7 +221,9 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray,
     a steep stroke.  If both neighbouring columns sit below its middle the column holds an
     apex and takes the segment's top; both above, a nadir and its bottom; otherwise the stroke
     passes through and the column takes the middle.  Half the ridge's own width is trimmed
-    from the ends.
+    from the ends.  A tall stroke at most :data:`CROSSING_MAX_PX` columns wide between two
+    flat columns at the same height is a vertical line crossing the trace (a dark grid line, a
+    separator), not a QRS complex, whose strokes take several columns: it is bridged.
     """
     heights = path.bottom - path.top
     flat = float(np.nanmedian(heights)) if np.isfinite(heights).any() else 0.0
@@ -238,9 +240,25 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray,
     y[apex] = path.top[apex] + flat / 2
     y[nadir] = path.bottom[nadir] - flat / 2
     y[through] = mid[through]
+    _bridge_crossing_lines(y, tall, stroke_px)
     x = path.x0 + np.arange(len(y), dtype=float)
     x[~np.isfinite(y)] = np.nan
     return np.column_stack([x, y]), path.prob.astype(np.float32)
+
+
+#: Widest run of tall columns (px at the canonical scale) taken for a line crossing the trace.
+CROSSING_MAX_PX = 2
+
+
+def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, stroke_px: float) -> None:
+    """Replace, in place, narrow tall runs flanked by flat columns at one height by a straight line."""
+    edges = np.flatnonzero(np.diff(np.r_[0, tall.astype(np.int8), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a > CROSSING_MAX_PX or a == 0 or b >= len(y):
+            continue
+        left, right = y[a - 1], y[b]
+        if np.isfinite(left) and np.isfinite(right) and abs(left - right) <= 2 * stroke_px:
+            y[a:b] = np.linspace(left, right, b - a + 2)[1:-1]
 
 
 def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
