@@ -141,8 +141,8 @@ def test_a_vertical_line_crossing_the_trace_is_bridged_but_a_qrs_is_kept() -> No
     top = np.full(n, 99.0)
     bottom = np.full(n, 101.0)
     top[10] = 60.0  # a grid line crossing: one column, flat on both sides
-    top[30:34] = [90.0, 70.0, 72.0, 92.0]  # an R wave: rise and fall over four columns
-    bottom[30:34] = [101.0, 92.0, 90.0, 101.0]
+    top[30:34] = [90.0, 70.0, 75.0, 92.0]  # an R wave: rise and fall over four columns
+    bottom[30:34] = [101.0, 90.0, 91.0, 101.0]
     path = extract.RowPath(0, top, bottom, (top + bottom) / 2, np.ones(n))
     xy, _ = extract.path_polyline(path)
     assert xy[10, 1] == pytest.approx(100.0)
