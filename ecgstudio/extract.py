@@ -240,24 +240,38 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray,
     y[apex] = path.top[apex] + flat / 2
     y[nadir] = path.bottom[nadir] - flat / 2
     y[through] = mid[through]
-    _bridge_crossing_lines(y, tall, stroke_px)
+    _bridge_crossing_lines(y, tall, heights, stroke_px)
     x = path.x0 + np.arange(len(y), dtype=float)
     x[~np.isfinite(y)] = np.nan
     return np.column_stack([x, y]), path.prob.astype(np.float32)
 
 
-#: Widest run of tall columns (px at the canonical scale) taken for a line crossing the trace.
+#: Widest run of tall columns (px at the canonical scale) taken for a line crossing the trace ...
 CROSSING_MAX_PX = 2
+#: ... and how much taller than the columns either side (and than this many px) such a line is.
+CROSSING_HEIGHT_RATIO = 3.0
+CROSSING_MIN_PX = 24
 
 
-def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, stroke_px: float) -> None:
-    """Replace, in place, narrow tall runs flanked by flat columns at one height by a straight line."""
+def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray, stroke_px: float) -> None:
+    """Replace, in place, narrow tall runs that are lines crossing the trace by a straight line.
+
+    A run of at most :data:`CROSSING_MAX_PX` tall columns is a crossing line when the columns
+    either side are flat at one height, or when it is far taller (:data:`CROSSING_HEIGHT_RATIO`
+    times, and over :data:`CROSSING_MIN_PX`) than they are: QRS strokes change height gradually
+    from column to column.
+    """
     edges = np.flatnonzero(np.diff(np.r_[0, tall.astype(np.int8), 0]))
     for a, b in zip(edges[::2], edges[1::2]):
         if b - a > CROSSING_MAX_PX or a == 0 or b >= len(y):
             continue
         left, right = y[a - 1], y[b]
-        if np.isfinite(left) and np.isfinite(right) and abs(left - right) <= 2 * stroke_px:
+        if not (np.isfinite(left) and np.isfinite(right)):
+            continue
+        flat_sides = abs(left - right) <= 2 * stroke_px
+        run_h = float(np.nanmax(heights[a:b]))
+        towering = run_h >= CROSSING_MIN_PX and run_h >= CROSSING_HEIGHT_RATIO * max(heights[a - 1], heights[b])
+        if flat_sides or towering:
             y[a:b] = np.linspace(left, right, b - a + 2)[1:-1]
 
 

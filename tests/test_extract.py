@@ -141,9 +141,12 @@ def test_a_vertical_line_crossing_the_trace_is_bridged_but_a_qrs_is_kept() -> No
     top = np.full(n, 99.0)
     bottom = np.full(n, 101.0)
     top[10] = 60.0  # a grid line crossing: one column, flat on both sides
+    top[20:22], bottom[20:22] = 0.0, 300.0  # a line crossing where the trace steps down 5 px
+    top[22:28], bottom[22:28] = 104.0, 106.0
     top[30:34] = [90.0, 70.0, 75.0, 92.0]  # an R wave: rise and fall over four columns
     bottom[30:34] = [101.0, 90.0, 91.0, 101.0]
     path = extract.RowPath(0, top, bottom, (top + bottom) / 2, np.ones(n))
     xy, _ = extract.path_polyline(path)
     assert xy[10, 1] == pytest.approx(100.0)
+    assert 100.0 < xy[20, 1] < xy[21, 1] < 105.0
     assert xy[31:33, 1].min() < 75.0
