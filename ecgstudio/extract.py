@@ -11,6 +11,7 @@ follow from the neighbouring columns, so R-wave apices keep their full height.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -345,13 +346,14 @@ def _gap_spans(t_pts: np.ndarray) -> list[tuple[float, float]]:
 
 
 def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
-                     fs: float, duration_s: float) -> Signals:
+                     fs: float, duration_s: float, page_boxes: Sequence[LeadBox] | None = None) -> Signals:
     """12-lead signals at ``fs`` from aligned boxes and traces: each lead from its longest box
     (the rhythm strip wins); samples no box covers are NaN.
 
     Where two boxes of a row meet, the printout jumps from one lead to the next with a vertical
     stroke (often beside a separator tick); the :data:`LEAD_CHANGE_MM` of paper on either side
-    of such a boundary hold the value just inside instead.
+    of such a boundary hold the value just inside instead.  ``page_boxes`` are all the boxes
+    of the page, when ``boxes`` are only some of them (default: ``boxes``).
     """
     n = int(round(duration_s * fs))
     mv = np.full((n, len(LEAD_NAMES)), np.nan)
@@ -364,7 +366,7 @@ def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], cali
         box = boxes[k]
         idx, values = trace_samples(traces[k], box, calibration, fs=fs)
         if len(values) > 2 * guard + 1:
-            neighbours = [b for b in boxes if b.row == box.row and b is not box]
+            neighbours = [b for b in (boxes if page_boxes is None else page_boxes) if b.row == box.row and b != box]
             if any(abs(b.x1 - box.x0) < 1.0 for b in neighbours):
                 values[:guard] = values[guard]
             if any(abs(b.x0 - box.x1) < 1.0 for b in neighbours):

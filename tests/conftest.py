@@ -18,3 +18,29 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "pairs.csv").is_file():
         pytest.skip(f"real ECG data not found at {SHARED_DATA} (only present in the development checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def studio_window(qtbot, tmp_path):
+    """Builds studio windows whose settings, labels and model versions live in ``tmp_path``
+    (never the user's), shown, and closed at the end.  Keyword arguments go to ``MainWindow``."""
+    from PySide6.QtCore import QSettings
+
+    from ecgstudio.app.settings import AppSettings
+    from ecgstudio.app.window import MainWindow
+
+    made = []
+
+    def make(*, reviewer: str = "Dr Test", **kwargs) -> MainWindow:
+        settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        settings.reviewer = reviewer
+        window = MainWindow(settings=settings, labels_root=tmp_path / "labels", autosave_ms=50,
+                            data_dir=tmp_path / "data", **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.close()

@@ -16,13 +16,12 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from ecgstudio.app.document import PageDocument, PageRef, splice, stroke_to_columns  # noqa: E402
 from ecgstudio.app.scan_view import Tool  # noqa: E402
-from ecgstudio.app.settings import AppSettings  # noqa: E402
 from ecgstudio.app.window import SAMPLE_SCAN, MainWindow  # noqa: E402
 from ecgstudio.errors import NotAnEcgError  # noqa: E402
 from ecgstudio.labels import ImageIdentity, ReviewStatus, load_labels  # noqa: E402
@@ -63,24 +62,13 @@ def digitizer() -> SharedDigitizer:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, digitizer):
-    """Windows with settings, labels and model versions in ``tmp_path`` (never the user's), closed at the end."""
-    made = []
+def make_window(studio_window, digitizer):
+    """Studio windows (see ``studio_window``) over the shared digitizer unless given a factory."""
 
     def make(factory=None, reviewer: str = "Dr Test") -> MainWindow:
-        q = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        settings = AppSettings(q)
-        settings.reviewer = reviewer
-        w = MainWindow(settings=settings, digitizer_factory=factory or (lambda: digitizer),
-                       labels_root=tmp_path / "labels", autosave_ms=50, data_dir=tmp_path / "data")
-        qtbot.addWidget(w)
-        w.show()
-        made.append(w)
-        return w
+        return studio_window(reviewer=reviewer, digitizer_factory=factory or (lambda: digitizer))
 
-    yield make
-    for w in made:
-        w.close()
+    return make
 
 
 def open_and_wait(qtbot, window: MainWindow, paths) -> PageDocument:

@@ -23,11 +23,10 @@ import torch
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
 import ecgstudio.model.finetune as ft  # noqa: E402
 from ecgstudio.app.rerun import ProposalChange, proposal_change  # noqa: E402
-from ecgstudio.app.settings import AppSettings  # noqa: E402
 from ecgstudio.app.window import MainWindow  # noqa: E402
 from ecgstudio.app.worklist import CHANGE_COLUMN, CHANGED_COLOR  # noqa: E402
 from ecgstudio.io.images import read_pages  # noqa: E402
@@ -89,28 +88,19 @@ class VersionedDigitizer:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, worklist):
-    """Windows with settings, labels and model versions in ``tmp_path``; closed at the end."""
-    made_windows = []
+def make_window(studio_window, tmp_path, worklist):
+    """Studio windows (see ``studio_window``) with a fine-tune set-up; torch threads restored."""
     made_digitizers: list[str] = []
     threads = torch.get_num_threads()  # a fine-tune in a thread sets them for the whole process
 
     def make(*, mode: str = "thread", config: FinetuneConfig = QUICK, real_digitizer: bool = False) -> MainWindow:
-        settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-        settings.reviewer = "Dr Test"
         data_dir = tmp_path / "data"
         factory = None if real_digitizer else (lambda: VersionedDigitizer(worklist[1], data_dir, made_digitizers))
-        w = MainWindow(settings=settings, digitizer_factory=factory, labels_root=tmp_path / "labels",
-                       autosave_ms=50, data_dir=data_dir, finetune_config=config, finetune_mode=mode)
+        w = studio_window(digitizer_factory=factory, finetune_config=config, finetune_mode=mode)
         w.made_digitizers = made_digitizers
-        qtbot.addWidget(w)
-        w.show()
-        made_windows.append(w)
         return w
 
     yield make
-    for w in made_windows:
-        w.close()
     torch.set_num_threads(threads)
 
 

@@ -388,7 +388,7 @@ class PageDocument(QObject):
             return base
         pick = [k for k, b in enumerate(boxes) if b.lead in wanted]
         sig = assemble_signals(tuple(boxes[k] for k in pick), tuple(traces[k] for k in pick), calibration,
-                               fs=self.fs, duration_s=n_samples / self.fs)
+                               fs=self.fs, duration_s=n_samples / self.fs, page_boxes=boxes)
         cols = list(base) if all(len(c) == n_samples for c in base) else [None] * len(self.lead_names)
         for i, name in enumerate(self.lead_names):
             if name in wanted or cols[i] is None:
