@@ -261,17 +261,24 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     return tuple(boxes)
 
 
-def ink_mask(image: np.ndarray, *, max_luminance: float = 100.0) -> np.ndarray:
-    """Dark ink of an RGB page: low luminance, which coloured grid lines never reach."""
+def ink_mask(image: np.ndarray) -> np.ndarray:
+    """Dark ink of an RGB page: darker than half way between the paper and the darkest ink.
+
+    The level adapts to faint printers and scans (thin light traces resampled to the canonical
+    scale) but stays within luminance 100-180; coloured grid lines, lighter than the traces they
+    carry, rarely reach it, and those that do fail the pulse's shape check.
+    """
     luminance = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
-    return luminance < max_luminance
+    sample = luminance[::4, ::4]
+    level = float(np.clip(0.5 * (np.median(sample) + np.percentile(sample, 1)), 100.0, 180.0))
+    return luminance < level
 
 
 def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> float | None:
     """Height in mm of the calibration pulses at either end of the rows, or None.
 
-    ``dark`` is a boolean ink map of the page.  A pulse is a square wave within 12 mm before a
-    row's trace start (or after its end): two vertical edges of the same height, 1.5-12 mm
+    ``dark`` is a boolean ink map of the page.  A pulse is a square wave within 12 mm of a
+    row's trace start (or end): two vertical edges of the same height, 1.5-12 mm
     apart, standing on the row's baseline and joined at the top by a horizontal bar.  Grid
     lines (which run past the baseline), lead names and stray marks fail that shape check.
     The height, measured between the centres of the bar and the baseline, is 1 mV at the
@@ -282,8 +289,9 @@ def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float)
         y = int(round(row.baseline_y))
         top = max(0, y - int(25 * px_per_mm))
         bottom = min(dark.shape[0], y + int(3 * px_per_mm))
-        for a, b in ((row.x_start - 12 * px_per_mm, row.x_start - 0.5 * px_per_mm),
-                     (row.x_end + 0.5 * px_per_mm, row.x_end + 12 * px_per_mm)):
+        # The model may take the pulse for trace, so the row's ends may include it.
+        for a, b in ((row.x_start - 12 * px_per_mm, row.x_start + 8 * px_per_mm),
+                     (row.x_end - 8 * px_per_mm, row.x_end + 12 * px_per_mm)):
             a, b = int(max(0, a)), int(min(dark.shape[1], b))
             if b - a >= 3 and bottom > top:
                 height = _square_pulse_height(dark[top:bottom, a:b], y - top, px_per_mm)

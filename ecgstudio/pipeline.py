@@ -70,6 +70,10 @@ class DigitizeOptions:
             raise ValueError(f"columns must be one of {', '.join(timing.COLUMN_READINGS)}, got {self.columns!r}")
 
 
+#: Below this source resolution (px per mm) calibration pulses are not measured.
+MIN_PULSE_PX_PER_MM = 3.0
+
+
 class Digitizer:
     """Loads the model once and digitizes many pages.
 
@@ -150,6 +154,10 @@ class Digitizer:
         trace_prob, text_prob = maps[0], maps[1]
         stage("segmentation", 0.7)
 
+        if options.mm_per_mv is None and px_per_mm < MIN_PULSE_PX_PER_MM:
+            log.warning("the page has %.1f px per mm, too coarse to measure calibration pulses; assuming 10 mm/mV "
+                        "(give --gain if it is another)", px_per_mm)
+            options = replace(options, mm_per_mv=10.0)
         page_result = analyse_maps(trace_prob, text_prob, layout_stage.ink_mask(canon), options)
         stage("layout and extraction", 0.95)
 
