@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 from scipy.signal import find_peaks
@@ -79,6 +80,7 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     """
     h, w = trace_prob.shape
     ink = trace_prob > threshold
+    ends_ink = _without_flat_pieces(ink, px_per_mm)
     profile = gaussian_filter1d(trace_prob.sum(axis=1), sigma=1.0 * px_per_mm)
     if profile.max() <= 0:
         raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
@@ -88,24 +90,20 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         # Half way to the neighbouring rows (at most 15 mm): a trace wanders far from its baseline.
         up = min(15 * px_per_mm, (y - peaks[k - 1]) / 2 if k > 0 else 15 * px_per_mm)
         down = min(15 * px_per_mm, (peaks[k + 1] - y) / 2 if k + 1 < len(peaks) else 15 * px_per_mm)
-        band = ink[max(0, int(y - up)): int(y + down) + 1]
+        rows_ = slice(max(0, int(y - up)), int(y + down) + 1)
         # Columns in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored.
-        raw = band.any(axis=0)
-        window = max(3, int(3 * px_per_mm))
-        covered = uniform_filter1d(raw.astype(np.float32), size=window)
-        cols = np.flatnonzero(covered > 0.6)
-        if len(cols) < 0.15 * w:  # a trace covers most of the page width
-            continue
-        x_start, x_end = _extent(cols, gap=int(30 * px_per_mm))
-        # The smoothing trims the ends; take them back from the raw coverage nearby.
-        near_start = np.flatnonzero(raw[max(0, x_start - window):x_start + 1])
-        near_end = np.flatnonzero(raw[x_end:x_end + window + 1])
-        x_start = max(0, x_start - window) + int(near_start[0]) if len(near_start) else x_start
-        x_end = x_end + int(near_end[-1]) if len(near_end) else x_end
-        strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
-        mass = trace_prob[max(0, int(y - up)): int(y + down) + 1, x_start:x_end + 1].sum(axis=1)
+        raw = ink[rows_].any(axis=0)
+        full = _row_extent(raw, px_per_mm)
+        if full is None:
+            continue  # a trace covers most of the page width
+        # Shape and coverage over everything the model drew along the row; the ends without
+        # flat bits of grid line, which would stretch the row into the margins.
+        a, b = full
+        mass = trace_prob[rows_, a:b + 1].sum(axis=1)
         straight = float(np.convolve(mass, np.ones(3), mode="same").max() / max(float(mass.sum()), 1e-6))
-        coverage = float(raw[x_start:x_end + 1].mean())
+        coverage = float(raw[a:b + 1].mean())
+        x_start, x_end = _row_extent(ends_ink[rows_].any(axis=0), px_per_mm) or full
+        strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
         candidates.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength,
                               coverage, straight))
     # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
@@ -120,6 +118,36 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     if not rows:
         raise NotAnEcgError("no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible")
     return rows
+
+
+def _without_flat_pieces(ink: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """``ink`` without pieces no taller than 0.5 mm: bits of grid line the model half believes
+    (a stretch of trace is joined to its waves, so its piece is taller).  They would otherwise
+    stretch a row into the margins and move its time axis."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    flat = np.zeros(n, bool)
+    flat[1:] = stats[1:, cv2.CC_STAT_HEIGHT] <= max(2, int(round(0.5 * px_per_mm)))
+    return ink & ~flat[labels]
+
+
+def _row_extent(covered: np.ndarray, px_per_mm: float) -> tuple[int, int] | None:
+    """First and last column of a row's trace from its per-column coverage, or None when it
+    covers too little of the page to be a trace.
+
+    Columns count in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored;
+    gaps up to 30 mm (faded stretches) are bridged; the ends are then taken back from the raw
+    coverage, which the smoothing trims.
+    """
+    window = max(3, int(3 * px_per_mm))
+    cols = np.flatnonzero(uniform_filter1d(covered.astype(np.float32), size=window) > 0.6)
+    if len(cols) < 0.15 * len(covered):
+        return None
+    x_start, x_end = _extent(cols, gap=int(30 * px_per_mm))
+    near_start = np.flatnonzero(covered[max(0, x_start - window):x_start + 1])
+    near_end = np.flatnonzero(covered[x_end:x_end + window + 1])
+    x_start = max(0, x_start - window) + int(near_start[0]) if len(near_start) else x_start
+    x_end = x_end + int(near_end[-1]) if len(near_end) else x_end
+    return x_start, x_end
 
 
 def _extent(cols: np.ndarray, *, gap: int) -> tuple[int, int]:
