@@ -25,6 +25,7 @@ from ecgstudio.evaluate import evaluate, format_report, read_pairs
 from ecgstudio.io.images import read_image
 from ecgstudio.io.writers import write_wfdb
 from ecgstudio.overlay import draw_overlay
+from ecgstudio.paper import LEAD_NAMES
 from ecgstudio.pipeline import DigitizeOptions, Digitizer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,7 +56,7 @@ def main() -> None:
     pairs = read_pairs(args.pairs)
     if args.limit:
         pairs = pairs[: args.limit]
-    seconds, failures = [], []
+    seconds, failures, from_zero = [], [], []
     for pair in pairs:
         image = read_image(pair.image_path)
         t0 = time.perf_counter()
@@ -66,6 +67,8 @@ def main() -> None:
             continue
         seconds.append(time.perf_counter() - t0)
         write_wfdb(result.signals, pred_dir, pair.key)
+        if len({b.col for b in result.boxes}) > 1 and {b.t_start_s for b in result.boxes} == {0.0}:
+            from_zero.append(pair)
         write_png(out / "overlays" / f"{pair.key}.png", draw_overlay(image, result))
 
     report = evaluate(pred_dir, args.pairs)
@@ -76,6 +79,9 @@ def main() -> None:
     print(f"seconds per page (digitize only, image already read): median {np.median(seconds):.2f}, "
           f"p90 {np.percentile(seconds, 90):.2f}, max {np.max(seconds):.2f} over {len(seconds)} pages")
     print(f"peak resident memory of the process: {peak_rss_mb():.0f} MB")
+    if from_zero:
+        print(f"pages read as every column from 0 s: {len(from_zero)}; scored against those seconds instead of "
+              f"the table's windows: {score_from_zero(from_zero, pred_dir):.2f} dB/lead")
     for failure in failures:
         print(f"FAILED {failure}")
 
@@ -94,6 +100,20 @@ def main() -> None:
         if args.sheet:
             write_sheet(sorted((out / "photos").glob("ecg000[2-5]*.png"))[:12], Path(args.sheet))
             print(f"contact sheet of phone-photo overlays: {args.sheet}")
+
+
+def score_from_zero(pairs, pred_dir: Path) -> float:
+    """Mean per-lead SNR of pages whose columns all start at 0 s, against the seconds they print."""
+    from ecgstudio.evaluate import page_truth
+    from ecgstudio.io.signals import read_signals
+    from ecgstudio.metrics import score_record
+
+    snr = []
+    for pair in pairs:
+        windows = {lead: (0.0, 2.5) for lead in LEAD_NAMES} | {"II": (0.0, 10.0)}
+        record = score_record(page_truth(pair), read_signals(pred_dir / pair.key), windows=windows)
+        snr += [lead.snr_db for lead in record.leads.values()]
+    return float(np.mean(snr))
 
 
 def write_sheet(paths: list[Path], target: Path, *, width: int = 640, height: int = 360) -> None:
