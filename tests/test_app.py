@@ -289,6 +289,12 @@ def test_ruler_and_pulse_set_calibration(qtbot, make_window) -> None:
     doc.undo_stack.undo()
     doc.apply_pulse((100, 500), (100, 500 - 20 * cal.px_per_mm_y))
     assert doc.calibration.mm_per_mv == pytest.approx(20.0)
+    # The model re-runs with what the panel says, column timing included.
+    panel = w.calibration_panel
+    assert panel.options(doc.fs).columns == "auto"
+    panel.columns_combo.setCurrentIndex(panel.columns_combo.findData("from-zero"))
+    options = panel.options(doc.fs)
+    assert (options.columns, options.mm_per_mv) == ("from-zero", pytest.approx(20.0))
 
 
 # ---------------------------------------------------------------------- failures

@@ -55,6 +55,12 @@ class CalibrationPanel(QWidget):
         self.layout_combo.addItem("auto", "auto")
         for name in sorted(LAYOUTS):
             self.layout_combo.addItem(name, name)
+        self.columns_combo = QComboBox()
+        for label, value in (("auto (from the rhythm strip)", "auto"), ("consecutive (standard)", "consecutive"),
+                             ("all from 0 s", "from-zero")):
+            self.columns_combo.addItem(label, value)
+        self.columns_combo.setToolTip("Which seconds each column shows: the standard printout continues "
+                                      "each column where the one before ends; some start every column at 0 s")
         self.use_cal = QCheckBox("Use the speed and gain above")
         self.use_cal.setChecked(True)
         self.rerun_button = QPushButton("Run the model again")
@@ -79,6 +85,7 @@ class CalibrationPanel(QWidget):
         rerun = QGroupBox("Model")
         form3 = QFormLayout(rerun)
         form3.addRow("Layout", self.layout_combo)
+        form3.addRow("Columns", self.columns_combo)
         form3.addRow(self.use_cal)
         form3.addRow(self.rerun_button)
 
@@ -163,7 +170,8 @@ class CalibrationPanel(QWidget):
         cal = self.document.calibration if self.document else None
         use = self.use_cal.isChecked() and cal is not None
         return DigitizeOptions(layout=self.layout_combo.currentData(), fs=fs,
-                               mm_per_s=cal.mm_per_s if use else None, mm_per_mv=cal.mm_per_mv if use else None)
+                               mm_per_s=cal.mm_per_s if use else None, mm_per_mv=cal.mm_per_mv if use else None,
+                               columns=self.columns_combo.currentData())
 
     def _rerun(self) -> None:
         if self.document is not None:
