@@ -95,7 +95,7 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         raw = ink[rows_].any(axis=0)
         full = _row_extent(raw, px_per_mm)
         if full is None:
-            continue  # a trace covers most of the page width
+            continue  # too little of the page to be a trace
         # Shape and coverage over everything the model drew along the row; the ends without
         # flat bits of grid line, which would stretch the row into the margins.
         a, b = full
