@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import true_runs
 from .paper import LEAD_NAMES
 from .results import Calibration, LeadBox, Signals, Trace
 
@@ -197,9 +198,8 @@ def drop_foreign_stretches(path: RowPath, baseline_y: float,
     """Clear stretches (between gaps) that lie nearer a neighbouring row's baseline than this
     row's: after a faded stretch the path may have resumed on the neighbour's trace."""
     found = np.isfinite(path.peak)
-    edges = np.flatnonzero(np.diff(np.r_[0, found.astype(np.int8), 0]))
     keep = found.copy()
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in true_runs(found):
         level = float(np.median(path.peak[a:b]))
         own = abs(level - baseline_y)
         if any(other is not None and abs(level - other) < own for other in neighbours):
@@ -262,8 +262,7 @@ def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray,
     times, and over :data:`CROSSING_MIN_PX`) than they are: QRS strokes change height gradually
     from column to column.
     """
-    edges = np.flatnonzero(np.diff(np.r_[0, tall.astype(np.int8), 0]))
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in true_runs(tall):
         if b - a > CROSSING_MAX_PX or a == 0 or b >= len(y):
             continue
         left, right = y[a - 1], y[b]

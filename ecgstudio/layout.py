@@ -15,6 +15,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 from scipy.signal import find_peaks
 
+from .arrays import true_runs
 from .errors import LayoutError, NotAnEcgError
 from .paper import LAYOUTS, Layout, get_layout
 from .results import Calibration, LeadBox
@@ -334,8 +335,7 @@ def _square_pulse_height(region: np.ndarray, base_row: int, px_per_mm: float) ->
     """Pixel height of the best square pulse in ``region`` standing on row ``base_row``."""
     edges = []  # (first column, last column, top row, bottom row) of each vertical edge
     for x, column in enumerate(region.T):
-        runs = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0])).reshape(-1, 2)
-        for r0, r1 in runs:
+        for r0, r1 in true_runs(column):
             if (r1 - r0 >= 2.5 * px_per_mm and r0 > 0 and r1 < len(column)
                     and abs(r1 - base_row) <= 2.0 * px_per_mm):
                 if edges and edges[-1][1] >= x - 1 and abs(edges[-1][3] - r1) <= 2:

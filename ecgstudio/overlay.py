@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .arrays import true_runs
 from .results import Digitization
 
 _SHIFT = 4
@@ -32,9 +33,8 @@ def draw_overlay(image: np.ndarray, result: Digitization, *, low_confidence: flo
         finite = np.isfinite(xy).all(axis=1)
         for good in (True, False):
             keep = finite & ((conf >= low_confidence) == good)
-            edges = np.flatnonzero(np.diff(np.r_[0, keep.astype(np.int8), 0]))
             runs = [np.round(xy[a:b] * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-                    for a, b in zip(edges[::2], edges[1::2]) if b - a > 1]
+                    for a, b in true_runs(keep) if b - a > 1]
             if runs:
                 cv2.polylines(canvas, runs, False, _TRACE_RGB if good else _LOW_RGB, scale, cv2.LINE_AA, _SHIFT)
     return canvas

@@ -27,6 +27,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from ..arrays import true_runs
 from ..extract import assemble_signals, cut_trace, path_polyline, trace_row
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
@@ -285,8 +286,7 @@ class PageDocument(QObject):
             return out
         low = (trace.confidence < LOW_POINT_CONFIDENCE) & np.isfinite(trace.xy).all(axis=1)
         shortest_px = MIN_FAINT_S * box.width / box.duration_s
-        edges = np.flatnonzero(np.diff(np.r_[0, low.astype(np.int8), 0]))
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in true_runs(low):
             if trace.xy[b - 1, 0] - trace.xy[a, 0] >= shortest_px:
                 out[a:b] = True
         return out
@@ -319,9 +319,8 @@ class PageDocument(QObject):
         n0 = max(0, int(np.ceil(box.t_start_s * self.fs - 1e-9)))
         n1 = min(self.n_samples, int(np.ceil((box.t_start_s + box.duration_s) * self.fs - 1e-9)))
         blank = np.isnan(self.column(lead)[n0:n1])
-        edges = np.flatnonzero(np.diff(np.r_[0, blank.astype(np.int8), 0]))
         shortest = MIN_MISSING_S * self.fs
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in true_runs(blank):
             if b - a >= shortest:
                 out[n0 + a: n0 + b] = True
         return out
@@ -346,8 +345,7 @@ class PageDocument(QObject):
     def low_confidence_runs(self, k: int) -> list[np.ndarray]:
         """The faint stretches of trace ``k`` as polylines (each ``(m, 2)``, ``m >= 2``)."""
         faint = self.faint_points(k)
-        edges = np.flatnonzero(np.diff(np.r_[0, faint.astype(np.int8), 0]))
-        return [self.traces[k].xy[a:b] for a, b in zip(edges[::2], edges[1::2]) if b - a >= 2]
+        return [self.traces[k].xy[a:b] for a, b in true_runs(faint) if b - a >= 2]
 
     # ------------------------------------------------------------------ selection
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from ..arrays import true_runs
 from ..results import Trace
 from ..synth.batch import RecordPool
 from ..synth.damage import DamageSettings
@@ -43,9 +44,8 @@ def trace_heatmap(traces: Sequence[Trace], shape: tuple[int, int], *, visible: n
     for trace in traces:
         xy = trace.xy
         finite = np.isfinite(xy).all(axis=1)
-        edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
         runs = [np.round(xy[a:b] * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-                for a, b in zip(edges[::2], edges[1::2]) if b - a > 1]
+                for a, b in true_runs(finite) if b - a > 1]
         if runs:
             cv2.polylines(canvas, runs, False, 255, 1, cv2.LINE_AA, _SHIFT)
     ridge = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), _RIDGE_SIGMA_PX)

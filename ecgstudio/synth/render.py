@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..arrays import true_runs
 from ..errors import LayoutError
 from ..paper import GAINS_MM_MV, LAYOUTS, MAJOR_MM, PAPER_SIZES_MM, Layout, get_layout
 from ..results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
@@ -385,8 +386,7 @@ def _segments(xy: np.ndarray) -> list[np.ndarray]:
     finite = np.isfinite(xy).all(axis=1)
     if finite.all():
         return [xy] if len(xy) else []
-    edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
-    return [xy[a:b] for a, b in zip(edges[::2], edges[1::2])]
+    return [xy[a:b] for a, b in true_runs(finite)]
 
 
 def _fixed(xy: np.ndarray) -> np.ndarray:
