@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter1d
 
 from .arrays import true_runs
 from .paper import LEAD_NAMES
@@ -215,8 +216,10 @@ def neighbour_baselines(baselines: list[float], k: int) -> tuple[float | None, f
     return (baselines[k - 1] if k > 0 else None, baselines[k + 1] if k + 1 < len(baselines) else None)
 
 
-def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
-    """One curve point per column ``(n, 2)`` (NaN rows at gaps) and its confidence ``(n,)``.
+def path_polyline(path: RowPath, *, stroke_px: float = 1.5,
+                  prob: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Curve points ``(n, 2)``, one per column (NaN rows at gaps) and more along steep strokes,
+    and their confidence ``(n,)``.
 
     A segment more than ``stroke_px`` taller than the row's typical (flat-trace) segment holds
     a steep stroke.  If both neighbouring columns sit below its middle the column holds an
@@ -225,6 +228,11 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray,
     from the ends.  A tall stroke at most :data:`CROSSING_MAX_PX` columns wide between two
     flat columns at the same height is a vertical line crossing the trace (a dark grid line, a
     separator), not a QRS complex, whose strokes take several columns: it is bridged.
+
+    Given the probability map ``prob`` the path was found in, the columns between two turning
+    points of a steep stroke are replaced by points along the stroke (:func:`_stroke_points`):
+    a stroke steeper than the line is wide sits in one or two columns, whose middles would
+    smear it over the line's width (several ms of a QRS complex).
     """
     heights = path.bottom - path.top
     flat = float(np.nanmedian(heights)) if np.isfinite(heights).any() else 0.0
@@ -241,10 +249,90 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5) -> tuple[np.ndarray,
     y[apex] = path.top[apex] + flat / 2
     y[nadir] = path.bottom[nadir] - flat / 2
     y[through] = mid[through]
-    _bridge_crossing_lines(y, tall, heights, stroke_px)
+    bridged = _bridge_crossing_lines(y, tall, heights, stroke_px)
     x = path.x0 + np.arange(len(y), dtype=float)
     x[~np.isfinite(y)] = np.nan
-    return np.column_stack([x, y]), path.prob.astype(np.float32)
+    xy, conf = np.column_stack([x, y]), path.prob.astype(np.float32)
+    if prob is None:
+        return xy, conf
+    turns = ~tall | apex | nadir
+    return _stroke_points(xy, conf, path, tall & ~bridged, turns, prob)
+
+
+#: Least rise (px) between two turning points for their stroke to be followed row by row.
+STROKE_MIN_RISE_PX = 4
+#: Rows (px) over which a stroke's per-row centres are averaged.
+STROKE_SMOOTH_ROWS = 5
+
+
+def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.ndarray, turns: np.ndarray,
+                   prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The polyline with each steep stroke followed row by row instead of column by column.
+
+    Between two turning points (flat columns, apices, nadirs) at least
+    :data:`STROKE_MIN_RISE_PX` apart in height, every image row the stroke crosses gets one
+    point at the probability-weighted centre of the stroke's ink in that row (only the ink
+    inside the path's chosen segments, so a neighbouring row's trace does not count).
+    """
+    n = len(xy)
+    xy = xy.copy()
+    out_xy, out_conf, last = [], [], 0
+    for a, b in true_runs(steep):
+        if a == 0 or b >= n:
+            continue
+        anchors = [a - 1] + [i for i in range(a, b) if turns[i]] + [b]
+        for c in anchors[1:-1]:  # apices and nadirs: the centre of the ink at their height
+            if np.isfinite(xy[c, 1]):
+                _, centres = _ink_centre(path, prob, np.arange(c - 1, c + 2), np.round(xy[c, 1]) + np.arange(-1, 2))
+                xy[c, 0] = path.x0 + (float(np.mean(centres)) if len(centres) else c)
+        for c1, c2 in zip(anchors[:-1], anchors[1:]):
+            y1, y2 = xy[c1, 1], xy[c2, 1]
+            if c2 - c1 < 2 or not (np.isfinite(y1) and np.isfinite(y2)) or abs(y2 - y1) < STROKE_MIN_RISE_PX:
+                continue
+            points = _follow_stroke(path, prob, xy[c1], xy[c2], c1, c2)
+            if len(points) == 0:
+                continue
+            out_xy += [xy[last:c1 + 1], points]
+            out_conf += [conf[last:c1 + 1], np.full(len(points), min(conf[c1], conf[c2]), np.float32)]
+            last = c2
+    if not out_xy:
+        return xy, conf
+    out_xy.append(xy[last:])
+    out_conf.append(conf[last:])
+    return np.concatenate(out_xy), np.concatenate(out_conf)
+
+
+def _follow_stroke(path: RowPath, prob: np.ndarray, p1: np.ndarray, p2: np.ndarray, c1: int, c2: int
+                   ) -> np.ndarray:
+    """Points ``(x, y)`` along the stroke from point ``p1`` (in column ``c1``) to ``p2`` (column
+    ``c2``): one per image row strictly between their heights, x monotonic from one to the other."""
+    (x1, y1), (x2, y2) = p1, p2
+    step = 1 if y2 > y1 else -1
+    ys = np.arange(int(np.floor(y1)) + (1 if step > 0 else 0), int(np.ceil(y2)) + (0 if step > 0 else 1), step)
+    ys = ys[((ys - y1) * step > 0.5) & ((y2 - ys) * step > 0.5) & (ys >= 0) & (ys < prob.shape[0])]
+    ys, x = _ink_centre(path, prob, np.arange(c1, c2 + 1), ys)
+    if len(x) >= STROKE_SMOOTH_ROWS:
+        # The core of a steep stroke saturates the map, so a row's centre moves in whole
+        # columns: smooth along the stroke.
+        x = uniform_filter1d(x, STROKE_SMOOTH_ROWS, mode="nearest")
+    x = np.clip(np.maximum.accumulate(x + path.x0), x1, x2)
+    return np.column_stack([x, ys.astype(float)])
+
+
+def _ink_centre(path: RowPath, prob: np.ndarray, cols: np.ndarray, ys: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per image row ``ys``, the probability-weighted centre column (path indices) of the ink
+    in path columns ``cols`` that lies inside the path's chosen segments: ``(rows, centres)``
+    for the rows that have such ink."""
+    cols = cols[(cols >= 0) & (cols < len(path.top))]
+    ys = ys.astype(int)
+    ys = ys[(ys >= 0) & (ys < prob.shape[0])]
+    weights = prob[ys[:, None], path.x0 + cols[None, :]].astype(float)
+    inside = (ys[:, None] >= path.top[cols][None, :] - 0.5) & (ys[:, None] <= path.bottom[cols][None, :] + 0.5)
+    weights = np.where(inside, weights, 0.0)
+    total = weights.sum(axis=1)
+    keep = total > 1e-6
+    return ys[keep], (weights[keep] @ cols) / total[keep]
 
 
 #: Widest run of tall columns (px at the canonical scale) taken for a line crossing the trace ...
@@ -254,14 +342,16 @@ CROSSING_HEIGHT_RATIO = 3.0
 CROSSING_MIN_PX = 24
 
 
-def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray, stroke_px: float) -> None:
-    """Replace, in place, narrow tall runs that are lines crossing the trace by a straight line.
+def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray, stroke_px: float) -> np.ndarray:
+    """Replace, in place, narrow tall runs that are lines crossing the trace by a straight line;
+    returns the mask of the columns so bridged.
 
     A run of at most :data:`CROSSING_MAX_PX` tall columns is a crossing line when the columns
     either side are flat at one height, or when it is far taller (:data:`CROSSING_HEIGHT_RATIO`
     times, and over :data:`CROSSING_MIN_PX`) than they are: QRS strokes change height gradually
     from column to column.
     """
+    bridged = np.zeros(len(y), bool)
     for a, b in true_runs(tall):
         if b - a > CROSSING_MAX_PX or a == 0 or b >= len(y):
             continue
@@ -273,6 +363,8 @@ def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray,
         towering = run_h >= CROSSING_MIN_PX and run_h >= CROSSING_HEIGHT_RATIO * max(heights[a - 1], heights[b])
         if flat_sides or towering:
             y[a:b] = np.linspace(left, right, b - a + 2)[1:-1]
+            bridged[a:b] = True
+    return bridged
 
 
 def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:

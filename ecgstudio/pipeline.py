@@ -231,7 +231,8 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
         neighbours = extract.neighbour_baselines(baselines, k)
         path = extract.trace_row(trace_prob, baseline_y=row.baseline_y, spacing=spacing, x_start=x_start,
                                  x_end=x_end, neighbours=neighbours, text_prob=text_prob)
-        row_lines.append(extract.path_polyline(extract.drop_foreign_stretches(path, row.baseline_y, neighbours)))
+        row_lines.append(extract.path_polyline(extract.drop_foreign_stretches(path, row.baseline_y, neighbours),
+                                                prob=trace_prob))
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):

@@ -150,3 +150,36 @@ def test_a_vertical_line_crossing_the_trace_is_bridged_but_a_qrs_is_kept() -> No
     assert xy[10, 1] == pytest.approx(100.0)
     assert 100.0 < xy[20, 1] < xy[21, 1] < 105.0
     assert xy[31:33, 1].min() < 75.0
+
+
+def test_a_steep_stroke_is_followed_row_by_row() -> None:
+    """A QRS drawn with a line wider than its strokes' horizontal extent: the downstroke's
+    mid-point is found where the line's centre crosses that height, not a column's middle."""
+    import cv2
+
+    prob = np.zeros((200, 120), np.float32)
+    centre = np.array([[0, 150], [50, 150], [53.5, 20], [56, 180], [58, 150], [119, 150]])  # (x, y)
+    cv2.polylines(prob, [np.round(centre * 16).astype(np.int32).reshape(-1, 1, 2)], False, 1.0, thickness=3,
+                  shift=4, lineType=cv2.LINE_AA)
+    prob = cv2.GaussianBlur(prob, (0, 0), 0.7)
+    prob /= prob.max()
+    path = extract.trace_row(prob, baseline_y=150.0, spacing=150.0, x_start=0, x_end=119)
+
+    def x_at(xy: np.ndarray, y: float) -> float:
+        """Where the polyline first comes down through height ``y`` after the apex."""
+        ok = np.isfinite(xy[:, 1])
+        xy = xy[ok]
+        top = int(np.argmin(xy[:, 1]))
+        after = xy[top:]
+        k = int(np.flatnonzero(after[:, 1] >= y)[0])
+        (xa, ya), (xb, yb) = after[k - 1], after[k]
+        return float(xa + (y - ya) / (yb - ya) * (xb - xa))
+
+    levels = np.arange(40.0, 165.0, 5.0)
+    true_x = 53.5 + (levels - 20) / (180 - 20) * 2.5  # the centre line on its way down
+    by_columns, _ = extract.path_polyline(path)
+    by_rows, conf = extract.path_polyline(path, prob=prob)
+    error_rows = np.abs([x_at(by_rows, y) for y in levels] - true_x).max()
+    error_columns = np.abs([x_at(by_columns, y) for y in levels] - true_x).max()
+    assert error_rows < 0.75 and error_columns > 2 * error_rows
+    assert len(conf) == len(by_rows) and np.all(np.diff(by_rows[np.isfinite(by_rows[:, 0]), 0]) >= 0)

@@ -646,7 +646,7 @@ class PageDocument(QObject):
         prob = (self.masks.trace[y0:y1, x0:x1 + 1] > 0).astype(np.float32)
         baseline = min(max(box.baseline_y, y0), y1 - 1) - y0
         path = trace_row(prob, baseline_y=baseline, spacing=max(4.0, box.height), x_start=0, x_end=x1 - x0)
-        xy, conf = path_polyline(path)
+        xy, conf = path_polyline(path, prob=prob)
         xy = xy + np.array([x0, y0], dtype=float)
         return cut_trace(xy, conf, box)
 
