@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from .arrays import true_runs
 from .paper import LEAD_NAMES
@@ -243,8 +242,8 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5,
     prev = np.where(np.isfinite(prev), prev, mid)
     nxt = np.where(np.isfinite(nxt), nxt, mid)
     tall = heights > flat + stroke_px
-    apex = tall & (prev > mid) & (nxt > mid)
-    nadir = tall & (prev < mid) & (nxt < mid)
+    apex = _at_extreme(tall & (prev > mid) & (nxt > mid), tall, -path.top)
+    nadir = _at_extreme(tall & (prev < mid) & (nxt < mid), tall & ~apex, path.bottom)
     through = tall & ~apex & ~nadir
     y[apex] = path.top[apex] + flat / 2
     y[nadir] = path.bottom[nadir] - flat / 2
@@ -259,10 +258,23 @@ def path_polyline(path: RowPath, *, stroke_px: float = 1.5,
     return _stroke_points(xy, conf, path, tall & ~bridged, turns, prob)
 
 
+def _at_extreme(turn: np.ndarray, allowed: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Turning columns moved to a neighbouring ``allowed`` column whose ink ``reach`` goes
+    further: a column that a stroke crosses on its way to the apex can hold the apex's middle
+    while its neighbour holds the tip."""
+    out = turn.copy()
+    n = len(turn)
+    for c in np.flatnonzero(turn):
+        best = c
+        for d in (c - 1, c + 1):
+            if 0 <= d < n and allowed[d] and not turn[d] and reach[d] > reach[best] + 0.5:
+                best = d
+        out[c], out[best] = False, True
+    return out
+
+
 #: Least rise (px) between two turning points for their stroke to be followed row by row.
 STROKE_MIN_RISE_PX = 4
-#: Rows (px) over which a stroke's per-row centres are averaged.
-STROKE_SMOOTH_ROWS = 5
 
 
 def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.ndarray, turns: np.ndarray,
@@ -271,8 +283,8 @@ def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.nd
 
     Between two turning points (flat columns, apices, nadirs) at least
     :data:`STROKE_MIN_RISE_PX` apart in height, every image row the stroke crosses gets one
-    point at the probability-weighted centre of the stroke's ink in that row (only the ink
-    inside the path's chosen segments, so a neighbouring row's trace does not count).
+    point on the stroke's centre line (:func:`_follow_stroke`), from the ink inside the path's
+    chosen segments only, so a neighbouring row's trace does not count.
     """
     n = len(xy)
     xy = xy.copy()
@@ -283,8 +295,9 @@ def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.nd
         anchors = [a - 1] + [i for i in range(a, b) if turns[i]] + [b]
         for c in anchors[1:-1]:  # apices and nadirs: the centre of the ink at their height
             if np.isfinite(xy[c, 1]):
-                _, centres = _ink_centre(path, prob, np.arange(c - 1, c + 2), np.round(xy[c, 1]) + np.arange(-1, 2))
-                xy[c, 0] = path.x0 + (float(np.mean(centres)) if len(centres) else c)
+                ys, weights = _stroke_ink(path, prob, np.arange(c - 1, c + 2), np.round(xy[c, 1]) + np.arange(-1, 2))
+                if weights.sum() > 1e-6:
+                    xy[c, 0] = path.x0 + c - 1 + float(weights.sum(axis=0) @ np.arange(3) / weights.sum())
         for c1, c2 in zip(anchors[:-1], anchors[1:]):
             y1, y2 = xy[c1, 1], xy[c2, 1]
             if c2 - c1 < 2 or not (np.isfinite(y1) and np.isfinite(y2)) or abs(y2 - y1) < STROKE_MIN_RISE_PX:
@@ -305,34 +318,37 @@ def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.nd
 def _follow_stroke(path: RowPath, prob: np.ndarray, p1: np.ndarray, p2: np.ndarray, c1: int, c2: int
                    ) -> np.ndarray:
     """Points ``(x, y)`` along the stroke from point ``p1`` (in column ``c1``) to ``p2`` (column
-    ``c2``): one per image row strictly between their heights, x monotonic from one to the other."""
+    ``c2``): one per image row strictly between their heights, at the probability-weighted
+    centre of the row's ink, x monotonic from one point to the other."""
     (x1, y1), (x2, y2) = p1, p2
     step = 1 if y2 > y1 else -1
     ys = np.arange(int(np.floor(y1)) + (1 if step > 0 else 0), int(np.ceil(y2)) + (0 if step > 0 else 1), step)
-    ys = ys[((ys - y1) * step > 0.5) & ((y2 - ys) * step > 0.5) & (ys >= 0) & (ys < prob.shape[0])]
-    ys, x = _ink_centre(path, prob, np.arange(c1, c2 + 1), ys)
-    if len(x) >= STROKE_SMOOTH_ROWS:
-        # The core of a steep stroke saturates the map, so a row's centre moves in whole
-        # columns: smooth along the stroke.
-        x = uniform_filter1d(x, STROKE_SMOOTH_ROWS, mode="nearest")
-    x = np.clip(np.maximum.accumulate(x + path.x0), x1, x2)
-    return np.column_stack([x, ys.astype(float)])
+    ys = ys[((ys - y1) * step > 0.5) & ((y2 - ys) * step > 0.5)]
+    cols = np.arange(c1, c2 + 1)
+    ys, weights = _stroke_ink(path, prob, cols, ys)
+    total = weights.sum(axis=1)
+    keep = total > 1e-6
+    if not keep.any():
+        return np.zeros((0, 2))
+    ys, x = ys[keep], (weights[keep] @ cols) / total[keep]
+    # The core of a steep stroke saturates the map, so a row's centre moves in steps of half
+    # a column and holds still in between: the centre line passes a step's value half way
+    # along it, so each run of rows with one centre becomes one point.
+    starts = np.flatnonzero(np.r_[True, np.abs(np.diff(x)) > 0.05])
+    ends = np.r_[starts[1:], len(x)]
+    ys = np.array([ys[a:b].mean() for a, b in zip(starts, ends)])
+    x = np.clip(np.maximum.accumulate(x[starts] + path.x0), x1, x2)
+    return np.column_stack([x, ys])
 
 
-def _ink_centre(path: RowPath, prob: np.ndarray, cols: np.ndarray, ys: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Per image row ``ys``, the probability-weighted centre column (path indices) of the ink
-    in path columns ``cols`` that lies inside the path's chosen segments: ``(rows, centres)``
-    for the rows that have such ink."""
-    cols = cols[(cols >= 0) & (cols < len(path.top))]
+def _stroke_ink(path: RowPath, prob: np.ndarray, cols: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map in image rows ``ys`` and path columns ``cols``, zero outside the path's chosen
+    segments: ``(rows, weights)`` with the rows that lie on the page."""
     ys = ys.astype(int)
     ys = ys[(ys >= 0) & (ys < prob.shape[0])]
     weights = prob[ys[:, None], path.x0 + cols[None, :]].astype(float)
     inside = (ys[:, None] >= path.top[cols][None, :] - 0.5) & (ys[:, None] <= path.bottom[cols][None, :] + 0.5)
-    weights = np.where(inside, weights, 0.0)
-    total = weights.sum(axis=1)
-    keep = total > 1e-6
-    return ys[keep], (weights[keep] @ cols) / total[keep]
+    return ys, np.where(inside, weights, 0.0)
 
 
 #: Widest run of tall columns (px at the canonical scale) taken for a line crossing the trace ...
