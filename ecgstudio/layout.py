@@ -105,8 +105,9 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
         coverage = float(raw[a:b + 1].mean())
         x_start, x_end = _row_extent(ends_ink[rows_].any(axis=0), px_per_mm) or full
         strength = float(trace_prob[max(0, y - 2): y + 3, x_start:x_end + 1].max(axis=0).mean())
-        candidates.append(Row(_refine_peak(profile, int(y)), float(x_start), float(x_end), strength,
-                              coverage, straight))
+        column_peak = trace_prob[rows_].max(axis=0)
+        candidates.append(Row(_refine_peak(profile, int(y)), _line_end(column_peak, x_start, px_per_mm, -1),
+                              _line_end(column_peak, x_end, px_per_mm, +1), strength, coverage, straight))
     # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
     # believes is not; and a trace wanders, while a ruled line puts its mass within 3 px of one
     # line (only an unbroken trace of a quiet lead can do that too).
@@ -149,6 +150,31 @@ def _row_extent(covered: np.ndarray, px_per_mm: float) -> tuple[int, int] | None
     x_start = max(0, x_start - window) + int(near_start[0]) if len(near_start) else x_start
     x_end = x_end + int(near_end[-1]) if len(near_end) else x_end
     return x_start, x_end
+
+
+def _line_end(column_peak: np.ndarray, x: int, px_per_mm: float, direction: int) -> float:
+    """Sub-pixel position of a trace's end near column ``x`` (``direction`` -1: its start, +1:
+    its end): where the map's per-column peak crosses half the level it holds along the first
+    (last) millimetre of the trace.  The map is a ridge blurred along the line as well as
+    across, so the line's last point sits at half its height."""
+    inward = np.arange(x, x - direction * int(max(2, px_per_mm)), -direction)
+    inward = inward[(inward >= 0) & (inward < len(column_peak))]
+    if len(inward) == 0:
+        return float(x)
+    half = 0.5 * float(np.median(column_peak[inward]))
+    k = x
+    # Walk outwards while still above half, then back to the crossing.
+    while 0 <= k + direction < len(column_peak) and column_peak[k + direction] >= half and abs(k - x) < 3:
+        k += direction
+    while column_peak[k] < half and k != inward[-1]:
+        k -= direction
+    outer = k + direction
+    if not 0 <= outer < len(column_peak):
+        return float(k)
+    inner_v, outer_v = float(column_peak[k]), float(column_peak[outer])
+    if inner_v <= outer_v:
+        return float(k)
+    return k + direction * (inner_v - half) / (inner_v - outer_v)
 
 
 def _extent(cols: np.ndarray, *, gap: int) -> tuple[int, int]:
@@ -266,9 +292,10 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     The grid fixes the time scale: the page spans ``duration_s * px_per_s`` pixels.  Where it
     starts is the consensus (median) of every row's start and of every row's end minus that
     span (the value most of them agree on), so one row's faded start or stray mark does not
-    move the others.  A row whose own width matches the span within 2 mm is placed by its own
-    ends (on photos, residual perspective shifts rows a little), still at the grid's scale: a
-    1 % error of scale moves the end of a 10 s row by 0.1 s.
+    move the others.  A row whose own width matches the span within 2 mm starts at its own
+    first point (on photos, residual perspective shifts rows a little; its end is one sample
+    short of the span, and the page does not tell how long a sample is), still at the grid's
+    scale: a 1 % error of scale moves the end of a 10 s row by 0.1 s.
     """
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
@@ -279,7 +306,7 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     for cell in layout.cells:
         row = rows[cell.row]
         own = abs((row.x_end - row.x_start) - span) <= tolerance
-        x_start = 0.5 * (row.x_start + row.x_end - span) if own else page_start
+        x_start = row.x_start if own else page_start
         px_per_s = calibration.px_per_s
         y = baselines[cell.row]
         boxes.append(LeadBox(
