@@ -295,7 +295,7 @@ def _stroke_points(xy: np.ndarray, conf: np.ndarray, path: RowPath, steep: np.nd
         anchors = [a - 1] + [i for i in range(a, b) if turns[i]] + [b]
         for c in anchors[1:-1]:  # apices and nadirs: the centre of the ink at their height
             if np.isfinite(xy[c, 1]):
-                ys, weights = _stroke_ink(path, prob, np.arange(c - 1, c + 2), np.round(xy[c, 1]) + np.arange(-1, 2))
+                _, weights = _stroke_ink(path, prob, np.arange(c - 1, c + 2), np.round(xy[c, 1]) + np.arange(-1, 2))
                 if weights.sum() > 1e-6:
                     xy[c, 0] = path.x0 + c - 1 + float(weights.sum(axis=0) @ np.arange(3) / weights.sum())
         for c1, c2 in zip(anchors[:-1], anchors[1:]):
