@@ -100,6 +100,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_names(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .model.namenet import train_reader
+
+    with tqdm(total=args.steps, desc="training the lead-name reader", unit="step", disable=args.quiet) as bar:
+        def progress(step: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.3g}")
+            bar.refresh()
+
+        card = train_reader(args.out, steps=args.steps, seed=args.seed, progress=progress)
+    print(f"saved lead-name reader {card.version} (held-out crop accuracy "
+          f"{card.metrics['held_out_crop_accuracy']:.3f}) to {args.out}")
+    return 0
+
+
 def _cmd_gui(args: argparse.Namespace) -> int:
     from .app.main import run, selftest
 
@@ -219,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-pairs", metavar="CSV", help="never train on the records of this benchmark pairs CSV")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("train-names", help="train the lead-name reader on rendered names (CPU, minutes)")
+    p.add_argument("--out", default="runs/leadnames.pt", help="where to save the weights (card beside them)")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train_names)
 
     p = sub.add_parser("finetune", help="fine-tune the model on reviewed labels (your own paper)")
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files (.labels.h5) or folders of them")

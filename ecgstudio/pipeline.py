@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from . import extract, layout as layout_stage, timing
-from .errors import ImageSizeError
+from . import extract, layout as layout_stage, leadnames, timing
+from .errors import ImageSizeError, ModelError
 from .geometry import rectify
 from .io.images import MIN_SIDE_PX
 from .model.infer import predict_maps
+from .model.namenet import NameNet, load_reader
 from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
 from .model.weights import ModelCard, load_model
@@ -72,6 +73,8 @@ class DigitizeOptions:
 
 #: Below this source resolution (px per mm) calibration pulses are not measured.
 MIN_PULSE_PX_PER_MM = 3.0
+#: Below this source resolution (px per mm) lead names are not read (aVL and aVF blur together).
+MIN_NAME_PX_PER_MM = 3.5
 
 
 class Digitizer:
@@ -109,6 +112,7 @@ class Digitizer:
 
         self.card = card
         self.model = fused_for_inference(net).to(self.device, memory_format=torch.channels_last)
+        self.reader = _shipped_reader()
 
     @property
     def model_card(self) -> ModelCard:
@@ -158,7 +162,11 @@ class Digitizer:
             log.warning("the page has %.1f px per mm, too coarse to measure calibration pulses; assuming 10 mm/mV "
                         "(give --gain if it is another)", px_per_mm)
             options = replace(options, mm_per_mv=10.0)
-        page_result = analyse_maps(trace_prob, text_prob, layout_stage.ink_mask(canon), options)
+        reader = self.reader if px_per_mm >= MIN_NAME_PX_PER_MM else None
+        if reader is None and self.reader is not None:
+            log.info("the page has %.1f px per mm, too coarse to read lead names; the layout's order is used",
+                     px_per_mm)
+        page_result = analyse_maps(trace_prob, text_prob, canon, options, reader=reader)
         stage("layout and extraction", 0.95)
 
         from_canon = np.linalg.inv(to_canon)
@@ -192,19 +200,28 @@ class PageAnalysis:
     confidence: dict[str, float]
 
 
-def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
+def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarray,
                  options: DigitizeOptions = DigitizeOptions(), *,
-                 px_per_mm: float = CANONICAL_PX_PER_MM) -> PageAnalysis:
-    """The stages after segmentation: rows, layout, calibration, boxes, traces and signals.
+                 px_per_mm: float = CANONICAL_PX_PER_MM, reader: NameNet | None = None) -> PageAnalysis:
+    """The stages after segmentation: rows, layout, calibration, boxes, lead names, traces and signals.
 
     Parameters
     ----------
     trace_prob, text_prob : ndarray, shape (H, W), float in [0, 1]
         Trace centre-line and non-signal-ink probabilities of a page at ``px_per_mm``.
-    ink : ndarray, shape (H, W), bool
-        Dark ink of the page (for calibration pulses).
+    image : ndarray, shape (H, W, 3), uint8
+        The page itself (RGB) in the same frame: its dark ink gives the calibration pulses, its
+        grey levels the printed lead names.
+    reader : NameNet, optional
+        The lead-name reader; without it every box keeps its layout template's lead.
     """
+    ink = layout_stage.ink_mask(image)
     rows = layout_stage.find_rows(trace_prob, px_per_mm=px_per_mm)
+    read_names = reader is not None and options.layout == "auto"
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if read_names else None
+    if read_names:
+        rows = leadnames.drop_rows_above_names(
+            rows, leadnames.row_names(reader, grey, trace_prob, text_prob, rows, px_per_mm=px_per_mm))
     chosen = layout_stage.choose_layout(rows, options.layout)
     rows = layout_stage.match_rows(rows, chosen)
     if options.layout == "auto":
@@ -233,12 +250,27 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, ink: np.ndarray,
                                  x_end=x_end, neighbours=neighbours, text_prob=text_prob)
         row_lines.append(extract.path_polyline(extract.drop_foreign_stretches(path, row.baseline_y, neighbours),
                                                 prob=trace_prob))
+    if read_names:
+        reads = leadnames.read_names(reader, grey, trace_prob, text_prob, boxes, [xy for xy, _ in row_lines],
+                                     px_per_mm=px_per_mm)
+        boxes = leadnames.assign_leads(boxes, reads)
+        page_layout = leadnames.layout_as_read(page_layout, boxes)
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
         boxes = timing.restart_columns(boxes)
         signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_reader() -> NameNet | None:
+    """The shipped lead-name reader (CPU; it is tiny), or None with a warning if it is missing."""
+    try:
+        return fused_for_inference(load_reader()[0])
+    except ModelError as exc:
+        log.warning("%s; lead names will not be read, every box keeps its layout's lead", exc)
+        return None
 
 
 def _px_per_mm_without_grid(image: np.ndarray) -> float:

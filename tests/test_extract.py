@@ -26,7 +26,7 @@ def oracle_digitize(page, requested: str = "auto") -> tuple[Signals, object]:
     """Run the post-network stages on the page's exact trace heat map and text mask."""
     prob = trace_heatmap(page.traces, page.image.shape[:2])
     options = DigitizeOptions(layout=requested, mm_per_s=page.style.mm_per_s, mm_per_mv=page.style.mm_per_mv)
-    result = analyse_maps(prob, page.masks.text.astype(np.float32), layout.ink_mask(page.image), options)
+    result = analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
     return result.signals, result.layout
 
 

@@ -90,7 +90,8 @@ def run_bundle(bundle, tmp_path):
 @bundle_test
 def test_bundle_holds_the_model_the_sample_and_no_tests(bundle) -> None:
     inside = bundle / "_internal"
-    for name in ("models/tracenet.pt", "models/tracenet.json", "resources/sample_scan.jpg", "resources/icon.png"):
+    for name in ("models/tracenet.pt", "models/tracenet.json", "models/leadnames.pt", "models/leadnames.json",
+                 "resources/sample_scan.jpg", "resources/icon.png"):
         assert (inside / name).is_file(), name
     assert (inside / "models" / "tracenet.pt").read_bytes() == (ROOT / "models" / "tracenet.pt").read_bytes()
     assert not (inside / "torch" / "test").exists() and not (inside / "torch" / "include").exists()

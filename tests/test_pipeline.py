@@ -129,7 +129,7 @@ def test_corrupt_weights_are_refused(tmp_path) -> None:
     data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="do not match their card"):
+    with pytest.raises(ModelError, match="does not match its card"):
         load_model(weights)
     with pytest.raises(ModelError, match="not found"):
         load_model(tmp_path / "missing.pt")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgstudio import layout
 from ecgstudio.metrics import score_record
 from ecgstudio.model.data import trace_heatmap
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
@@ -18,7 +17,7 @@ DPI = 25.4 * CANONICAL_PX_PER_MM
 def _analyse(page, columns: str = "auto"):
     prob = trace_heatmap(page.traces, page.image.shape[:2])
     options = DigitizeOptions(mm_per_s=25.0, mm_per_mv=10.0, columns=columns)
-    return analyse_maps(prob, page.masks.text.astype(np.float32), layout.ink_mask(page.image), options)
+    return analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
 
 
 @pytest.mark.parametrize("name", ["3x4+1", "6x2+1"])

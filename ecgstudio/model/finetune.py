@@ -530,7 +530,6 @@ def labeled_validation_snr(model: TraceNet, samples: Sequence[LabeledSample], *,
     FinetuneCancelled
         ``should_stop`` returned True between two pages.
     """
-    from ..layout import ink_mask
     from ..metrics import score_record
     from ..pipeline import DigitizeOptions, analyse_maps
 
@@ -542,7 +541,7 @@ def labeled_validation_snr(model: TraceNet, samples: Sequence[LabeledSample], *,
                                     "active model is unchanged")
         maps = predict_maps(net, sample.image, device=device)
         try:
-            result = analyse_maps(maps[0], maps[1], ink_mask(sample.image), DigitizeOptions(mm_per_s=sample.mm_per_s))
+            result = analyse_maps(maps[0], maps[1], sample.image, DigitizeOptions(mm_per_s=sample.mm_per_s))
             record = score_record(sample.truth, result.signals, windows=sample.windows)
             scores += [s.snr_db for s in record.leads.values()]
         except EcgStudioError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -81,7 +82,10 @@ class TraceNet(nn.Module):
         return self.head(x)
 
 
-def fused_for_inference(model: TraceNet) -> TraceNet:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def fused_for_inference(model: _M) -> _M:
     """A copy of ``model`` in eval mode with every BatchNorm folded into the convolution before it.
 
     Same outputs (to float rounding), fewer operations per pixel.

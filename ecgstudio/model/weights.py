@@ -61,13 +61,32 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
+def state_bytes(module: torch.nn.Module) -> tuple[bytes, str]:
+    """A module's ``state_dict`` as the bytes of a ``.pt`` file, and their sha256."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def verified_state(path: Path, sha256: str, what: str) -> dict:
+    """The ``state_dict`` in ``path`` (``weights_only``) if its sha256 is the card's, else ModelError."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ModelError(f"{what} {path} does not match its card (sha256 {digest[:12]}... expected "
+                         f"{sha256[:12]}...); the file is corrupt or was replaced")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError) as exc:
+        raise ModelError(f"{what} {path} cannot be read: {exc}") from None
+
+
 def save_model(model: TraceNet, path: str | Path, card: ModelCard) -> ModelCard:
     """Write weights and card atomically; returns the card with the weights' sha256 filled in."""
     path = Path(path)
-    buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
-    data = buffer.getvalue()
-    card = ModelCard(**{**card.__dict__, "sha256": hashlib.sha256(data).hexdigest()})
+    data, digest = state_bytes(model)
+    card = ModelCard(**{**card.__dict__, "sha256": digest})
     write_bytes_atomic(path, data)
     write_text_atomic(card_path(path), card.to_json())
     return card
@@ -84,15 +103,10 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
         card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"model card {card_file} is broken ({exc}); restore it or retrain") from None
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != card.sha256:
-        raise ModelError(f"model weights {path} do not match their card (sha256 {digest[:12]}... "
-                         f"expected {card.sha256[:12]}...); the file is corrupt or was replaced")
+    state = verified_state(path, card.sha256, "model weights")
     model = TraceNet(card.net)
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, EOFError) as exc:
+    except (RuntimeError, KeyError) as exc:
         raise ModelError(f"model weights {path} do not fit the architecture in their card: {exc}") from None
     return model.to(device).eval(), card

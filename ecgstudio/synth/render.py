@@ -253,6 +253,7 @@ def render_page(
     damage: DamageSettings | None = None,
     seed: int | None = None,
     t_offset_s: float | None = None,
+    layout: Layout | None = None,
 ) -> SynthPage:
     """Render a 12-lead record onto ECG paper and return the page with exact ground truth.
 
@@ -270,6 +271,9 @@ def render_page(
         gives the same page.
     t_offset_s : float, optional
         Where in a longer record the page starts; random when None.
+    layout : Layout, optional
+        Print this layout instead of the style's named one (a page in its own lead order, such
+        as a two-lead strip with V5 above II); it must have as many rows as the style's.
 
     Returns
     -------
@@ -282,7 +286,7 @@ def render_page(
     paper_w_mm, paper_h_mm = PAPER_SIZES_MM[style.paper]
     pulse_mm = _PULSE_S * 25.0 + 2.0 if style.pulse != "none" else 0.0  # pulse printed at 25 mm/s width
     plot_w_mm = min(250.0, paper_w_mm - 20.0 - pulse_mm)
-    placement = get_layout(style.layout).with_duration(plot_w_mm / style.mm_per_s)
+    placement = (layout or get_layout(style.layout)).with_duration(plot_w_mm / style.mm_per_s)
     # Where each cell sits on the paper (placement) and which seconds it shows (layout).
     layout = _from_zero(placement) if style.columns_from_zero else placement
 

@@ -1,0 +1,271 @@
+"""Lead names: read the name printed at the start of each lead box, and let it decide the lead.
+
+A layout's template says which lead each box holds, but pages do not always follow it: a
+two-lead strip may print V5 above MLII, a Cabrera page orders the limb leads aVL, I, -aVR, II,
+aVF, III.  Where the page prints names, they say.
+
+1. :func:`find_words`: near the start of each box (4 mm before it to 12 mm after, the box's
+   height), the model's text and trace maps give glyphs; the box's own trace is masked out, and
+   glyphs close together form words of a plausible size for a name.
+2. :func:`read_names`: each word is classified by the lead-name reader
+   (:mod:`ecgstudio.model.namenet`) from the grey page at its physical scale.
+3. :func:`assign_leads`: boxes that plot the same length of time share out their leads so that
+   confident reads win and unread boxes keep the template (an assignment over all twelve leads,
+   each used once within the group); a box read as ``-aVR`` is inverted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_SHAPE, CROP_W_MM, NAME_CLASSES, NameNet, normalise_crops
+from .paper import LAYOUTS, LEAD_NAMES, Cell, Layout
+from .results import LeadBox
+
+log = logging.getLogger(__name__)
+
+#: A read counts where the reader gives one name at least this probability.
+MIN_READ_PROB = 0.8
+#: Words read per box, nearest to its start first.
+MAX_WORDS_PER_BOX = 16
+
+
+@dataclass(frozen=True)
+class NameRead:
+    """What was read near one box.
+
+    Attributes
+    ----------
+    box_index : int
+        Index of the box in the tuple given to :func:`read_names`.
+    word_xyxy : tuple of float
+        The word's bounding box in pixels of the analysed page.
+    probs : ndarray, shape (len(NAME_CLASSES),)
+        The reader's class probabilities.
+    """
+
+    box_index: int
+    word_xyxy: tuple[float, float, float, float]
+    probs: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return NAME_CLASSES[int(np.argmax(self.probs))]
+
+    @property
+    def probability(self) -> float:
+        return float(self.probs.max())
+
+    def lead_probs(self) -> np.ndarray:
+        """Probability of each of :data:`LEAD_NAMES` (``-aVR`` counts as aVR)."""
+        p = self.probs[: len(LEAD_NAMES)].copy()
+        p[LEAD_NAMES.index("aVR")] += self.probs[NAME_CLASSES.index("-aVR")]
+        return p
+
+
+def _search_region(box: LeadBox, shape: tuple[int, int], px_per_mm: float) -> tuple[int, int, int, int]:
+    h, w = shape
+    x0 = int(np.clip(box.x0 - 4 * px_per_mm, 0, w))
+    x1 = int(np.clip(box.x0 + 12 * px_per_mm, 0, w))
+    y0 = int(np.clip(box.y0, 0, h))
+    y1 = int(np.clip(box.y1, 0, h))
+    return x0, y0, x1, y1
+
+
+def find_words(glyphs: np.ndarray, *, px_per_mm: float) -> list[tuple[int, int, int, int]]:
+    """Word boxes ``(x0, y0, x1, y1)`` (end-exclusive) in a boolean glyph mask.
+
+    Components up to 7 mm tall and 10 mm wide are glyphs; glyphs less than 1.2 mm apart that
+    overlap vertically form a word; words 1.2-7 mm tall and at most 14 mm wide are kept.
+    """
+    n, _, stats, _ = cv2.connectedComponentsWithStats(glyphs.astype(np.uint8), connectivity=8)
+    mm = px_per_mm
+    parts = [tuple(int(v) for v in s[:4]) for s in stats[1:]
+             if s[3] <= 7 * mm and s[2] <= 10 * mm and s[4] >= 0.25 * mm * mm]
+    parts.sort()
+    words: list[list[int]] = []
+    for x, y, w, h in parts:
+        for word in words:
+            gap = x - word[2]
+            overlap = min(y + h, word[3]) - max(y, word[1])
+            if gap <= 1.2 * mm and overlap >= 0.3 * min(h, word[3] - word[1]):
+                word[0], word[1] = min(word[0], x), min(word[1], y)
+                word[2], word[3] = max(word[2], x + w), max(word[3], y + h)
+                break
+        else:
+            words.append([x, y, x + w, y + h])
+    return [(a, b, c, d) for a, b, c, d in words if 1.2 * mm <= d - b <= 7 * mm and c - a <= 14 * mm]
+
+
+def _crops(grey: np.ndarray, words: Sequence[tuple[int, int, int, int]], px_per_mm: float) -> np.ndarray:
+    """The reader's normalised crops centred on ``words``, at :data:`CROP_PX_PER_MM` (paper beyond edges)."""
+    s = CROP_PX_PER_MM / px_per_mm
+    source = cv2.GaussianBlur(grey, (0, 0), 0.5 / s) if s < 1 else grey  # no aliasing when reducing
+    paper = float(np.median(grey[:: max(1, grey.shape[0] // 64), :: max(1, grey.shape[1] // 64)]))
+    hw, hh = CROP_W_MM * px_per_mm / 2, CROP_H_MM * px_per_mm / 2
+    out = np.empty((len(words), *CROP_SHAPE), np.uint8)
+    for k, (x0, y0, x1, y1) in enumerate(words):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        m = np.array([[s, 0, -(cx - hw) * s], [0, s, -(cy - hh) * s]], np.float32)
+        out[k] = cv2.warpAffine(source, m, (CROP_SHAPE[1], CROP_SHAPE[0]), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+    return normalise_crops(out)
+
+
+def read_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_prob: np.ndarray,
+               boxes: Sequence[LeadBox], row_paths: Sequence[np.ndarray], *,
+               px_per_mm: float) -> list[NameRead | None]:
+    """The most name-like word near the start of each box, read; None where there is none.
+
+    Parameters
+    ----------
+    reader : NameNet
+        The lead-name reader (eval mode).
+    grey : ndarray, shape (H, W), uint8
+        The page's luminance at ``px_per_mm``.
+    trace_prob, text_prob : ndarray, shape (H, W), float
+        The segmentation maps (a lone ``I`` often looks like trace to the model).
+    boxes : sequence of LeadBox
+        Lead boxes in the same frame.
+    row_paths : sequence of ndarray, shape (n, 2)
+        Each row's extracted trace polyline ``(x, y)``, masked out before words are sought.
+    """
+    shape = grey.shape[:2]
+    glyph_all = (text_prob > 0.4) | (trace_prob > 0.4)
+    own_trace = {}
+    thickness = max(3, round(1.2 * px_per_mm))
+    words_per_box: list[list[tuple[int, int, int, int]]] = []
+    for box in boxes:
+        x0, y0, x1, y1 = _search_region(box, shape, px_per_mm)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            words_per_box.append([])
+            continue
+        if box.row not in own_trace:
+            mask = np.zeros(shape, np.uint8)
+            xy = row_paths[box.row]
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            if len(xy) > 1:
+                cv2.polylines(mask, [np.round(xy).astype(np.int32)], False, 1, thickness)
+            own_trace[box.row] = mask.astype(bool)
+        glyphs = glyph_all[y0:y1, x0:x1] & ~own_trace[box.row][y0:y1, x0:x1]
+        words = [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in find_words(glyphs, px_per_mm=px_per_mm)]
+        # A name sits at the box's start near its baseline; on a cluttered page read the nearest few.
+        words.sort(key=lambda wd: abs(wd[0] - box.x0) + abs((wd[1] + wd[3]) / 2 - box.baseline_y))
+        words_per_box.append(words[:MAX_WORDS_PER_BOX])
+    flat = [(i, wd) for i, ws in enumerate(words_per_box) for wd in ws]
+    if not flat:
+        return [None] * len(boxes)
+    crops = _crops(grey, [wd for _, wd in flat], px_per_mm)
+    with torch.inference_mode():
+        probs = torch.softmax(reader(torch.from_numpy(crops)[:, None]), dim=1).numpy()
+    reads: list[NameRead | None] = [None] * len(boxes)
+    for (i, wd), p in zip(flat, probs):
+        if reads[i] is None or p[: len(NAME_CLASSES) - 1].max() > reads[i].probs[: len(NAME_CLASSES) - 1].max():
+            reads[i] = NameRead(i, tuple(float(v) for v in wd), p)
+    return reads
+
+
+def row_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_prob: np.ndarray,
+              rows: Sequence, *, px_per_mm: float, fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+              ) -> list[list[NameRead | None]]:
+    """Names read where a lead could start on each row (``fractions`` of its width), before any
+    layout is chosen: a row of traces carries lead names, a grid line or a header does not."""
+    baselines = [r.baseline_y for r in rows]
+    spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm
+    probes = []
+    for k, row in enumerate(rows):
+        for j, f in enumerate(fractions):
+            x = row.x_start + f * (row.x_end - row.x_start)
+            probes.append(LeadBox(lead="I", x0=x, y0=row.baseline_y - 0.6 * spacing, x1=x + 1.0,
+                                  y1=row.baseline_y + 0.4 * spacing, baseline_y=row.baseline_y, t_start_s=0.0,
+                                  duration_s=1.0, row=k, col=j))
+    no_paths = [np.zeros((0, 2))] * len(rows)
+    reads = read_names(reader, grey, trace_prob, text_prob, probes, no_paths, px_per_mm=px_per_mm)
+    n = len(fractions)
+    return [reads[k * n:(k + 1) * n] for k in range(len(rows))]
+
+
+def _named(reads: Sequence[NameRead | None]) -> bool:
+    return any(r is not None and r.name != "other" and r.probability >= MIN_READ_PROB for r in reads)
+
+
+def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | None]]) -> list:
+    """The rows from the first one that carries a lead name down, where the rows above carry none.
+
+    Leads are printed under the page header, so rows above the first named one are header text
+    or grid lines the model half believes.  Only done where at least three rows are named and
+    what is left is a standard number of rows (a faded name on a 12-row page drops nothing).
+    """
+    from .layout import LAYOUT_BY_ROWS
+
+    named = [_named(r) for r in reads]
+    if sum(named) < 3 or named[0]:
+        return list(rows)
+    first = named.index(True)
+    if len(rows) - first not in LAYOUT_BY_ROWS:
+        return list(rows)
+    log.info("%d row(s) above the first lead name dropped (header text or grid lines)", first)
+    return list(rows[first:])
+
+
+def assign_leads(boxes: Sequence[LeadBox], reads: Sequence[NameRead | None]) -> tuple[LeadBox, ...]:
+    """Boxes with the leads their printed names say, where the names are legible.
+
+    Boxes of one duration form a group; within it each box gets a different lead (any of the
+    twelve), by an assignment that maximises the product of per-box probabilities: 0.9 for the
+    template's lead, a little for the group's other leads, less for the rest, and where a name
+    was read with at least :data:`MIN_READ_PROB`, the reader's probabilities outweigh the
+    template's (0.98 to 0.02).  So one misread cannot take a lead another box reads clearly, and
+    a page that follows its template is left as it is.
+    """
+    out = list(boxes)
+    groups: dict[float, list[int]] = {}
+    for i, box in enumerate(boxes):
+        groups.setdefault(round(box.duration_s, 2), []).append(i)
+    n_leads = len(LEAD_NAMES)
+    for members in groups.values():
+        template = {LEAD_NAMES.index(boxes[i].lead) for i in members if boxes[i].lead in LEAD_NAMES}
+        q = np.empty((len(members), n_leads))
+        for r, i in enumerate(members):
+            prior = np.full(n_leads, 0.02 / max(1, n_leads - len(template)))
+            for k in template:
+                prior[k] = 0.08 / max(1, len(template) - 1)
+            if boxes[i].lead in LEAD_NAMES:
+                prior[LEAD_NAMES.index(boxes[i].lead)] = 0.9
+            read = reads[i]
+            if read is not None and read.name != "other" and read.probability >= MIN_READ_PROB:
+                q[r] = 0.02 * prior + 0.98 * read.lead_probs()
+            else:
+                q[r] = prior
+        rows, cols = linear_sum_assignment(-np.log(q + 1e-9))
+        for r, k in zip(rows, cols):
+            i = members[r]
+            read = reads[i]
+            inverted = boxes[i].inverted and LEAD_NAMES[k] == boxes[i].lead
+            if read is not None and read.probability >= MIN_READ_PROB and LEAD_NAMES[k] == "aVR":
+                inverted = read.name == "-aVR"
+            if LEAD_NAMES[k] != boxes[i].lead or inverted != boxes[i].inverted:
+                log.info("box at row %d, column %d reads %s (template: %s)", boxes[i].row, boxes[i].col,
+                         ("-" if inverted else "") + LEAD_NAMES[k], boxes[i].lead)
+            out[i] = replace(boxes[i], lead=LEAD_NAMES[k], inverted=inverted)
+    return tuple(out)
+
+
+def layout_as_read(template: Layout, boxes: Sequence[LeadBox]) -> Layout:
+    """The layout the boxes show: a standard one if their leads match it cell for cell (a 3x4 + 1
+    read as the Cabrera order is ``cabrera-3x4+1``), else the template's name over the boxes' leads."""
+    cells = tuple(Cell(b.lead, b.row, b.col, b.t_start_s, b.duration_s, b.inverted) for b in boxes)
+
+    def key(cs: Sequence[Cell]) -> set[tuple]:
+        return {(c.lead, c.row, c.col, c.inverted) for c in cs}
+
+    name = next((lay.name for lay in LAYOUTS.values() if lay.n_rows == template.n_rows and key(lay.cells) == key(cells)),
+                template.name)
+    return Layout(name, template.n_rows, cells, template.duration_s)

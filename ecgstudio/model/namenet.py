@@ -1,0 +1,315 @@
+"""The lead-name reader: a small CNN that tells which lead name (if any) a word on the page is.
+
+Input: one grey crop of :data:`CROP_H_MM` x :data:`CROP_W_MM` of paper at :data:`CROP_PX_PER_MM`
+centred on a word, normalised by :func:`normalise_crops` and shaped ``(batch, 1, 32, 64)``.
+Output: logits over :data:`NAME_CLASSES` (the twelve leads, ``-aVR`` of the Cabrera order, and
+``other`` for any other word, mark or bit of trace).
+
+It is trained from crops rendered on the fly by :func:`render_crop`: lead names and other words
+in every font the machine has (TrueType and OpenCV's stroke fonts) at 2-5 mm, on paper with grids
+of any strength, with bits of trace, separators and pulses beside them, then blurred, noised,
+JPEG-compressed or binarised like a scan.  The crop keeps the page's physical scale, so a 5 mm
+separator bar does not read as a 3 mm ``I``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ModelError
+from ..io.atomic import write_bytes_atomic, write_text_atomic
+from ..paper import LEAD_NAMES
+from ..resources import resource_path
+from .weights import state_bytes, verified_state
+
+log = logging.getLogger(__name__)
+
+#: What the reader tells apart: the twelve leads, the negated aVR of the Cabrera order, other.
+NAME_CLASSES: tuple[str, ...] = (*LEAD_NAMES, "-aVR", "other")
+OTHER = len(NAME_CLASSES) - 1
+
+#: Physical size and resolution of a crop.
+CROP_H_MM, CROP_W_MM, CROP_PX_PER_MM = 8.0, 16.0, 4.0
+CROP_SHAPE = (round(CROP_H_MM * CROP_PX_PER_MM), round(CROP_W_MM * CROP_PX_PER_MM))
+
+#: The reader shipped with ECG Studio.
+DEFAULT_READER = resource_path("models/leadnames.pt")
+
+#: How each class may be printed (machines differ: ``MLII`` on Holter strips, ``AVR`` in capitals).
+_SPELLINGS = {
+    "I": ["I"], "II": ["II", "II", "MLII", "ML II"], "III": ["III"],
+    "aVR": ["aVR", "aVR", "AVR", "avR"], "aVL": ["aVL", "aVL", "AVL", "avL"], "aVF": ["aVF", "aVF", "AVF", "avF"],
+    **{f"V{k}": [f"V{k}"] for k in range(1, 7)},
+    "-aVR": ["-aVR", "-aVR", "-AVR", "\u2013aVR"],
+}
+_OTHER_WORDS = ["V", "aV", "a", "L", "R", "F", "IV", "V7", "V8", "V0", "25mm/s", "10mm/mV", "mm/s", "Hz",
+                "HR", "PR", "QT", "QRS", "ms", "bpm", "ID:", "Age", "Sex", "Male", "Name", "0.5", "150",
+                "x1", "X", "Y", "Z", "Lead", "ECG", "P", "T", "1", "2", "5", "10", "25", "S", "M", "N"]
+
+
+@dataclass(frozen=True)
+class NameReaderCard:
+    """What a reader weights file is: classes, crop convention, training and scores, sha256."""
+
+    version: str
+    classes: tuple[str, ...] = NAME_CLASSES
+    sha256: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "version": self.version, "architecture": "NameNet", "classes": list(self.classes),
+            "input": {"crop_mm": [CROP_H_MM, CROP_W_MM], "px_per_mm": CROP_PX_PER_MM, "channels": "grey",
+                      "normalisation": "normalise_crops"},
+            "sha256": self.sha256, "training": self.training, "metrics": self.metrics,
+        }, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> NameReaderCard:
+        data = json.loads(text)
+        return cls(version=data["version"], classes=tuple(data["classes"]), sha256=data["sha256"],
+                   training=data.get("training", {}), metrics=data.get("metrics", {}))
+
+
+class NameNet(nn.Module):
+    """Four conv stages (32x64 -> 4x8) and a linear layer that keeps where strokes are."""
+
+    def __init__(self, n_classes: int = len(NAME_CLASSES)) -> None:
+        super().__init__()
+        widths = (16, 32, 64)
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in widths:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        h, w = CROP_SHAPE[0] // 8, CROP_SHAPE[1] // 8
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in * h * w, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def normalise_crops(grey: np.ndarray) -> np.ndarray:
+    """Ink darkness of grey crops ``(n, h, w)`` (uint8) as float32: 0 on paper, about 1 on the
+    darkest ink (paper is each crop's 75th percentile, ink its 1st)."""
+    g = grey.astype(np.float32)
+    paper, ink = np.percentile(g.reshape(len(g), -1), [75, 1], axis=1)
+    scale = np.maximum(40.0, paper - ink)
+    return np.clip((paper[:, None, None] - g) / scale[:, None, None], -0.5, 1.5).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# training crops
+
+_SUPER = 3  # crops are drawn at 3x and reduced, so strokes are antialiased like a scan
+
+
+@functools.lru_cache(maxsize=1)
+def _font_files() -> tuple[str, ...]:
+    roots = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("C:/Windows/Fonts"),
+             Path("/Library/Fonts"), Path("/System/Library/Fonts")]
+    found = sorted(str(p) for root in roots if root.is_dir() for p in root.rglob("*.tt[fc]")
+                   if "Math" not in p.name)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+
+
+_HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
+            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
+
+
+def _draw_word(canvas: np.ndarray, text: str, cx: float, cy: float, height_px: float,
+               rng: np.random.Generator) -> None:
+    """Draw ``text`` (ink = 255) centred at (cx, cy) with capitals about ``height_px`` tall."""
+    fonts = _font_files()
+    if rng.random() < 0.25:
+        font = _HERSHEY[int(rng.integers(len(_HERSHEY)))]
+        thick = max(1, round(height_px * rng.uniform(0.06, 0.16)))
+        scale = cv2.getFontScaleFromHeight(font, max(3, round(height_px)), thick)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
+        cv2.putText(canvas, text, (round(cx - tw / 2), round(cy + th / 2)), font, scale, 255, thick, cv2.LINE_AA)
+        return
+    path = fonts[int(rng.integers(len(fonts)))] if fonts and rng.random() < 0.85 else ""
+    size = max(6, round(height_px / 0.73))
+    font = _truetype(path, size)
+    layer = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
+    draw = ImageDraw.Draw(layer)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text((cx - (left + right) / 2, cy - (top + bottom) / 2), text, fill=255, font=font)
+    np.maximum(canvas, np.asarray(layer), out=canvas)
+
+
+def _paper(h: int, w: int, px_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """Grey paper with a minor/major grid of random strength (0 = none)."""
+    paper = float(rng.uniform(170, 255))
+    img = np.full((h, w), paper, np.float32)
+    if rng.random() < 0.85:
+        minor = float(rng.uniform(0, 0.35)) * paper
+        major = min(paper - 10, minor * rng.uniform(1.0, 2.5) + rng.uniform(0, 40))
+        for axis in (0, 1):
+            n = (h, w)[axis]
+            phase = rng.uniform(0, 5 * px_mm)
+            pos = np.arange(n, dtype=np.float32)
+            d_minor = np.abs(((pos - phase) / px_mm + 0.5) % 1.0 - 0.5) * px_mm
+            d_major = np.abs(((pos - phase) / (5 * px_mm) + 0.5) % 1.0 - 0.5) * 5 * px_mm
+            width = rng.uniform(0.4, 1.2) * _SUPER
+            line = np.maximum(minor * (d_minor < width / 2), major * (d_major < width))
+            img -= line[:, None] if axis == 0 else line[None, :]
+    return np.clip(img, 0, 255)
+
+
+def _clutter(ink: np.ndarray, px_mm: float, rng: np.random.Generator) -> None:
+    """Bits of what sits near lead names: a trace above or below, a separator bar, a pulse."""
+    h, w = ink.shape
+    thick = max(1, round(rng.uniform(0.15, 0.5) * px_mm))
+    if rng.random() < 0.7:  # a trace passing above or below the word
+        y0 = h / 2 + rng.choice([-1, 1]) * rng.uniform(2.5, 5.5) * px_mm
+        xs = np.arange(0, w, 2)
+        ys = y0 + rng.normal(0, 0.15 * px_mm, xs.size).cumsum() * 0.3
+        for _ in range(int(rng.integers(0, 3))):
+            k = int(rng.integers(0, xs.size))
+            ys[k:k + 3] -= rng.uniform(-1, 1) * rng.uniform(3, 12) * px_mm
+        cv2.polylines(ink, [np.c_[xs, ys].astype(np.int32)], False, 255, thick, cv2.LINE_AA)
+    if rng.random() < 0.3:  # a separator bar or a pulse edge
+        x = rng.uniform(0, w)
+        top = h / 2 + rng.uniform(-7, 2) * px_mm
+        cv2.line(ink, (round(x), round(top)), (round(x), round(top + rng.uniform(4, 10) * px_mm)), 255,
+                 max(thick, round(rng.uniform(0.3, 0.8) * px_mm)), cv2.LINE_AA)
+
+
+def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """One training crop (uint8 grey, :data:`CROP_SHAPE`) and its class index."""
+    px_mm = CROP_PX_PER_MM * _SUPER
+    h, w = CROP_SHAPE[0] * _SUPER, CROP_SHAPE[1] * _SUPER
+    r = rng.random()
+    ink = np.zeros((h, w), np.uint8)
+    label = OTHER
+    cx = w / 2 + rng.normal(0, 0.6) * px_mm
+    cy = h / 2 + rng.normal(0, 0.4) * px_mm
+    height = rng.uniform(1.8, 4.8) * px_mm
+    if r < 0.72:
+        label = int(rng.integers(OTHER))
+        spellings = _SPELLINGS[NAME_CLASSES[label]]
+        _draw_word(ink, spellings[int(rng.integers(len(spellings)))], cx, cy, height, rng)
+    elif r < 0.92:
+        _draw_word(ink, _OTHER_WORDS[int(rng.integers(len(_OTHER_WORDS)))], cx, cy, height, rng)
+    if rng.random() < 0.6:
+        _clutter(ink, px_mm, rng)
+    if rng.random() < 0.2:  # condensed or widened printing
+        f = rng.uniform(0.8, 1.2)
+        ink = cv2.resize(cv2.resize(ink, None, fx=f, fy=1.0), (w, h), interpolation=cv2.INTER_LINEAR) \
+            if f < 1 else cv2.resize(ink, None, fx=f, fy=1.0)[:, :w]
+    angle = rng.normal(0, 1.5)
+    ink = cv2.warpAffine(ink, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+    darkness = rng.uniform(0.45, 1.0)
+    img = _paper(h, w, px_mm, rng)
+    img = img * (1 - darkness * ink.astype(np.float32) / 255.0)
+    img = cv2.resize(img, (CROP_SHAPE[1], CROP_SHAPE[0]), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+    img = img + rng.normal(0, rng.uniform(0, 12), img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.15:
+        img = np.where(img < rng.uniform(100, 180), 0, 255).astype(np.uint8)
+    elif rng.random() < 0.3:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return img, label
+
+
+def render_batch(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    crops, labels = zip(*(render_crop(rng) for _ in range(n)))
+    x = torch.from_numpy(normalise_crops(np.stack(crops)))[:, None]
+    return x, torch.tensor(labels)
+
+
+# --------------------------------------------------------------------------------------------
+# training, saving, loading
+
+def train_reader(out: str | Path, *, steps: int = 3000, batch: int = 96, lr: float = 2e-3, seed: int = 0,
+                 progress: Callable[[int, float], None] | None = None) -> NameReaderCard:
+    """Train a reader from scratch on rendered crops and save it (weights + card) to ``out``.
+
+    The card records the accuracy on 2000 held-out crops (another seed).
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = NameNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.1)
+    started = time.time()
+    net.train()
+    for step in range(steps):
+        x, y = render_batch(batch, rng)
+        loss = F.cross_entropy(net(x), y, label_smoothing=0.05)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if progress:
+            progress(step + 1, loss.item())
+    net.eval()
+    accuracy = reader_accuracy(net, np.random.default_rng(seed + 10_000), n=2000)
+    card = NameReaderCard(
+        version=time.strftime("leadnames-%Y%m%d-%H%M%S"),
+        training={"steps": steps, "batch": batch, "lr": lr, "seed": seed, "seconds": round(time.time() - started),
+                  "fonts": len(_font_files()) + len(_HERSHEY)},
+        metrics={"held_out_crop_accuracy": round(accuracy, 4)},
+    )
+    return save_reader(net, out, card)
+
+
+@torch.no_grad()
+def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000) -> float:
+    x, y = render_batch(n, rng)
+    return float((net(x).argmax(1) == y).float().mean())
+
+
+def save_reader(net: NameNet, path: str | Path, card: NameReaderCard) -> NameReaderCard:
+    """Write weights and card atomically; returns the card with the weights' sha256 filled in."""
+    path = Path(path)
+    data, digest = state_bytes(net)
+    card = NameReaderCard(**{**card.__dict__, "sha256": digest})
+    write_bytes_atomic(path, data)
+    write_text_atomic(path.with_suffix(".json"), card.to_json())
+    return card
+
+
+def load_reader(path: str | Path | None = None) -> tuple[NameNet, NameReaderCard]:
+    """Load reader weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
+    path = Path(path) if path else DEFAULT_READER
+    card_file = path.with_suffix(".json")
+    if not path.is_file() or not card_file.is_file():
+        raise ModelError(f"lead-name reader {path} or its card {card_file.name} not found; "
+                         "train one with 'ecgstudio train-names'")
+    try:
+        card = NameReaderCard.from_json(card_file.read_text(encoding="utf-8"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"lead-name reader card {card_file} is broken ({exc}); restore it or retrain") from None
+    net = NameNet(len(card.classes))
+    try:
+        net.load_state_dict(verified_state(path, card.sha256, "lead-name reader"))
+    except (RuntimeError, KeyError) as exc:
+        raise ModelError(f"lead-name reader {path} does not fit its architecture: {exc}") from None
+    return net.eval(), card

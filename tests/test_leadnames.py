@@ -1,0 +1,121 @@
+"""Lead names: words found near box starts, read by the shipped reader, and the leads they give."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ecgstudio import leadnames
+from ecgstudio.errors import ModelError
+from ecgstudio.metrics import score_record
+from ecgstudio.model.data import trace_heatmap
+from ecgstudio.model.namenet import NAME_CLASSES, load_reader, reader_accuracy, train_reader
+from ecgstudio.model.net import CANONICAL_PX_PER_MM
+from ecgstudio.paper import LEAD_NAMES, Cell, Layout
+from ecgstudio.pipeline import DigitizeOptions, analyse_maps
+from ecgstudio.results import LeadBox
+from ecgstudio.synth.render import PageStyle, render_page
+
+DPI = 25.4 * CANONICAL_PX_PER_MM
+
+
+def _box(lead: str, row: int, col: int = 0, duration: float = 10.0, inverted: bool = False) -> LeadBox:
+    return LeadBox(lead=lead, x0=100.0 + 600 * col, y0=100.0 * row, x1=700.0 + 600 * col, y1=100.0 * row + 90,
+                   baseline_y=100.0 * row + 60, t_start_s=duration * col, duration_s=duration, row=row, col=col,
+                   inverted=inverted)
+
+
+def _read(i: int, name: str, p: float = 0.97) -> leadnames.NameRead:
+    probs = np.full(len(NAME_CLASSES), (1 - p) / (len(NAME_CLASSES) - 1))
+    probs[NAME_CLASSES.index(name)] = p
+    return leadnames.NameRead(i, (0.0, 0.0, 1.0, 1.0), probs)
+
+
+def test_names_read_on_the_page_override_the_template() -> None:
+    boxes = (_box("II", 0), _box("V5", 1))
+    out = leadnames.assign_leads(boxes, [_read(0, "V5"), _read(1, "II")])
+    assert [b.lead for b in out] == ["V5", "II"]
+    # One name read is enough: the other box takes the lead left over.
+    out = leadnames.assign_leads(boxes, [_read(0, "V5"), None])
+    assert [b.lead for b in out] == ["V5", "II"]
+
+
+def test_unread_or_unsure_boxes_keep_the_template_and_a_misread_cannot_steal() -> None:
+    boxes = tuple(_box(lead, k % 3, k // 3, 2.5) for k, lead in enumerate(LEAD_NAMES))
+    assert [b.lead for b in leadnames.assign_leads(boxes, [None] * 12)] == list(LEAD_NAMES)
+    unsure = [_read(i, "V4", 0.6) for i in range(12)]
+    assert [b.lead for b in leadnames.assign_leads(boxes, unsure)] == list(LEAD_NAMES)
+    # V1 misread as V4 while the V4 box reads V4 clearly: both keep their leads.
+    reads = [_read(i, lead) for i, lead in enumerate(LEAD_NAMES)]
+    reads[LEAD_NAMES.index("V1")] = _read(LEAD_NAMES.index("V1"), "V4", 0.9)
+    assert [b.lead for b in leadnames.assign_leads(boxes, reads)] == list(LEAD_NAMES)
+
+
+def test_a_box_read_as_minus_avr_is_inverted() -> None:
+    cabrera = ("aVL", "I", "aVR", "II", "aVF", "III")
+    boxes = tuple(_box(lead, k, 0, 10.0) for k, lead in enumerate(("I", "II", "III", "aVR", "aVL", "aVF")))
+    reads = [_read(k, "-aVR" if lead == "aVR" else lead) for k, lead in enumerate(cabrera)]
+    out = leadnames.assign_leads(boxes, reads)
+    assert [b.lead for b in out] == list(cabrera)
+    assert [b.inverted for b in out] == [lead == "aVR" for lead in cabrera]
+
+
+def test_words_are_glyphs_grouped_at_a_name_size() -> None:
+    mm = CANONICAL_PX_PER_MM
+    glyphs = np.zeros((200, 300), bool)
+    glyphs[50:68, 20:23] = True  # "I": 3 mm tall
+    glyphs[50:68, 27:30] = True  # a second stroke 0.7 mm away: "II"
+    glyphs[120:138, 100:112] = True  # another word
+    glyphs[10:15, 0:300] = True  # a long line: not a glyph
+    glyphs[150:152, 200:202] = True  # a speck
+    words = leadnames.find_words(glyphs, px_per_mm=mm)
+    assert sorted(words) == [(20, 50, 30, 68), (100, 120, 112, 138)]
+
+
+def test_shipped_reader_reads_rendered_names() -> None:
+    net, card = load_reader()
+    assert card.classes == NAME_CLASSES
+    assert reader_accuracy(net, np.random.default_rng(12345), n=600) > 0.9
+
+
+def _oracle(page):
+    """The post-network stages on the page's exact maps, with the shipped reader."""
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    options = DigitizeOptions(mm_per_s=page.style.mm_per_s, mm_per_mv=page.style.mm_per_mv)
+    return analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options, reader=load_reader()[0])
+
+
+@pytest.mark.parametrize("order", [("V5", "II"), ("II", "V5")])
+def test_a_two_lead_strip_takes_its_leads_from_its_printed_names(order: tuple[str, str]) -> None:
+    printed = Layout("2x1", 2, tuple(Cell(lead, row, 0, 0.0, 10.0) for row, lead in enumerate(order)), 10.0)
+    style = replace(PageStyle(layout="2x1", dpi=DPI), lead_labels=True, label_below=True)
+    page = render_page(style=style, seed=5, layout=printed)
+    result = _oracle(page)
+    assert [b.lead for b in sorted(result.boxes, key=lambda b: b.row)] == list(order)
+    truth, got = page.signals.lead(order[0]), result.signals.lead(order[0])
+    n = min(len(truth), len(got))
+    ok = np.isfinite(got[:n]) & np.isfinite(truth[:n])
+    assert np.corrcoef(truth[:n][ok], got[:n][ok])[0, 1] > 0.9
+
+
+def test_a_cabrera_page_is_recognised_by_its_names() -> None:
+    style = replace(PageStyle(layout="cabrera-3x4+1", dpi=DPI), lead_labels=True, label_below=False)
+    page = render_page(style=style, seed=6)
+    result = _oracle(page)
+    assert result.layout.name == "cabrera-3x4+1"
+    inverted = [b.lead for b in result.boxes if b.inverted]
+    assert inverted == ["aVR"]
+    score = score_record(page.signals, result.signals, layout=page.layout)
+    assert score.leads["aVR"].pearson_r > 0.6  # read upright again: printed upside down, it would be negative
+
+
+def test_reader_training_saves_weights_that_load_and_refuses_corrupt_ones(tmp_path) -> None:
+    out = tmp_path / "names.pt"
+    card = train_reader(out, steps=2, batch=8)
+    net, loaded = load_reader(out)
+    assert loaded.sha256 == card.sha256 and "held_out_crop_accuracy" in loaded.metrics
+    out.write_bytes(out.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="does not match"):
+        load_reader(out)
