@@ -383,6 +383,63 @@ def _bridge_crossing_lines(y: np.ndarray, tall: np.ndarray, heights: np.ndarray,
     return bridged
 
 
+#: A separator tick: a dark upright bar at least this tall (mm) and this wide (columns), whose
+#: columns start and end together (within SEPARATOR_EVEN_PX), within 1 mm of a lead boundary.
+SEPARATOR_MIN_MM, SEPARATOR_MIN_COLS, SEPARATOR_EVEN_PX = 2.5, 2, 2
+
+
+def find_separators(ink: np.ndarray, boxes: Sequence[LeadBox], *, px_per_mm: float
+                    ) -> list[tuple[int, int, int, int]]:
+    """Separator ticks ``(x0, y0, x1, y1)`` (end-exclusive, one pixel of margin) where one lead of
+    a row gives way to the next.
+
+    The network often takes a tick for trace; the path then runs down it, or on from its end
+    into the lead name, and misses a QRS complex just beside it.  A QRS stroke is as tall but
+    slanted: its columns do not start and end together.
+    """
+    h, w = ink.shape
+    mm = px_per_mm
+    found = []
+    for box in boxes:
+        if not any(b.row == box.row and abs(b.x1 - box.x0) < 1.0 for b in boxes):
+            continue
+        xa, xb = int(max(0, box.x0 - mm)), int(min(w, box.x0 + mm + 1))
+        ya, yb = int(max(0, box.baseline_y - 5 * mm)), int(min(h, box.baseline_y + 5 * mm))
+        spans = []
+        for x in range(xa, xb):
+            runs = true_runs(ink[ya:yb, x])
+            long = runs[runs[:, 1] - runs[:, 0] >= SEPARATOR_MIN_MM * mm] if len(runs) else runs
+            spans.append(tuple(long[np.argmax(long[:, 1] - long[:, 0])]) if len(long) else None)
+        best = None
+        start = 0
+        for i in range(1, len(spans) + 1):
+            same = (i < len(spans) and spans[i] is not None and spans[i - 1] is not None
+                    and abs(spans[i][0] - spans[i - 1][0]) <= SEPARATOR_EVEN_PX
+                    and abs(spans[i][1] - spans[i - 1][1]) <= SEPARATOR_EVEN_PX)
+            if not same:
+                if spans[start] is not None and i - start >= SEPARATOR_MIN_COLS:
+                    centre = xa + (start + i) / 2
+                    if best is None or abs(centre - box.x0) < abs(best[0] - box.x0):
+                        best = (centre, start, i)
+                start = i
+        if best is not None:
+            _, a, b = best
+            top = min(spans[j][0] for j in range(a, b))
+            bottom = max(spans[j][1] for j in range(a, b))
+            found.append((max(0, xa + a - 1), max(0, ya + top - 1), min(w, xa + b + 1), min(h, ya + bottom + 1)))
+    return found
+
+
+def without_separators(prob: np.ndarray, separators: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+    """The trace map with no trace on the separator ticks (a copy, or ``prob`` itself if none)."""
+    if not separators:
+        return prob
+    out = prob.copy()
+    for x0, y0, x1, y1 in separators:
+        out[y0:y1, x0:x1] = 0.0
+    return out
+
+
 def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
     """The part of a row polyline inside a lead box's time span."""
     inside = (xy[:, 0] >= box.x0 - 0.5) & (xy[:, 0] <= box.x1 + 0.5)

@@ -192,6 +192,35 @@ def row_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_pr
     return [reads[k * n:(k + 1) * n] for k in range(len(rows))]
 
 
+def name_boxes(reads: Sequence[NameRead | None], boxes: Sequence[LeadBox]) -> list[tuple[float, float, float, float]]:
+    """Where the confidently read lead names are printed, widened to the left by their height
+    (the part of a name the trace ran into was masked out with the trace when the word was
+    found) but not past the start of their lead's box (the lead before it is not a name)."""
+    out = []
+    for r in reads:
+        if r is not None and r.name != "other" and r.probability >= MIN_READ_PROB:
+            x0, y0, x1, y1 = r.word_xyxy
+            out.append((max(x0 - (y1 - y0), boxes[r.box_index].x0), y0, x1, y1))
+    return out
+
+
+def enters(xy: np.ndarray, words: Sequence[tuple[float, float, float, float]]) -> bool:
+    """Whether a polyline ``(n, 2)`` has points inside any of the word boxes."""
+    if not len(words) or not len(xy):
+        return False
+    w = np.asarray(words, float)
+    x, y = xy[:, :1], xy[:, 1:]
+    return bool(((x >= w[:, 0]) & (x < w[:, 2]) & (y >= w[:, 1]) & (y < w[:, 3])).any())
+
+
+def without_names(trace_prob: np.ndarray, words: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
+    """A copy of the trace map with no trace inside the word boxes."""
+    out = trace_prob.copy()
+    for x0, y0, x1, y1 in words:
+        out[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))] = 0.0
+    return out
+
+
 def _named(reads: Sequence[NameRead | None]) -> bool:
     return any(r is not None and r.name != "other" and r.probability >= MIN_READ_PROB for r in reads)
 

@@ -197,3 +197,22 @@ def test_rows_start_and_end_at_their_first_and_last_points() -> None:
         last = max(float(np.nanmax(xy[:, 0])) for xy in mine)
         assert row.x_start == pytest.approx(first, abs=1.0)
         assert row.x_end == pytest.approx(last, abs=1.5)
+
+
+@pytest.mark.parametrize("separators", [True, False])
+def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(separators: bool) -> None:
+    record = simulate_ecg(np.random.default_rng(8), duration_s=10.5, fs=500.0, heart_rate_bpm=95.0)
+    style = PageStyle(layout="3x4+1", dpi=DPI, separators=separators, trace_width_mm=0.5)
+    page = render_page(record, style=style, seed=8)
+    found = extract.find_separators(layout.ink_mask(page.image), page.boxes, px_per_mm=CANONICAL_PX_PER_MM)
+    starts = [b for b in page.boxes if b.col > 0]
+    if not separators:
+        assert found == []
+        return
+    assert len(found) == len(starts)
+    for x0, y0, x1, y1 in found:
+        box = min(starts, key=lambda b: abs(b.x0 - (x0 + x1) / 2) + abs(b.baseline_y - (y0 + y1) / 2))
+        assert abs((x0 + x1) / 2 - box.x0) < CANONICAL_PX_PER_MM  # within 1 mm of the boundary
+        assert y0 < box.baseline_y < y1
+    prob = extract.without_separators(np.ones(page.image.shape[:2], np.float32), found)
+    assert prob[int(found[0][1]) + 1, int(found[0][0]) + 1] == 0.0 and prob.mean() > 0.99

@@ -119,3 +119,15 @@ def test_reader_training_saves_weights_that_load_and_refuses_corrupt_ones(tmp_pa
     out.write_bytes(out.read_bytes()[:-10])
     with pytest.raises(ModelError, match="does not match"):
         load_reader(out)
+
+
+def test_a_name_the_trace_ran_onto_is_masked_but_not_the_lead_before_it() -> None:
+    boxes = (_box("I", 0, 0, 2.5), _box("aVR", 0, 1, 2.5))
+    read = leadnames.NameRead(1, (710.0, 70.0, 730.0, 82.0), _read(1, "aVR").probs)
+    (x0, y0, x1, y1), = leadnames.name_boxes([None, read], boxes)
+    assert (x0, y0, x1, y1) == (boxes[1].x0, 70.0, 730.0, 82.0)  # widened left, not past the box start
+    path = np.array([[690.0, 60.0], [705.0, 75.0], [np.nan, np.nan]])
+    assert leadnames.enters(path, [(x0, y0, x1, y1)])
+    assert not leadnames.enters(path[:1], [(x0, y0, x1, y1)])
+    prob = leadnames.without_names(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
+    assert prob[75, 705] == 0.0 and prob[75, 695] == 1.0 and prob[60, 705] == 1.0
