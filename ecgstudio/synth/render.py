@@ -74,6 +74,14 @@ class PageStyle:
         Print lead names, short ticks between columns, patient/measurement header text.
     label_below : bool
         Lead names under the baseline instead of above it.
+    label_drop_mm : float
+        With ``label_below``, how far under the baseline the names' baseline sits (close under
+        the trace, a deep S wave runs into them).
+    label_mm, label_font : float, int
+        Height of the lead names in mm and their typeface (0: Pillow's own, 1-2: DejaVu).
+    separator_mm : float
+        Width of the separator ticks in mm; 0 draws them as wide as the trace (some generators
+        print bold bars).
     top_space_mm : float
         Blank paper between the header and the first row (some carts print the rows low).
     paper_rgb : tuple of int
@@ -100,6 +108,10 @@ class PageStyle:
     separators: bool = True
     header: bool = True
     label_below: bool = False
+    label_drop_mm: float = 5.0
+    label_mm: float = 3.0
+    label_font: int = 0
+    separator_mm: float = 0.0
     top_space_mm: float = 0.0
     paper_rgb: tuple[int, int, int] = (255, 255, 255)
     fade: float = 0.0
@@ -149,6 +161,10 @@ class PageStyle:
             separators=bool(rng.random() < 0.6),
             header=bool(rng.random() < 0.7),
             label_below=bool(rng.random() < 0.35),
+            label_drop_mm=float(rng.uniform(3.0, 6.0)),
+            label_mm=float(rng.uniform(2.5, 5.0)),
+            label_font=int(rng.integers(0, 3)),
+            separator_mm=float(rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 0.0,
             top_space_mm=float(rng.uniform(0, 70)) if rng.random() < 0.3 else 0.0,
             paper_rgb=tuple(int(v) for v in tint),
             fade=float(rng.uniform(0, 1)) if rng.random() < 0.2 else 0.0,
@@ -328,11 +344,12 @@ def render_page(
             boxes.append(box)
             traces.append(Trace(cell.lead, xy))
             if style.lead_labels:
-                label_dy = 5.0 * px_mm if style.label_below else -0.3 * row_h_mm * px_mm
+                label_dy = style.label_drop_mm * px_mm if style.label_below else -0.3 * row_h_mm * px_mm
                 _draw_text(canvas, cell.label, (x0 + 1.0 * px_mm, y_base + label_dy),
-                           size_px=3.0 * px_mm, font_index=0)
+                           size_px=style.label_mm * px_mm, font_index=style.label_font)
             if style.separators and cell.col > 0:
-                _draw_ink_segment(canvas, [(x0, y_base - 2.5 * px_mm), (x0, y_base + 2.5 * px_mm)], thickness)
+                bar = max(thickness, round(style.separator_mm * px_mm))
+                _draw_ink_segment(canvas, [(x0, y_base - 2.5 * px_mm), (x0, y_base + 2.5 * px_mm)], bar)
         if style.pulse != "none":
             end = (trace_left_mm + layout.duration_s * style.mm_per_s) * px_mm
             x_pulse = (left_mm + 1.0) * px_mm if style.pulse == "start" else end + 1.0 * px_mm
