@@ -170,7 +170,7 @@ class Digitizer:
         stage("layout and extraction", 0.95)
 
         from_canon = np.linalg.inv(to_canon)
-        masks = _masks_in_input(trace_prob, text_prob, page_result.boxes, from_canon, (h, w))
+        masks = _masks_in_input(page_result.trace_prob, text_prob, page_result.boxes, from_canon, (h, w))
         result = Digitization(
             image_size=(h, w),
             layout=page_result.layout.name,
@@ -190,7 +190,8 @@ class Digitizer:
 
 @dataclass(frozen=True, eq=False)
 class PageAnalysis:
-    """Layout, boxes, traces and signals of a page, in the pixel frame of the analysed maps."""
+    """Layout, boxes, traces and signals of a page, in the pixel frame of the analysed maps, and
+    the trace map as the traces were read from it (separator ticks taken out)."""
 
     layout: Layout
     calibration: Calibration
@@ -198,6 +199,7 @@ class PageAnalysis:
     traces: tuple[Trace, ...]
     signals: Signals
     confidence: dict[str, float]
+    trace_prob: np.ndarray
 
 
 def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarray,
@@ -260,7 +262,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
         boxes = timing.restart_columns(boxes)
         signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
-    return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces))
+    return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob)
 
 
 def _row_line(trace_prob: np.ndarray, text_prob: np.ndarray, baselines: list[float], k: int,
