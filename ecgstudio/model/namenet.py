@@ -30,10 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ModelError
-from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
-from .weights import state_bytes, verified_state
+from .weights import save_model, verified_state
 
 log = logging.getLogger(__name__)
 
@@ -277,23 +276,13 @@ def train_reader(out: str | Path, *, steps: int = 3000, batch: int = 96, lr: flo
                   "fonts": len(_font_files()) + len(_HERSHEY)},
         metrics={"held_out_crop_accuracy": round(accuracy, 4)},
     )
-    return save_reader(net, out, card)
+    return save_model(net, out, card)
 
 
 @torch.no_grad()
 def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000) -> float:
     x, y = render_batch(n, rng)
     return float((net(x).argmax(1) == y).float().mean())
-
-
-def save_reader(net: NameNet, path: str | Path, card: NameReaderCard) -> NameReaderCard:
-    """Write weights and card atomically; returns the card with the weights' sha256 filled in."""
-    path = Path(path)
-    data, digest = state_bytes(net)
-    card = NameReaderCard(**{**card.__dict__, "sha256": digest})
-    write_bytes_atomic(path, data)
-    write_text_atomic(path.with_suffix(".json"), card.to_json())
-    return card
 
 
 def load_reader(path: str | Path | None = None) -> tuple[NameNet, NameReaderCard]:

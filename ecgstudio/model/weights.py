@@ -11,8 +11,9 @@ import hashlib
 import io
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -82,11 +83,15 @@ def verified_state(path: Path, sha256: str, what: str) -> dict:
         raise ModelError(f"{what} {path} cannot be read: {exc}") from None
 
 
-def save_model(model: TraceNet, path: str | Path, card: ModelCard) -> ModelCard:
-    """Write weights and card atomically; returns the card with the weights' sha256 filled in."""
+_Card = TypeVar("_Card", bound=Any)
+
+
+def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
+    """Write weights and card (any frozen card dataclass with ``sha256`` and ``to_json``, e.g.
+    :class:`ModelCard`) atomically; returns the card with the weights' sha256 filled in."""
     path = Path(path)
     data, digest = state_bytes(model)
-    card = ModelCard(**{**card.__dict__, "sha256": digest})
+    card = replace(card, sha256=digest)
     write_bytes_atomic(path, data)
     write_text_atomic(card_path(path), card.to_json())
     return card
