@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from ..errors import ModelError
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
-from .weights import save_model, verified_state
+from .weights import read_card, save_model, verified_state
 
 log = logging.getLogger(__name__)
 
@@ -288,14 +288,7 @@ def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000) ->
 def load_reader(path: str | Path | None = None) -> tuple[NameNet, NameReaderCard]:
     """Load reader weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
     path = Path(path) if path else DEFAULT_READER
-    card_file = path.with_suffix(".json")
-    if not path.is_file() or not card_file.is_file():
-        raise ModelError(f"lead-name reader {path} or its card {card_file.name} not found; "
-                         "train one with 'ecgstudio train-names'")
-    try:
-        card = NameReaderCard.from_json(card_file.read_text(encoding="utf-8"))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelError(f"lead-name reader card {card_file} is broken ({exc}); restore it or retrain") from None
+    card = read_card(path, NameReaderCard.from_json, "lead-name reader", "train one with 'ecgstudio train-names'")
     net = NameNet(len(card.classes))
     try:
         net.load_state_dict(verified_state(path, card.sha256, "lead-name reader"))

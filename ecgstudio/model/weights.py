@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,12 +63,27 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
+_Card = TypeVar("_Card", bound=Any)
+
+
 def state_bytes(module: torch.nn.Module) -> tuple[bytes, str]:
     """A module's ``state_dict`` as the bytes of a ``.pt`` file, and their sha256."""
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buffer)
     data = buffer.getvalue()
     return data, hashlib.sha256(data).hexdigest()
+
+
+def read_card(path: Path, parse: Callable[[str], _Card], what: str, hint: str) -> _Card:
+    """The card beside weights file ``path``, parsed; ModelError naming ``what`` if either file is
+    missing (with ``hint`` on how to get one) or the card cannot be parsed."""
+    card_file = card_path(path)
+    if not path.is_file() or not card_file.is_file():
+        raise ModelError(f"{what} {path} or its card {card_file.name} not found; {hint}")
+    try:
+        return parse(card_file.read_text(encoding="utf-8"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{what} card {card_file} is broken ({exc}); restore it or retrain") from None
 
 
 def verified_state(path: Path, sha256: str, what: str) -> dict:
@@ -81,9 +97,6 @@ def verified_state(path: Path, sha256: str, what: str) -> dict:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError) as exc:
         raise ModelError(f"{what} {path} cannot be read: {exc}") from None
-
-
-_Card = TypeVar("_Card", bound=Any)
 
 
 def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
@@ -100,14 +113,7 @@ def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[TraceNet, ModelCard]:
     """Load weights and card, checking the sha256; the model is returned in eval mode."""
     path = Path(path) if path else DEFAULT_MODEL
-    card_file = card_path(path)
-    if not path.is_file() or not card_file.is_file():
-        raise ModelError(f"model weights {path} or its card {card_file.name} not found; "
-                         "train one with 'ecgstudio train' or pass --model FILE")
-    try:
-        card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelError(f"model card {card_file} is broken ({exc}); restore it or retrain") from None
+    card = read_card(path, ModelCard.from_json, "model weights", "train one with 'ecgstudio train' or pass --model FILE")
     state = verified_state(path, card.sha256, "model weights")
     model = TraceNet(card.net)
     try:
