@@ -229,8 +229,10 @@ def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | No
     """The rows from the first one that carries a lead name down, where the rows above carry none.
 
     Leads are printed under the page header, so rows above the first named one are header text
-    or grid lines the model half believes.  Only done where at least three rows are named and
-    what is left is a standard number of rows (a faded name on a 12-row page drops nothing).
+    or grid lines the model half believes.  Only done where at least three rows are named, what
+    is left is a standard number of rows (a faded name on a 12-row page drops nothing) and the
+    rows dropped are clearly less trace-like than the named ones (under three quarters of their
+    median :attr:`~ecgstudio.layout.Row.trace_likeness`).
     """
     from .layout import LAYOUT_BY_ROWS
 
@@ -239,6 +241,10 @@ def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | No
         return list(rows)
     first = named.index(True)
     if len(rows) - first not in LAYOUT_BY_ROWS:
+        return list(rows)
+    # A row of leads whose names are all illegible still looks like the others: keep it.
+    likeness = float(np.median([r.trace_likeness for r, n in zip(rows, named) if n]))
+    if any(r.trace_likeness >= 0.75 * likeness for r in rows[:first]):
         return list(rows)
     log.info("%d row(s) above the first lead name dropped (header text or grid lines)", first)
     return list(rows[first:])

@@ -131,3 +131,18 @@ def test_a_name_the_trace_ran_onto_is_masked_but_not_the_lead_before_it() -> Non
     assert not leadnames.enters(path[:1], [(x0, y0, x1, y1)])
     prob = leadnames.without_names(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
     assert prob[75, 705] == 0.0 and prob[75, 695] == 1.0 and prob[60, 705] == 1.0
+
+
+def test_rows_above_the_first_named_row_are_dropped_only_when_they_look_unlike_traces() -> None:
+    from types import SimpleNamespace
+
+    def rows(likeness):
+        return [SimpleNamespace(baseline_y=100.0 * k, trace_likeness=v) for k, v in enumerate(likeness)]
+
+    reads = [[None] * 4, [None] * 4] + [[_read(0, "II")] + [None] * 3] * 4
+    grid_rows = rows([500, 600, 1000, 980, 880, 1050])
+    assert leadnames.drop_rows_above_names(grid_rows, reads) == grid_rows[2:]
+    faded_leads = rows([950, 900, 1000, 980, 880, 1050])  # trace-like rows whose names did not read
+    assert leadnames.drop_rows_above_names(faded_leads, reads) == faded_leads
+    nine = rows([500] + [1000] * 8)  # eight rows left would be no standard layout
+    assert leadnames.drop_rows_above_names(nine, [[None] * 4] + [[_read(0, "V1")] + [None] * 3] * 8) == nine
