@@ -195,6 +195,11 @@ def _refine_peak(profile: np.ndarray, y: int) -> float:
     return float(y)
 
 
+def row_spacing(baselines: list[float], *, px_per_mm: float) -> float:
+    """Median distance between neighbouring rows' baselines in pixels (40 mm for a single row)."""
+    return float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40 * px_per_mm
+
+
 def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     """The layout for the rows found (``requested`` other than ``auto`` is checked and used)."""
     if requested != "auto":

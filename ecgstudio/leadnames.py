@@ -26,6 +26,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_SHAPE, CROP_W_MM, NAME_CLASSES, NameNet, normalise_crops
+from .layout import LAYOUT_BY_ROWS, row_spacing
 from .paper import LAYOUTS, LEAD_NAMES, Cell, Layout
 from .results import LeadBox
 
@@ -63,6 +64,11 @@ class NameRead:
     def probability(self) -> float:
         return float(self.probs.max())
 
+    @property
+    def confident(self) -> bool:
+        """A lead name read with at least :data:`MIN_READ_PROB`."""
+        return self.name != "other" and self.probability >= MIN_READ_PROB
+
     def lead_probs(self) -> np.ndarray:
         """Probability of each of :data:`LEAD_NAMES` (``-aVR`` counts as aVR)."""
         p = self.probs[: len(LEAD_NAMES)].copy()
@@ -85,7 +91,7 @@ def find_words(glyphs: np.ndarray, *, px_per_mm: float) -> list[tuple[int, int, 
     Components up to 7 mm tall and 10 mm wide are glyphs; glyphs less than 1.2 mm apart that
     overlap vertically form a word; words 1.2-7 mm tall and at most 14 mm wide are kept.
     """
-    n, _, stats, _ = cv2.connectedComponentsWithStats(glyphs.astype(np.uint8), connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(glyphs.astype(np.uint8), connectivity=8)
     mm = px_per_mm
     parts = [tuple(int(v) for v in s[:4]) for s in stats[1:]
              if s[3] <= 7 * mm and s[2] <= 10 * mm and s[4] >= 0.25 * mm * mm]
@@ -177,8 +183,7 @@ def row_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_pr
               ) -> list[list[NameRead | None]]:
     """Names read where a lead could start on each row (``fractions`` of its width), before any
     layout is chosen: a row of traces carries lead names, a grid line or a header does not."""
-    baselines = [r.baseline_y for r in rows]
-    spacing = float(np.median(np.diff(baselines))) if len(rows) > 1 else 40 * px_per_mm
+    spacing = row_spacing([r.baseline_y for r in rows], px_per_mm=px_per_mm)
     probes = []
     for k, row in enumerate(rows):
         for j, f in enumerate(fractions):
@@ -198,7 +203,7 @@ def name_boxes(reads: Sequence[NameRead | None], boxes: Sequence[LeadBox]) -> li
     found) but not past the start of their lead's box (the lead before it is not a name)."""
     out = []
     for r in reads:
-        if r is not None and r.name != "other" and r.probability >= MIN_READ_PROB:
+        if r is not None and r.confident:
             x0, y0, x1, y1 = r.word_xyxy
             out.append((max(x0 - (y1 - y0), boxes[r.box_index].x0), y0, x1, y1))
     return out
@@ -221,10 +226,6 @@ def without_names(trace_prob: np.ndarray, words: Sequence[tuple[float, float, fl
     return out
 
 
-def _named(reads: Sequence[NameRead | None]) -> bool:
-    return any(r is not None and r.name != "other" and r.probability >= MIN_READ_PROB for r in reads)
-
-
 def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | None]]) -> list:
     """The rows from the first one that carries a lead name down, where the rows above carry none.
 
@@ -234,9 +235,7 @@ def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | No
     rows dropped are clearly less trace-like than the named ones (under three quarters of their
     median :attr:`~ecgstudio.layout.Row.trace_likeness`).
     """
-    from .layout import LAYOUT_BY_ROWS
-
-    named = [_named(r) for r in reads]
+    named = [any(r is not None and r.confident for r in row) for row in reads]
     if sum(named) < 3 or named[0]:
         return list(rows)
     first = named.index(True)
@@ -275,7 +274,7 @@ def assign_leads(boxes: Sequence[LeadBox], reads: Sequence[NameRead | None]) -> 
             if boxes[i].lead in LEAD_NAMES:
                 prior[LEAD_NAMES.index(boxes[i].lead)] = 0.9
             read = reads[i]
-            if read is not None and read.name != "other" and read.probability >= MIN_READ_PROB:
+            if read is not None and read.confident:
                 q[r] = 0.02 * prior + 0.98 * read.lead_probs()
             else:
                 q[r] = prior
@@ -284,7 +283,7 @@ def assign_leads(boxes: Sequence[LeadBox], reads: Sequence[NameRead | None]) -> 
             i = members[r]
             read = reads[i]
             inverted = boxes[i].inverted and LEAD_NAMES[k] == boxes[i].lead
-            if read is not None and read.probability >= MIN_READ_PROB and LEAD_NAMES[k] == "aVR":
+            if read is not None and read.confident and LEAD_NAMES[k] == "aVR":
                 inverted = read.name == "-aVR"
             if LEAD_NAMES[k] != boxes[i].lead or inverted != boxes[i].inverted:
                 log.info("box at row %d, column %d reads %s (template: %s)", boxes[i].row, boxes[i].col,

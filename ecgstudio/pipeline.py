@@ -241,22 +241,23 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     # Separator ticks between leads are not trace, whatever the network thinks.
     trace_prob = extract.without_separators(trace_prob, extract.find_separators(ink, boxes, px_per_mm=px_per_mm))
     baselines = [r.baseline_y for r in rows]
-    row_lines = [_row_line(trace_prob, text_prob, baselines, k, boxes) for k in range(len(rows))]
+    spacing = layout_stage.row_spacing(baselines, px_per_mm=px_per_mm)
+    row_lines = [_row_line(trace_prob, text_prob, baselines, spacing, k, boxes) for k in range(len(rows))]
     if read_names:
         reads = leadnames.read_names(reader, grey, trace_prob, text_prob, boxes, [xy for xy, _ in row_lines],
                                      px_per_mm=px_per_mm)
         boxes = leadnames.assign_leads(boxes, reads)
         page_layout = leadnames.layout_as_read(page_layout, boxes)
-        # A lead name the trace jumped onto is not signal: trace those rows again without it.
+        # A lead name is not signal: where the path meets one just past its lead's start it has
+        # come off the separator onto the name, and the row is traced again without the names
+        # (further on, a deep S wave may run through a name stroke by stroke: left alone).
         names = leadnames.name_boxes(reads, boxes)
-        # Where the path meets a name just past a lead's start it has come off the separator
-        # onto the name; further on, a deep S wave may run through the name stroke by stroke.
         starts = [(x0, y0, min(x1, x0 + 1.5 * px_per_mm), y1) for x0, y0, x1, y1 in names]
         crossed = [k for k, (xy, _) in enumerate(row_lines) if leadnames.enters(xy, starts)]
         if crossed:
             unnamed = leadnames.without_names(trace_prob, names)
             for k in crossed:
-                row_lines[k] = _row_line(unnamed, text_prob, baselines, k, boxes)
+                row_lines[k] = _row_line(unnamed, text_prob, baselines, spacing, k, boxes)
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
@@ -265,11 +266,10 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob)
 
 
-def _row_line(trace_prob: np.ndarray, text_prob: np.ndarray, baselines: list[float], k: int,
+def _row_line(trace_prob: np.ndarray, text_prob: np.ndarray, baselines: list[float], spacing: float, k: int,
               boxes: tuple[LeadBox, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Polyline and confidence of row ``k``'s trace over the whole span of its boxes (faded
     stretches become gaps, not a shorter page)."""
-    spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40 * CANONICAL_PX_PER_MM
     width = trace_prob.shape[1]
     row_boxes = [b for b in boxes if b.row == k]
     x_start = int(np.clip(np.floor(min(b.x0 for b in row_boxes)), 0, width - 1))
