@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ from ..errors import ModelError
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
 from .weights import read_card, save_model, verified_state
-
-log = logging.getLogger(__name__)
 
 #: What the reader tells apart: the twelve leads, the negated aVR of the Cabrera order, other.
 NAME_CLASSES: tuple[str, ...] = (*LEAD_NAMES, "-aVR", "other")
@@ -85,7 +82,8 @@ class NameReaderCard:
 
 
 class NameNet(nn.Module):
-    """Four conv stages (32x64 -> 4x8) and a linear layer that keeps where strokes are."""
+    """Three conv stages of two convolutions each (32x64 -> 4x8) and a linear layer that keeps
+    where strokes are."""
 
     def __init__(self, n_classes: int = len(NAME_CLASSES)) -> None:
         super().__init__()
