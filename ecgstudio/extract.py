@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import true_runs
+from .layout import Pulse
 from .paper import LEAD_NAMES
 from .results import Calibration, LeadBox, Signals, Trace
 
@@ -430,13 +431,21 @@ def find_separators(ink: np.ndarray, boxes: Sequence[LeadBox], *, px_per_mm: flo
     return found
 
 
-def without_separators(prob: np.ndarray, separators: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
-    """The trace map with no trace on the separator ticks (a copy, or ``prob`` itself if none)."""
-    if not separators:
+def pulse_regions(pulses: Sequence[Pulse]) -> list[tuple[int, int, int, int]]:
+    """The calibration pulses above their foot ``(x0, y0, x1, y1)`` (end-exclusive, one pixel of
+    margin): a pulse's falling edge is where its row's first lead begins, and a trace path that
+    takes it starts on the bar's height, or runs on down into the lead name."""
+    return [(p.x0 - 1, p.top_y - 1, p.x1 + 2, p.base_y - int(np.ceil(p.line_px)) - 1) for p in pulses]
+
+
+def without_regions(prob: np.ndarray, regions: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
+    """The trace map with no trace in the rectangles ``(x0, y0, x1, y1)`` (end-exclusive): a copy,
+    or ``prob`` itself if there are none."""
+    if not regions:
         return prob
     out = prob.copy()
-    for x0, y0, x1, y1 in separators:
-        out[y0:y1, x0:x1] = 0.0
+    for x0, y0, x1, y1 in regions:
+        out[max(0, int(y0)):max(0, int(np.ceil(y1))), max(0, int(x0)):max(0, int(np.ceil(x1)))] = 0.0
     return out
 
 

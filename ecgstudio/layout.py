@@ -8,7 +8,7 @@ traces gives the time axis, and the layout's cells are laid onto the rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -335,18 +335,49 @@ def ink_mask(image: np.ndarray) -> np.ndarray:
     return luminance < level
 
 
-def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> float | None:
-    """Height in mm of the calibration pulses at either end of the rows, or None.
+@dataclass(frozen=True)
+class Pulse:
+    """A calibration pulse at one end of a row (pixels of the analysed page).
+
+    Attributes
+    ----------
+    row : int
+        Index of the row it stands on.
+    x0, x1 : int
+        First column of its rising edge and last column of its falling edge.
+    rise_x1, fall_x0 : int
+        Last column of the rising edge and first column of the falling edge.
+    top_y : int
+        Top row of its bar.
+    base_y : int
+        Bottom row of its foot (the baseline's ink under it).
+    line_px : float
+        Thickness of its bar.
+    height_px : float
+        Bar centre to baseline centre: 1 mV at the page's gain.
+    """
+
+    row: int
+    x0: int
+    rise_x1: int
+    fall_x0: int
+    x1: int
+    top_y: int
+    base_y: int
+    line_px: float
+    height_px: float
+
+
+def find_pulses(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> list[Pulse]:
+    """The calibration pulses at either end of the rows.
 
     ``dark`` is a boolean ink map of the page.  A pulse is a square wave within 12 mm of a
     row's trace start (or end): two vertical edges of the same height, 1.5-12 mm
     apart, standing on the row's baseline and joined at the top by a horizontal bar.  Grid
     lines (which run past the baseline), lead names and stray marks fail that shape check.
-    The height, measured between the centres of the bar and the baseline, is 1 mV at the
-    page's gain.
     """
-    heights = []
-    for row in rows:
+    pulses = []
+    for k, row in enumerate(rows):
         y = int(round(row.baseline_y))
         top = max(0, y - int(25 * px_per_mm))
         bottom = min(dark.shape[0], y + int(3 * px_per_mm))
@@ -355,16 +386,51 @@ def find_pulse_height_mm(dark: np.ndarray, rows: list[Row], *, px_per_mm: float)
                      (row.x_end - 8 * px_per_mm, row.x_end + 12 * px_per_mm)):
             a, b = int(max(0, a)), int(min(dark.shape[1], b))
             if b - a >= 3 and bottom > top:
-                height = _square_pulse_height(dark[top:bottom, a:b], y - top, px_per_mm)
-                if height is not None:
-                    heights.append(height / px_per_mm)
-    if len(heights) < max(1, len(rows) // 2):
+                found = _square_pulse(dark[top:bottom, a:b], y - top, px_per_mm)
+                if found is not None:
+                    pulses.append(replace(found, row=k, x0=a + found.x0, rise_x1=a + found.rise_x1,
+                                          fall_x0=a + found.fall_x0, x1=a + found.x1,
+                                          top_y=top + found.top_y, base_y=top + found.base_y))
+    # A pulse whose edge merged with a QRS complex or a grid line fails the strict check; pages
+    # print every row's pulse alike, so one is looked for where another row has one.
+    for k, row in enumerate(rows):
+        for ref in ({(p.x0, p.x1): p for p in pulses if p.row != k}.values()
+                    if not any(p.row == k for p in pulses) else ()):
+            found = _pulse_like(dark, ref, row.baseline_y - rows[ref.row].baseline_y, px_per_mm)
+            if found is not None:
+                pulses.append(replace(found, row=k))
+                break
+    return pulses
+
+
+def _pulse_like(dark: np.ndarray, ref: Pulse, shift: float, px_per_mm: float) -> Pulse | None:
+    """``ref`` moved down by about ``shift`` px (within 1.5 mm) where the page has its bar and
+    both edges inked over at least 80 % of their length."""
+    line = int(np.ceil(ref.line_px))
+    best, best_score = None, 0.8
+    for dy in range(int(round(shift - 1.5 * px_per_mm)), int(round(shift + 1.5 * px_per_mm)) + 1):
+        top, base = ref.top_y + dy, ref.base_y + dy
+        if top < 0 or base > dark.shape[0] or ref.x0 < 0 or ref.x1 >= dark.shape[1]:
+            continue
+        bar = dark[top:top + line + 1, ref.rise_x1 + 1:ref.fall_x0].any(axis=0).mean()
+        rise = dark[top:base - line, ref.x0:ref.rise_x1 + 1].any(axis=1).mean()
+        fall = dark[top:base - line, ref.fall_x0:ref.x1 + 1].any(axis=1).mean()
+        score = min(bar, rise, fall)
+        if score >= best_score:
+            best, best_score = replace(ref, top_y=top, base_y=base), score
+    return best
+
+
+def pulse_height_mm(pulses: list[Pulse], n_rows: int, *, px_per_mm: float) -> float | None:
+    """Median height in mm of the pulses, or None unless at least half the rows show one."""
+    if not pulses or len(pulses) < max(1, n_rows // 2):
         return None
-    return float(np.median(heights))
+    return float(np.median([p.height_px for p in pulses])) / px_per_mm
 
 
-def _square_pulse_height(region: np.ndarray, base_row: int, px_per_mm: float) -> float | None:
-    """Pixel height of the best square pulse in ``region`` standing on row ``base_row``."""
+def _square_pulse(region: np.ndarray, base_row: int, px_per_mm: float) -> Pulse | None:
+    """The tallest square pulse in ``region`` standing on row ``base_row`` (in the region's
+    pixels, row index 0)."""
     edges = []  # (first column, last column, top row, bottom row) of each vertical edge
     for x, column in enumerate(region.T):
         for r0, r1 in true_runs(column):
@@ -392,8 +458,8 @@ def _square_pulse_height(region: np.ndarray, base_row: int, px_per_mm: float) ->
             # The runs span bar and baseline ink; subtract one line width (the bar's).
             width = float(np.median(bar.sum(axis=0)))
             height = 0.5 * (ha + hb) - width
-            if best is None or height > best:
-                best = height
+            if best is None or height > best.height_px:
+                best = Pulse(0, a0, a1, b0, b1, bar_top, max(ab, bb), width, height)
     return best
 
 

@@ -218,14 +218,6 @@ def enters(xy: np.ndarray, words: Sequence[tuple[float, float, float, float]]) -
     return bool(((x >= w[:, 0]) & (x < w[:, 2]) & (y >= w[:, 1]) & (y < w[:, 3])).any())
 
 
-def without_names(trace_prob: np.ndarray, words: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
-    """A copy of the trace map with no trace inside the word boxes."""
-    out = trace_prob.copy()
-    for x0, y0, x1, y1 in words:
-        out[max(0, int(y0)):int(np.ceil(y1)), max(0, int(x0)):int(np.ceil(x1))] = 0.0
-    return out
-
-
 def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | None]]) -> list:
     """The rows from the first one that carries a lead name down, where the rows above carry none.
 

@@ -229,17 +229,19 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     if options.layout == "auto":
         evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=px_per_mm)
         chosen = layout_stage.refine_layout(chosen, evidence)
+    pulses = layout_stage.find_pulses(ink | (text_prob > 0.5), rows, px_per_mm=px_per_mm)
     if options.mm_per_mv:
         gain = options.mm_per_mv
     else:
-        pulse_mm = layout_stage.find_pulse_height_mm(ink | (text_prob > 0.5), rows, px_per_mm=px_per_mm)
-        gain = layout_stage.gain_from_pulse(pulse_mm, 10.0)
+        gain = layout_stage.gain_from_pulse(layout_stage.pulse_height_mm(pulses, len(rows), px_per_mm=px_per_mm),
+                                            10.0)
     cal = Calibration(px_per_mm, px_per_mm, options.mm_per_s or 25.0, gain)
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
     boxes = layout_stage.lead_boxes(rows, page_layout, cal)
 
-    # Separator ticks between leads are not trace, whatever the network thinks.
-    trace_prob = extract.without_separators(trace_prob, extract.find_separators(ink, boxes, px_per_mm=px_per_mm))
+    # Separator ticks between leads and calibration pulses are not trace, whatever the network thinks.
+    trace_prob = extract.without_regions(
+        trace_prob, extract.find_separators(ink, boxes, px_per_mm=px_per_mm) + extract.pulse_regions(pulses))
     baselines = [r.baseline_y for r in rows]
     spacing = layout_stage.row_spacing(baselines, px_per_mm=px_per_mm)
     row_lines = [_row_line(trace_prob, text_prob, baselines, spacing, k, boxes) for k in range(len(rows))]
@@ -255,7 +257,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
         starts = [(x0, y0, min(x1, x0 + 1.5 * px_per_mm), y1) for x0, y0, x1, y1 in names]
         crossed = [k for k, (xy, _) in enumerate(row_lines) if leadnames.enters(xy, starts)]
         if crossed:
-            unnamed = leadnames.without_names(trace_prob, names)
+            unnamed = extract.without_regions(trace_prob, names)
             for k in crossed:
                 row_lines[k] = _row_line(unnamed, text_prob, baselines, spacing, k, boxes)
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)

@@ -6,6 +6,7 @@ signals must come back right.  The network's own quality is measured by the benc
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -121,8 +122,38 @@ def test_pulse_height_sets_the_gain() -> None:
         prob = trace_heatmap(page.traces, page.image.shape[:2])
         rows = layout.match_rows(layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM), get_layout("3x4+1"))
         dark = layout.ink_mask(page.image)
-        height = layout.find_pulse_height_mm(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
+        pulses = layout.find_pulses(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
+        height = layout.pulse_height_mm(pulses, len(rows), px_per_mm=CANONICAL_PX_PER_MM)
         assert layout.gain_from_pulse(height, 10.0) == gain
+
+
+def test_every_row_pulse_is_found_and_taken_out_of_the_trace_map() -> None:
+    """Four rows with a 10 mm pulse each; on the last the first QRS rises above the pulse's bar
+    at its falling edge (the strict square-wave check fails there), and it is still found."""
+    mm = CANONICAL_PX_PER_MM
+    dark = np.zeros((int(100 * mm), int(120 * mm)), np.uint8)
+    rows = []
+    for k in range(4):
+        base = int((20 + 22 * k) * mm)
+        x0, x1, top = int(5 * mm), int(10 * mm), base - int(10 * mm)
+        cv2.polylines(dark, [np.array([[0, base], [x0, base], [x0, top], [x1, top], [x1, base], [dark.shape[1] - 1, base]],
+                                      np.int32)], False, 1, 2)
+        if k == 3:  # a QRS drawn from the falling edge: up past the bar, down to the baseline
+            cv2.polylines(dark, [np.array([[x1, base], [x1, top - int(4 * mm)], [x1 + int(mm), base]], np.int32)],
+                          False, 1, 2)
+        rows.append(layout.Row(baseline_y=float(base), x_start=float(x1), x_end=float(dark.shape[1] - 1),
+                               strength=1.0))
+    pulses = layout.find_pulses(dark.astype(bool), rows, px_per_mm=mm)
+    assert sorted(p.row for p in pulses) == [0, 1, 2, 3]
+    assert layout.gain_from_pulse(layout.pulse_height_mm(pulses, 4, px_per_mm=mm), 5.0) == 10.0
+    cleared = extract.without_regions(dark.astype(np.float32), extract.pulse_regions(pulses))
+    for p, row in zip(sorted(pulses, key=lambda p: p.row), rows):
+        edge = cleared[p.top_y:p.base_y - int(np.ceil(p.line_px)) - 1, p.x0 - 1:p.x1 + 2]
+        assert edge.sum() == 0 or p.row == 3  # the QRS beside the last edge stays ...
+        base = int(row.baseline_y)
+        assert cleared[base, int(20 * mm)] == 1.0  # ... and so does the trace
+    above_bar = slice(int(rows[3].baseline_y - 14 * mm), int(rows[3].baseline_y - 11 * mm))
+    assert cleared[above_bar, : int(11 * mm)].sum() > 0  # the QRS above the bar is left too
 
 
 @pytest.mark.parametrize("name", ["6x2", "3x4+3"])
@@ -214,5 +245,5 @@ def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(se
         box = min(starts, key=lambda b: abs(b.x0 - (x0 + x1) / 2) + abs(b.baseline_y - (y0 + y1) / 2))
         assert abs((x0 + x1) / 2 - box.x0) < CANONICAL_PX_PER_MM  # within 1 mm of the boundary
         assert y0 < box.baseline_y < y1
-    prob = extract.without_separators(np.ones(page.image.shape[:2], np.float32), found)
+    prob = extract.without_regions(np.ones(page.image.shape[:2], np.float32), found)
     assert prob[int(found[0][1]) + 1, int(found[0][0]) + 1] == 0.0 and prob.mean() > 0.99

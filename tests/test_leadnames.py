@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ecgstudio import leadnames
+from ecgstudio import extract, leadnames
 from ecgstudio.errors import ModelError
 from ecgstudio.metrics import score_record
 from ecgstudio.model.data import trace_heatmap
@@ -129,7 +129,7 @@ def test_a_name_the_trace_ran_onto_is_masked_but_not_the_lead_before_it() -> Non
     path = np.array([[690.0, 60.0], [705.0, 75.0], [np.nan, np.nan]])
     assert leadnames.enters(path, [(x0, y0, x1, y1)])
     assert not leadnames.enters(path[:1], [(x0, y0, x1, y1)])
-    prob = leadnames.without_names(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
+    prob = extract.without_regions(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
     assert prob[75, 705] == 0.0 and prob[75, 695] == 1.0 and prob[60, 705] == 1.0
 
 
