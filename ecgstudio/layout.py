@@ -300,18 +300,23 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     move the others.  A row whose own width matches the span within 2 mm starts at its own
     first point (on photos, residual perspective shifts rows a little; its end is one sample
     short of the span, and the page does not tell how long a sample is), still at the grid's
-    scale: a 1 % error of scale moves the end of a 10 s row by 0.1 s.
+    scale: a 1 % error of scale moves the end of a 10 s row by 0.1 s.  Where all such rows
+    start within 1 mm of each other they were printed from one time origin, and share the
+    median of their starts: each is a noisy reading of it (about half a pixel), and at 25 mm/s
+    a 100 Hz sample is a quarter of a millimetre.
     """
     baselines = [r.baseline_y for r in rows]
     spacing = float(np.median(np.diff(baselines))) if len(baselines) > 1 else 40.0
     span = layout.duration_s * calibration.px_per_s
     tolerance = 2.0 * calibration.px_per_mm_x
     page_start = _time_origin(rows, span, tolerance)
+    full = [r.x_start for r in rows if abs((r.x_end - r.x_start) - span) <= tolerance]
+    common = float(np.median(full)) if len(full) > 1 and np.ptp(full) <= calibration.px_per_mm_x else None
     boxes = []
     for cell in layout.cells:
         row = rows[cell.row]
         own = abs((row.x_end - row.x_start) - span) <= tolerance
-        x_start = row.x_start if own else page_start
+        x_start = (row.x_start if common is None else common) if own else page_start
         px_per_s = calibration.px_per_s
         y = baselines[cell.row]
         boxes.append(LeadBox(

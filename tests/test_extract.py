@@ -230,6 +230,22 @@ def test_rows_start_and_end_at_their_first_and_last_points() -> None:
         assert row.x_end == pytest.approx(last, abs=1.5)
 
 
+def test_rows_that_start_together_share_one_time_origin_and_rows_that_do_not_keep_their_own() -> None:
+    from ecgstudio.results import Calibration
+
+    cal = Calibration(CANONICAL_PX_PER_MM, CANONICAL_PX_PER_MM, 25.0, 10.0)
+    span = 10.0 * cal.px_per_s
+
+    def starts(*x: float) -> list[float]:
+        rows = [layout.Row(baseline_y=100.0 * (k + 1), x_start=v, x_end=v + span - 1.5, strength=1.0)
+                for k, v in enumerate(x)]
+        boxes = layout.lead_boxes(rows, get_layout("3x4+1"), cal)
+        return [b.x0 for b in boxes if b.col == 0]
+
+    assert starts(89.3, 88.9, 90.0, 89.1) == pytest.approx([89.2] * 4)  # within 1 mm: their median
+    assert starts(89.0, 89.0, 110.0, 89.0) == pytest.approx([89.0, 89.0, 110.0, 89.0])  # a photo's shifted row
+
+
 @pytest.mark.parametrize("separators", [True, False])
 def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(separators: bool) -> None:
     record = simulate_ecg(np.random.default_rng(8), duration_s=10.5, fs=500.0, heart_rate_bpm=95.0)
