@@ -398,9 +398,12 @@ def find_pulses(dark: np.ndarray, rows: list[Row], *, px_per_mm: float) -> list[
                                           top_y=top + found.top_y, base_y=top + found.base_y))
     # A pulse whose edge merged with a QRS complex or a grid line fails the strict check; pages
     # print every row's pulse alike, so one is looked for where another row has one.
+    with_pulse = {p.row for p in pulses}
+    references = list({(p.x0, p.x1): p for p in pulses}.values())
     for k, row in enumerate(rows):
-        for ref in ({(p.x0, p.x1): p for p in pulses if p.row != k}.values()
-                    if not any(p.row == k for p in pulses) else ()):
+        if k in with_pulse:
+            continue
+        for ref in references:
             found = _pulse_like(dark, ref, row.baseline_y - rows[ref.row].baseline_y, px_per_mm)
             if found is not None:
                 pulses.append(replace(found, row=k))
