@@ -310,13 +310,13 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     span = layout.duration_s * calibration.px_per_s
     tolerance = 2.0 * calibration.px_per_mm_x
     page_start = _time_origin(rows, span, tolerance)
-    full = [r.x_start for r in rows if abs((r.x_end - r.x_start) - span) <= tolerance]
+    own = [abs((r.x_end - r.x_start) - span) <= tolerance for r in rows]
+    full = [r.x_start for r, o in zip(rows, own) if o]
     common = float(np.median(full)) if len(full) > 1 and np.ptp(full) <= calibration.px_per_mm_x else None
     boxes = []
     for cell in layout.cells:
         row = rows[cell.row]
-        own = abs((row.x_end - row.x_start) - span) <= tolerance
-        x_start = (row.x_start if common is None else common) if own else page_start
+        x_start = (row.x_start if common is None else common) if own[cell.row] else page_start
         px_per_s = calibration.px_per_s
         y = baselines[cell.row]
         boxes.append(LeadBox(
