@@ -44,6 +44,9 @@ def main() -> None:
     parser.add_argument("--photos", action="store_true", help="also digitize the real photos without truth")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
     parser.add_argument("--sheet", help="with --photos: write a contact sheet of photo overlays here")
+    parser.add_argument("--fs", type=float, default=0.0,
+                        help="output sampling rate in Hz; by default each page's truth rate (the table's gt_fs_hz), "
+                             "as a Challenge header states it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -61,7 +64,7 @@ def main() -> None:
         image = read_image(pair.image_path)
         t0 = time.perf_counter()
         try:
-            result = digitizer.digitize(image, DigitizeOptions())
+            result = digitizer.digitize(image, DigitizeOptions(fs=args.fs or pair.gt_fs_hz or 500.0))
         except EcgStudioError as exc:
             failures.append(f"{pair.image}: {exc}")
             continue

@@ -261,6 +261,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
             for k in crossed:
                 row_lines[k] = _row_line(unnamed, text_prob, baselines, spacing, k, boxes)
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
+    boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=options.fs)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
         boxes = timing.restart_columns(boxes)

@@ -43,3 +43,79 @@ def test_columns_from_zero_leave_later_seconds_empty_and_can_be_forced() -> None
     assert sorted({b.t_start_s for b in forced.boxes}) == [0.0, 2.5, 5.0, 7.5]
     with pytest.raises(ValueError, match="columns must be one of"):
         DigitizeOptions(columns="sideways")
+
+
+def _drawn_from_samples(rng: np.random.Generator, step: float, origin: float, n: int = 250) -> np.ndarray:
+    """A polyline through random ECG-like samples every ``step`` px from ``origin``, seen at
+    every pixel column (as a trace map gives it)."""
+    knots_x = origin + step * np.arange(n)
+    knots_y = 100 + np.cumsum(rng.normal(0, 1, n)) + 15 * (rng.random(n) < 0.08) * rng.normal(0, 1, n)
+    x = np.arange(np.ceil(knots_x[0]), np.floor(knots_x[-1]) + 1)
+    return np.column_stack([x, np.interp(x, knots_x, knots_y)])
+
+
+@pytest.mark.parametrize("offset", [-0.45, -0.2, 0.3])
+def test_samples_are_put_on_the_corners_of_a_trace_drawn_from_them(offset: float) -> None:
+    from ecgstudio.results import LeadBox, Trace
+    from ecgstudio.timing import align_to_samples
+
+    rng = np.random.default_rng(11)
+    px_per_s, fs = 150.0, 100.0  # 6 px/mm at 25 mm/s: a 100 Hz sample spans 1.5 px
+    step = px_per_s / fs
+    boxes, traces = [], []
+    for row in range(3):
+        xy = _drawn_from_samples(rng, step, 40.0)
+        # the box's time origin is read a fraction of a sample away from the first sample
+        box = LeadBox("II", 40.0 + offset * step, 10.0, 40.0 + offset * step + 2.5 * px_per_s, 190.0, 100.0,
+                      0.0, 2.5, row=row)
+        boxes.append(box)
+        traces.append(Trace("II", xy, np.ones(len(xy))))
+    aligned = align_to_samples(tuple(boxes), tuple(traces), px_per_s=px_per_s, fs=fs)
+    for box in aligned:
+        assert box.x0 == pytest.approx(40.0, abs=0.05 * step)
+        assert box.width == pytest.approx(2.5 * px_per_s)
+
+
+def test_traces_without_sample_corners_keep_their_time_axis() -> None:
+    from ecgstudio.results import LeadBox, Trace
+    from ecgstudio.timing import align_to_samples
+
+    # an analog trace (or one drawn from far finer samples), seen at every pixel column:
+    # smooth P-QRS-T shapes, no corners a 100 Hz lattice could find
+    x = np.arange(40.0, 416.0)
+    y = 100 + 5 * np.sin(x / 37) + sum(30 * np.exp(-0.5 * ((x - c) / 1.2) ** 2)
+                                       - 10 * np.exp(-0.5 * ((x - c - 3) / 1.5) ** 2) for c in range(60, 415, 118))
+    box = LeadBox("II", 40.3, 10.0, 40.3 + 375.0, 190.0, 100.0, 0.0, 2.5)
+    trace = Trace("II", np.column_stack([x, y]), np.ones(len(x)))
+    assert align_to_samples((box,), (trace,), px_per_s=150.0, fs=100.0) == (box,)
+    # and at 500 Hz a sample spans a third of a pixel: nothing to look for
+    corners = Trace("II", _drawn_from_samples(np.random.default_rng(12), 1.5, 40.0), np.ones(336))
+    assert align_to_samples((box,), (corners,), px_per_s=150.0, fs=500.0) == (box,)
+
+
+def test_a_page_drawn_from_a_100_hz_record_gives_the_record_back() -> None:
+    from dataclasses import replace
+
+    from ecgstudio import timing
+    from ecgstudio.synth.simulate import simulate_ecg
+    from ecgstudio.results import Signals
+
+    rng = np.random.default_rng(21)
+    record = simulate_ecg(rng, duration_s=10.5, fs=500.0)
+    record = Signals(record.mv[::5], 100.0)
+    page = render_page(record, style=PageStyle(layout="3x4+1", dpi=DPI), seed=21, t_offset_s=0.0)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    options = DigitizeOptions(mm_per_s=25.0, mm_per_mv=10.0, fs=100.0)
+    aligned = analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
+    step = aligned.calibration.px_per_s / 100.0
+    truth = {(b.row, b.col): b.x0 for b in page.boxes}
+    for box in aligned.boxes:
+        phase = (box.x0 - truth[(box.row, box.col)]) / step
+        assert abs(phase - round(phase)) < 0.1, (box.lead, phase)
+    snr = score_record(page.signals, aligned.signals, layout=page.layout).mean_snr_db
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timing, "MIN_SAMPLE_PX", np.inf)
+        unaligned = analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
+    before = score_record(page.signals, unaligned.signals, layout=page.layout).mean_snr_db
+    assert snr > before + 1.0, (before, snr)
+    assert snr > 17
