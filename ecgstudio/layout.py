@@ -17,6 +17,7 @@ from scipy.signal import find_peaks
 
 from .arrays import true_runs
 from .errors import LayoutError, NotAnEcgError
+from .geometry.grid import major_line_near
 from .paper import LAYOUTS, Layout, get_layout
 from .results import Calibration, LeadBox
 
@@ -325,6 +326,44 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
             duration_s=cell.duration_s, row=cell.row, col=cell.col, inverted=cell.inverted,
         ))
     return tuple(boxes)
+
+
+#: Where a row's first sample may lie relative to the start read from its trace map, in mm: the
+#: ink (and so the map) begins half a stroke before the first sample, under round or square caps.
+ORIGIN_SNAP_MM = (-0.2, 0.5)
+
+
+def snap_to_major_lines(boxes: tuple[LeadBox, ...], image: np.ndarray, *, px_per_mm: float,
+                        exclude: np.ndarray | None = None) -> tuple[LeadBox, ...]:
+    """Boxes whose rows start on the 5 mm grid line just at their start, where there is one.
+
+    Printing software lays the time axis on the grid: time 0 of a row falls on a major line
+    (ecg-image-kit, the renderer behind the public benchmarks, always does so).  The start read
+    from the trace map is a fraction of a millimetre off: the stroke's cap begins half a line
+    width early.  So when a major line lies within :data:`ORIGIN_SNAP_MM` of that start, the
+    line is the better reading.  Rows that start together (within 1 mm) share the median of
+    their lines; a row with no major line there (no grid, or major lines no heavier than minor
+    ones) is left as it is.
+    """
+    px_per_s_of = {b.row: b.width / b.duration_s for b in boxes if b.duration_s > 0}
+    origins = {r: min(b.x0 - b.t_start_s * px_per_s_of[r] for b in boxes if b.row == r) for r in px_per_s_of}
+    lines: dict[int, float] = {}
+    for r, x in origins.items():
+        band = [b for b in boxes if b.row == r]
+        line = major_line_near(image, x, rows=(min(b.y0 for b in band), max(b.y1 for b in band)),
+                               px_per_mm=px_per_mm, exclude=exclude)
+        if line is not None:
+            lines[r] = line
+    shift: dict[int, float] = {}
+    for r, x in origins.items():
+        group = [q for q, xq in origins.items() if abs(xq - x) <= px_per_mm and q in lines]
+        if not group:
+            continue
+        line = float(np.median([lines[q] for q in group]))
+        if ORIGIN_SNAP_MM[0] * px_per_mm <= line - x <= ORIGIN_SNAP_MM[1] * px_per_mm:
+            shift[r] = line - x
+    return tuple(replace(b, x0=b.x0 + shift[b.row], x1=b.x1 + shift[b.row]) if b.row in shift else b
+                 for b in boxes)
 
 
 def ink_mask(image: np.ndarray) -> np.ndarray:

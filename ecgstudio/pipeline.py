@@ -238,6 +238,9 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     cal = Calibration(px_per_mm, px_per_mm, options.mm_per_s or 25.0, gain)
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
     boxes = layout_stage.lead_boxes(rows, page_layout, cal)
+    boxes = layout_stage.snap_to_major_lines(boxes, image, px_per_mm=px_per_mm,
+                                             exclude=cv2.dilate((trace_prob > 0.2).astype(np.uint8),
+                                                                np.ones((5, 5), np.uint8)) > 0)
 
     # Separator ticks between leads and calibration pulses are not trace, whatever the network thinks.
     trace_prob = extract.without_regions(

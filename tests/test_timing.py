@@ -119,3 +119,32 @@ def test_a_page_drawn_from_a_100_hz_record_gives_the_record_back() -> None:
     before = score_record(page.signals, unaligned.signals, layout=page.layout).mean_snr_db
     assert snr > before + 1.0, (before, snr)
     assert snr > 17
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_rows_that_start_on_a_major_grid_line_start_there(seed: int) -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, origin_on_grid=True), seed=seed)
+    result = _analyse(page)
+    truth = {(b.row, b.col): b.x0 for b in page.boxes}
+    errors_mm = [(b.x0 - truth[(b.row, b.col)]) / CANONICAL_PX_PER_MM for b in result.boxes]
+    assert np.abs(errors_mm).max() < 0.05, errors_mm
+
+
+def test_major_lines_are_found_where_the_grid_shows_them() -> None:
+    from ecgstudio.geometry.grid import major_line_near
+
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, origin_on_grid=True), seed=33)
+    box = page.boxes[0]
+    line = major_line_near(page.image, box.x0 + 3.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM,
+                           exclude=page.masks.trace)
+    assert line == pytest.approx(box.x0, abs=0.3)
+    # the nearest line, wherever the search starts
+    shifted = major_line_near(page.image, box.x0 + 20.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM)
+    assert shifted == pytest.approx(box.x0 + 5 * CANONICAL_PX_PER_MM, abs=0.3)
+    # no major lines: plain paper, or a grid whose 5 mm lines are no heavier than the others
+    plain = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, grid_color="none"), seed=33)
+    assert major_line_near(plain.image, box.x0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM) is None
+    x = np.arange(600)
+    even = np.full((200, 600, 3), 255, np.uint8)
+    even[:, x % 6 == 0] = 120
+    assert major_line_near(even, 300.0, rows=(0, 200), px_per_mm=CANONICAL_PX_PER_MM) is None

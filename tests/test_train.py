@@ -93,5 +93,8 @@ def test_fused_network_gives_the_same_maps() -> None:
     net.eval()
     fused = fused_for_inference(net).to(memory_format=torch.channels_last)
     image = np.random.default_rng(2).integers(0, 255, (90, 130, 3), dtype=np.uint8)
-    np.testing.assert_allclose(predict_maps(fused, image), predict_maps(net, image), atol=1e-4)
+    exact = predict_maps(net, image, exact=True)
+    np.testing.assert_allclose(predict_maps(fused, image, exact=True), exact, atol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    # the default (bfloat16 where the processor has it) stays close to float32
+    np.testing.assert_allclose(predict_maps(fused, image), exact, atol=0.05)

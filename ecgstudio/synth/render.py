@@ -91,6 +91,9 @@ class PageStyle:
     columns_from_zero : bool
         Every column shows the record from t = 0 (some generators and printers), instead of
         consecutive windows; the rhythm strip is unchanged.
+    origin_on_grid : bool
+        Time 0 of every row on a 5 mm grid line (ecg-image-kit's pages, and much printing
+        software); otherwise wherever the page's margins put it.
     """
 
     layout: str = "3x4+1"
@@ -116,6 +119,7 @@ class PageStyle:
     paper_rgb: tuple[int, int, int] = (255, 255, 255)
     fade: float = 0.0
     columns_from_zero: bool = False
+    origin_on_grid: bool = False
 
     def __post_init__(self) -> None:
         get_layout(self.layout)
@@ -322,6 +326,10 @@ def render_page(
     row_h_mm = (paper_h_mm - header_mm - bottom_mm) / layout.n_rows
     left_mm = (paper_w_mm - plot_w_mm - pulse_mm) / 2 + float(rng.uniform(-3, 3))
     trace_left_mm = left_mm + (pulse_mm if style.pulse == "start" else 0.0)
+    if style.origin_on_grid:  # time 0 on a 5 mm line, as ecg-image-kit and much printing software lay it out
+        phase_mm = _grid_params(style)[0]
+        trace_left_mm = phase_mm + MAJOR_MM * round((trace_left_mm - phase_mm) / MAJOR_MM)
+        left_mm = trace_left_mm - (pulse_mm if style.pulse == "start" else 0.0)
     cal = Calibration(px_mm, px_mm, style.mm_per_s, style.mm_per_mv)
     thickness = max(1, round(style.trace_width_mm * px_mm))
 
