@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .arrays import true_runs
+from .arrays import polyline_runs
 from .results import Digitization
 
 _SHIFT = 4
@@ -30,11 +30,8 @@ def draw_overlay(image: np.ndarray, result: Digitization, *, low_confidence: flo
         if len(xy) < 2:
             continue
         conf = trace.confidence if trace.confidence is not None else np.ones(len(xy))
-        finite = np.isfinite(xy).all(axis=1)
         for good in (True, False):
-            keep = finite & ((conf >= low_confidence) == good)
-            runs = [np.round(xy[a:b] * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-                    for a, b in true_runs(keep) if b - a > 1]
+            runs = polyline_runs(xy, (conf >= low_confidence) == good, shift=_SHIFT)
             if runs:
                 cv2.polylines(canvas, runs, False, _TRACE_RGB if good else _LOW_RGB, scale, cv2.LINE_AA, _SHIFT)
     return canvas

@@ -181,3 +181,49 @@ def test_real_pages_that_start_every_column_at_zero_are_read_that_way(digitizer,
                                              "03403_lr-0.png"))
     assert {b.t_start_s for b in zero.boxes} == {0.0}
     assert sorted({b.t_start_s for b in standard.boxes}) == [0.0, 2.5, 5.0, 7.5]
+
+
+def _exact_analysis(dpi: float, seed: int, *, extra_line_mm: float | None = None):
+    """A page rendered at ``dpi``, its exact trace map (optionally with a ruled line the network
+    might half believe, ``extra_line_mm`` above the first row), and the page itself."""
+    from ecgstudio.model.data import trace_heatmap
+
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=dpi, pulse="none"), seed=seed)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    if extra_line_mm is not None:
+        y = int(round(page.boxes[0].baseline_y - extra_line_mm * page.calibration.px_per_mm_y))
+        prob[y - 1:y + 2] = 1.0
+    return page, prob, page.masks.text.astype(np.float32)
+
+
+def test_a_page_read_again_from_finer_maps_keeps_its_layout_and_gains_detail() -> None:
+    from ecgstudio.model.net import CANONICAL_PX_PER_MM, FINE_PX_PER_MM
+    from ecgstudio.pipeline import analyse_maps, retrace
+
+    coarse, prob, text = _exact_analysis(25.4 * CANONICAL_PX_PER_MM, 8)
+    first = analyse_maps(prob, text, coarse.image, DigitizeOptions(mm_per_s=25.0, mm_per_mv=10.0))
+    # the same page (same seed: same record, margins and rows) at the finer scale, with a ruled
+    # line across the page that the finer maps take for trace
+    fine, fine_prob, fine_text = _exact_analysis(25.4 * FINE_PX_PER_MM, 8, extra_line_mm=6.0)
+    k = FINE_PX_PER_MM / CANONICAL_PX_PER_MM
+    again = retrace(first, fine_prob, fine_text, fine.image, scale=k, fs=500.0)
+    assert [(b.lead, b.row, b.col, b.t_start_s) for b in again.boxes] == \
+        [(b.lead, b.row, b.col, b.t_start_s) for b in first.boxes]
+    assert again.calibration.px_per_mm_x == pytest.approx(FINE_PX_PER_MM)
+    truth = {(b.row, b.col): b for b in fine.boxes}
+    for box, was in zip(again.boxes, first.boxes):
+        # the time axis carried over (pixel centres kept by the resampling), and on the page
+        assert box.x0 == pytest.approx((was.x0 + 0.5) * k - 0.5)
+        assert box.x0 == pytest.approx(truth[(box.row, box.col)].x0, abs=0.3 * FINE_PX_PER_MM)
+        assert box.baseline_y == pytest.approx(truth[(box.row, box.col)].baseline_y, abs=1.5 * FINE_PX_PER_MM)
+    before = score_record(coarse.signals, first.signals, layout=coarse.layout).mean_snr_db
+    after = score_record(fine.signals, again.signals, layout=fine.layout)
+    assert after.mean_snr_db > before - 0.5, (before, after.mean_snr_db)
+    assert min(s.snr_db for s in after.leads.values()) > 10  # the ruled line was not followed
+
+
+def test_pages_finer_than_the_canonical_scale_are_traced_again(digitizer) -> None:
+    fine = render_page(style=PageStyle(layout="3x4+1", dpi=200), seed=9)
+    coarse = render_page(style=PageStyle(layout="3x4+1", dpi=150), seed=9)
+    assert "fine tracing" in digitizer.digitize(fine.image).timings_s
+    assert "fine tracing" not in digitizer.digitize(coarse.image).timings_s

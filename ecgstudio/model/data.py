@@ -14,12 +14,12 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from ..arrays import true_runs
+from ..arrays import polyline_runs
 from ..results import Trace
 from ..synth.batch import RecordPool
 from ..synth.damage import DamageSettings
 from ..synth.render import PageStyle, SynthPage, render_page
-from .net import CANONICAL_PX_PER_MM
+from .net import CANONICAL_PX_PER_MM, TRAINED_SCALES
 
 _RIDGE_SIGMA_PX = 0.8
 _SHIFT = 4
@@ -42,10 +42,7 @@ def trace_heatmap(traces: Sequence[Trace], shape: tuple[int, int], *, visible: n
     """
     canvas = np.zeros(shape, np.uint8)
     for trace in traces:
-        xy = trace.xy
-        finite = np.isfinite(xy).all(axis=1)
-        runs = [np.round(xy[a:b] * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
-                for a, b in true_runs(finite) if b - a > 1]
+        runs = polyline_runs(trace.xy, shift=_SHIFT)
         if runs:
             cv2.polylines(canvas, runs, False, 255, 1, cv2.LINE_AA, _SHIFT)
     ridge = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), _RIDGE_SIGMA_PX)
@@ -81,7 +78,7 @@ def training_damage(rng: np.random.Generator, severity: float) -> DamageSettings
 
 def render_training_page(rng: np.random.Generator, records: RecordPool, *, severity: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
     """One random page near the canonical scale: ``(image (H, W, 3) uint8, targets (2, H, W) float32)``."""
-    dpi = 25.4 * CANONICAL_PX_PER_MM * float(rng.uniform(0.85, 1.2))
+    dpi = 25.4 * CANONICAL_PX_PER_MM * float(rng.uniform(*TRAINED_SCALES))
     style = PageStyle.random(rng, dpi=dpi)
     page = render_page(records.pick(rng), style=style, damage=training_damage(rng, severity),
                        seed=int(rng.integers(2**31)))

@@ -19,6 +19,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: Pages are resampled to this grid scale before segmentation (about 150 dpi).
 CANONICAL_PX_PER_MM = 6.0
+#: Scales (relative to the canonical one) of the pages the network is trained on.
+TRAINED_SCALES = (0.85, 1.2)
+#: The finest scale the network knows (px per mm): pages scanned finer are traced again there.
+FINE_PX_PER_MM = CANONICAL_PX_PER_MM * TRAINED_SCALES[1]
 
 OUTPUT_CHANNELS = ("trace", "text")
 
