@@ -177,7 +177,7 @@ class Digitizer:
 
         maps = predict_maps(self.model, canon, device=self.device)
         trace_prob, text_prob = maps[0], maps[1]
-        stage("segmentation", 0.7)
+        stage("segmentation", 0.5)
 
         if options.mm_per_mv is None and px_per_mm < MIN_PULSE_PX_PER_MM:
             log.warning("the page has %.1f px per mm, too coarse to measure calibration pulses; assuming 10 mm/mV "
@@ -188,7 +188,7 @@ class Digitizer:
             log.info("the page has %.1f px per mm, too coarse to read lead names; the layout's order is used",
                      px_per_mm)
         page_result = analyse_maps(trace_prob, text_prob, canon, options, reader=reader)
-        stage("layout and extraction", 0.8)
+        stage("layout and extraction", 0.65)
 
         fine = min(FINE_PX_PER_MM, px_per_mm)
         if fine >= MIN_FINE_GAIN * CANONICAL_PX_PER_MM:

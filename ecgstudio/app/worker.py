@@ -29,9 +29,8 @@ STAGE_NAMES = {
     "geometry": "Finding the page and its grid",
     "resample": "Resampling",
     "segmentation": "Finding the traces (model)",
-    "layout": "Finding the leads",
-    "extraction": "Extracting the signals",
     "layout and extraction": "Finding the leads and extracting the signals",
+    "fine tracing": "Tracing again in finer detail (model)",
     "done": "Done",
 }
 
