@@ -345,8 +345,7 @@ def snap_to_major_lines(boxes: tuple[LeadBox, ...], image: np.ndarray, *, px_per
     their lines; a row with no major line there (no grid, or major lines no heavier than minor
     ones) is left as it is.
     """
-    px_per_s_of = {b.row: b.width / b.duration_s for b in boxes if b.duration_s > 0}
-    origins = {r: min(b.x0 - b.t_start_s * px_per_s_of[r] for b in boxes if b.row == r) for r in px_per_s_of}
+    origins = {b.row: min(c.origin_x for c in boxes if c.row == b.row) for b in boxes}
     lines: dict[int, float] = {}
     for r, x in origins.items():
         band = [b for b in boxes if b.row == r]

@@ -228,7 +228,7 @@ class PageAnalysis:
     """Layout, boxes, traces and signals of a page, in the pixel frame of the analysed maps, and
     the trace map as the traces were read from it (separator ticks and pulses taken out).
 
-    ``pulses`` (calibration pulses) and ``names`` (printed lead names) are regions
+    ``pulse_regions`` (calibration pulses) and ``names`` (printed lead names) are regions
     ``(x0, y0, x1, y1)`` that are not signal; with ``baselines`` and ``spacing`` they let
     :func:`retrace` read the same page again from finer maps.
     """
@@ -240,7 +240,7 @@ class PageAnalysis:
     signals: Signals
     confidence: dict[str, float]
     trace_prob: np.ndarray
-    pulses: tuple[Region, ...] = ()
+    pulse_regions: tuple[Region, ...] = ()
     names: tuple[Region, ...] = ()
     baselines: tuple[float, ...] = ()
     spacing: float = 0.0
@@ -329,9 +329,9 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     baselines = tuple(px(y) for y in analysis.baselines)
     spacing = analysis.spacing * scale
     names = tuple(region(r) for r in analysis.names)
-    pulses = tuple(region(r) for r in analysis.pulses)
+    pulse_regions = tuple(region(r) for r in analysis.pulse_regions)
     separators = extract.find_separators(layout_stage.ink_mask(image), boxes, px_per_mm=cal.px_per_mm_x)
-    trace_prob = extract.without_regions(trace_prob, separators + list(pulses))
+    trace_prob = extract.without_regions(trace_prob, separators + list(pulse_regions))
     # The new maps refine the traces already read; they do not start new ones (a ruled line the
     # finer view half believes, a trace where the first reading found a gap).
     near = np.zeros(trace_prob.shape, np.uint8)
@@ -348,7 +348,7 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=fs)
     signals = extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=analysis.layout.duration_s)
     return PageAnalysis(analysis.layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob,
-                        pulses, names, baselines, spacing)
+                        pulse_regions, names, baselines, spacing)
 
 
 def _off_the_names(row_lines: list[tuple[np.ndarray, np.ndarray]], trace_prob: np.ndarray, text_prob: np.ndarray,

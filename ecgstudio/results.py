@@ -84,6 +84,11 @@ class LeadBox:
         return self.x1 - self.x0
 
     @property
+    def origin_x(self) -> float:
+        """Pixel x of t = 0 on this box's time axis."""
+        return self.x0 - self.t_start_s * self.width / self.duration_s if self.duration_s > 0 else self.x0
+
+    @property
     def height(self) -> float:
         return self.y1 - self.y0
 

@@ -102,7 +102,7 @@ def align_to_samples(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], *, p
     step = px_per_s / fs
     if step < MIN_SAMPLE_PX or not boxes:
         return boxes
-    origin = {b.row: min(c.x0 - c.t_start_s * px_per_s for c in boxes if c.row == b.row) for b in boxes}
+    origin = {b.row: min(c.origin_x for c in boxes if c.row == b.row) for b in boxes}
     phases = (np.arange(_PHASES) / _PHASES - 0.5) * step
     shift: dict[int, float] = {}
     for row in sorted(origin):
