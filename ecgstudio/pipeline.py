@@ -317,7 +317,7 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     (finer maps, e.g.; ``image`` is the page in their frame): its layout, boxes, leads, names,
     pulses and time axis carried over, its separator ticks found again, its traces and signals
     taken from the new maps."""
-    def px(v: float) -> float:  # a pixel position in the new frame (cv2.resize keeps pixel centres)
+    def px(v):  # pixel positions (a number or an array) in the new frame (cv2.resize keeps pixel centres)
         return (v + 0.5) * scale - 0.5
 
     def region(r: Region) -> Region:
@@ -336,7 +336,7 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     # finer view half believes, a trace where the first reading found a gap).
     near = np.zeros(trace_prob.shape, np.uint8)
     for trace in analysis.traces:
-        runs = polyline_runs((trace.xy + 0.5) * scale - 0.5, shift=4)
+        runs = polyline_runs(px(trace.xy), shift=4)
         if runs:
             cv2.polylines(near, runs, False, 1, 1, cv2.LINE_8, 4)
     reach = int(round(RETRACE_REACH_MM * cal.px_per_mm_x))
