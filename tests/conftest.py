@@ -9,6 +9,13 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# The studio tests run fine-tunes in a thread (the studio itself uses a process).  The first
+# optimizer a process builds imports torch._dynamo (about 2 s of imports); done in that thread
+# while the Qt event loop runs, it has twice stalled the whole run (the thread stuck in the
+# import, the test waiting on it).  Importing it here, on the main thread, takes it out of the
+# worker thread.
+import torch._dynamo  # noqa: E402,F401
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
