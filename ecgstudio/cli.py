@@ -38,7 +38,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_report
 
-    report = evaluate(args.pred_dir, args.truth)
+    report = evaluate(args.pred_dir, args.truth, corrections=args.corrections)
     print(format_report(report, per_image=args.per_image))
     return 0
 
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score digitized records against ground truth")
     p.add_argument("pred_dir", help="folder of predicted WFDB records")
     p.add_argument("--truth", required=True, help="pairs CSV (image, ground_truth, ..., image_kind, layout)")
+    p.add_argument("--corrections", help="CSV of cells replacing the truth table's, by image, each with a "
+                                         "reason (e.g. columns=from-zero for a page printing every column from 0 s)")
     p.add_argument("--per-image", action="store_true", help="also list every image's score")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -11,8 +11,15 @@ Where the windows come from, first match wins:
 1. a JSON beside the image (``<stem>.json`` or ``<stem>.json.gz``), or one named in
    ``extra_annotations``: ecg-image-kit's ``leads[].lead_name/start_sample/end_sample`` with
    ``sampling_frequency``, or ECG Studio's synthetic-page ``windows_s``;
-2. the ``layout`` text (:func:`layout_from_text`), e.g. ``3x4+II rhythm`` -> ``3x4+1``;
+2. the ``layout`` text (:func:`layout_from_text`), e.g. ``3x4+II rhythm`` -> ``3x4+1``, read
+   with the optional ``columns`` cell: ``consecutive`` (the default: the second column of a 3x4
+   page is 2.5-5 s) or ``from-zero`` (every column shows the record's first seconds, as some
+   page generators print; the rhythm strips keep their whole window);
 3. otherwise every lead over the whole page, with a logged warning.
+
+A corrections table (:func:`read_corrections`) overrides cells of the truth table image by
+image, with the reason written beside each, where the table describes a page wrongly and the
+shared table itself cannot be edited.
 
 Pages of long records
 ---------------------
@@ -60,6 +67,9 @@ KINDS: tuple[str, ...] = ("real scan", "clean render", "damaged render", "other"
 
 #: Columns the truth table must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("image", "ground_truth", "image_kind", "layout")
+
+#: How a page's columns follow each other in time (the truth table's optional ``columns``).
+COLUMN_READINGS: tuple[str, ...] = ("consecutive", "from-zero")
 
 #: Page duration assumed where neither a layout nor a JSON states it, seconds.
 DEFAULT_PAGE_S = 10.0
@@ -173,6 +183,8 @@ class Pair:
         Free text naming extra files (JSON lead boxes, masks), relative to ``root``.
     root : Path
         The table's folder.
+    columns : str
+        One of :data:`COLUMN_READINGS` (the table's ``columns``; ``consecutive`` when empty).
     """
 
     image: str
@@ -182,6 +194,7 @@ class Pair:
     layout_text: str
     extra_annotations: str
     root: Path
+    columns: str = "consecutive"
 
     @property
     def key(self) -> str:
@@ -202,13 +215,16 @@ class Pair:
         return int(m.group(1)) if m else 0
 
 
-def read_pairs(truth_csv: str | os.PathLike[str]) -> list[Pair]:
+def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathLike[str] | None = None
+               ) -> list[Pair]:
     """Read the truth table.
 
     Parameters
     ----------
     truth_csv : str or path-like
         CSV with at least the columns :data:`REQUIRED_COLUMNS`.
+    corrections : str or path-like, optional
+        A corrections table (:func:`read_corrections`) whose cells replace the truth table's.
 
     Returns
     -------
@@ -218,43 +234,73 @@ def read_pairs(truth_csv: str | os.PathLike[str]) -> list[Pair]:
     Raises
     ------
     SignalFormatError
-        The file is missing, lacks a required column, or has an empty image path.
+        The file is missing, lacks a required column, has an empty image path, an unknown
+        ``columns`` reading, or a correction for an image it does not list.
     """
     path = Path(truth_csv)
-    if not path.is_file():
-        raise SignalFormatError(f"truth table {os.fspath(path)!r} does not exist; pass the pairs CSV")
     root = path.resolve().parent
+    fixes = read_corrections(corrections) if corrections is not None else {}
+    pairs = []
+    for line, row in _csv_rows(path, REQUIRED_COLUMNS, "truth table", "like shared/data/pairs.csv"):
+        row |= fixes.pop(row["image"], {})
+        if not row["image"] or not row["ground_truth"]:
+            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: empty image or "
+                                    "ground_truth; fill both in or delete the row")
+        fs_text = row.get("gt_fs_hz", "")
+        try:
+            fs = float(fs_text) if fs_text else None
+        except ValueError:
+            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: gt_fs_hz "
+                                    f"{fs_text!r} is not a number of Hz") from None
+        columns = row.get("columns") or "consecutive"
+        if columns not in COLUMN_READINGS:
+            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line} ({row['image']}): columns "
+                                    f"{columns!r} is not one of {', '.join(COLUMN_READINGS)}")
+        pairs.append(Pair(
+            image=row["image"],
+            ground_truth=root / row["ground_truth"],
+            gt_fs_hz=fs,
+            image_kind=row["image_kind"],
+            layout_text=row["layout"],
+            extra_annotations=row.get("extra_annotations", ""),
+            root=root,
+            columns=columns,
+        ))
+    if fixes:
+        raise SignalFormatError(f"corrections {os.fspath(corrections)!r} name image(s) the truth table "
+                                f"{os.fspath(path)!r} does not list: {', '.join(sorted(fixes))}")
+    return pairs
+
+
+def read_corrections(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """Cells that replace the truth table's, by image: ``{image: {column: value}}``.
+
+    A CSV with an ``image`` column (as written in the truth table), any of the truth table's
+    columns, and a ``reason`` column saying what is wrong and how it was checked (required, so
+    that a correction cannot be made without one).  Empty cells change nothing.
+    """
+    fixes = {}
+    for line, row in _csv_rows(Path(path), ("image", "reason"), "corrections",
+                               "one row per image: image, the columns to replace, reason"):
+        if not row["reason"]:
+            raise SignalFormatError(f"corrections {os.fspath(path)!r} line {line}: say why in 'reason'")
+        fixes[row["image"]] = {k: v for k, v in row.items() if k not in ("image", "reason") and v}
+    return fixes
+
+
+def _csv_rows(path: Path, required: tuple[str, ...], what: str, hint: str):
+    """``(line number, {column: stripped text})`` for each row of a CSV with the ``required`` columns."""
+    if not path.is_file():
+        raise SignalFormatError(f"{what} {os.fspath(path)!r} does not exist; pass the {what} CSV")
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        missing = [c for c in required if c not in columns]
         if missing:
-            raise SignalFormatError(
-                f"truth table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; it needs "
-                f"{', '.join(REQUIRED_COLUMNS)} (like shared/data/pairs.csv)"
-            )
-        pairs = []
+            raise SignalFormatError(f"{what} {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; "
+                                    f"it needs {', '.join(required)} ({hint})")
         for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-            if not row["image"] or not row["ground_truth"]:
-                raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: empty image or "
-                                        "ground_truth; fill both in or delete the row")
-            fs_text = row.get("gt_fs_hz", "")
-            try:
-                fs = float(fs_text) if fs_text else None
-            except ValueError:
-                raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: gt_fs_hz "
-                                        f"{fs_text!r} is not a number of Hz") from None
-            pairs.append(Pair(
-                image=row["image"],
-                ground_truth=root / row["ground_truth"],
-                gt_fs_hz=fs,
-                image_kind=row["image_kind"],
-                layout_text=row["layout"],
-                extra_annotations=row.get("extra_annotations", ""),
-                root=root,
-            ))
-    return pairs
+            yield line, {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,15 +386,19 @@ def page_windows(pair: Pair, *, fs: float | None = None
                  ) -> tuple[Layout | None, dict[str, tuple[float, float]] | None, str]:
     """How an image is scored: ``(layout, windows, source)``.
 
-    ``windows`` come from the JSON (:func:`windows_json_for`) when it has any; ``layout`` from
-    the ``layout`` text.  ``source`` says which applies: ``"json <name>"``, ``"layout <name>"``
-    or ``"whole page"`` (unknown layout, warned).
+    ``windows`` come from the JSON (:func:`windows_json_for`) when it has any, else from a
+    ``from-zero`` reading of the layout; ``layout`` from the ``layout`` text.  ``source`` says
+    which applies: ``"json <name>"``, ``"layout <name>"``, ``"layout <name> from 0 s"`` or
+    ``"whole page"`` (unknown layout, warned).
     """
     layout = layout_from_text(pair.layout_text)
     json_path = windows_json_for(pair)
     windows = read_plotted_windows(json_path, fs=fs) if json_path is not None else None
     if windows:
         return layout, windows, f"json {json_path.name}"
+    if layout is not None and pair.columns == "from-zero":
+        spans = {lead: layout.plotted_window_s(lead) for lead in layout.leads}
+        return layout, {lead: (0.0, t1 - t0) for lead, (t0, t1) in spans.items()}, f"layout {layout.name} from 0 s"
     if layout is not None:
         return layout, None, f"layout {layout.name}"
     logger.warning("%s: layout %r is not recognised and there is no JSON of plotted windows; "
@@ -484,6 +534,7 @@ class EvaluationReport:
 
 
 def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str], *,
+             corrections: str | os.PathLike[str] | None = None,
              max_lag_s: float = DEFAULT_MAX_LAG_S) -> EvaluationReport:
     """Score the predictions in ``pred_dir`` against every image of ``truth_csv``.
 
@@ -493,6 +544,8 @@ def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str]
         Folder of predicted WFDB records named by :func:`pair_key`.
     truth_csv : str or path-like
         The truth table (see the module docstring).
+    corrections : str or path-like, optional
+        Cells that replace the truth table's (:func:`read_corrections`).
     max_lag_s : float, optional
         Half-width of the lag search in seconds.
 
@@ -510,7 +563,7 @@ def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str]
     if not pred_root.is_dir():
         raise SignalFormatError(f"prediction folder {os.fspath(pred_root)!r} does not exist; "
                                 "pass the folder holding the predicted .hea/.dat records")
-    pairs = read_pairs(truth_csv)
+    pairs = read_pairs(truth_csv, corrections=corrections)
     stems = Counter(PurePosixPath(p.image.replace("\\", "/")).stem for p in pairs)
     records: dict[Path, Signals] = {}
     results = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecgstudio.cli import main
@@ -35,7 +37,12 @@ def test_evaluate_prints_a_table_by_kind(tmp_path, capsys, shared_data) -> None:
     out = capsys.readouterr().out
     for kind in ("real scan", "clean render", "damaged render"):
         assert kind in out
-    assert "missing" in out
+    assert "missing" in out and "from 0 s" not in out
+
+    fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
+    assert main(["evaluate", str(tmp_path), "--truth", str(shared_data / "pairs.csv"),
+                 "--corrections", str(fixes), "--per-image"]) == 0
+    assert capsys.readouterr().out.count("layout 3x4+1 from 0 s") == 16
 
 
 def test_finetune_and_model_versions_from_the_command_line(tmp_path, capsys) -> None:

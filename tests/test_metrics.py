@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecgstudio.errors import LayoutError
+from ecgstudio.errors import LayoutError, SignalFormatError
 from ecgstudio.evaluate import (
     evaluate, format_images, format_report, kind_of, layout_from_text, page_truth, pair_key,
-    read_pairs, read_plotted_windows,
+    read_corrections, read_pairs, read_plotted_windows,
 )
 from ecgstudio.metrics import (
     LeadScore, RecordScore, aggregate, resample_to_grid, score_lead, score_record,
@@ -328,6 +329,57 @@ def test_evaluate_finds_predictions_by_key_then_unique_stem(tmp_path: Path) -> N
     assert "all" in text and "missing predictions (2)" in text and "unreadable predictions (1)" in text
     assert "z/solo-0.png" in text
     assert format_images(report).count("\n") == 1 + len(rows)
+
+
+def _one_page_table(tmp_path: Path, truth: Signals) -> Path:
+    (tmp_path / "gt").mkdir()
+    _write_record(tmp_path / "gt", "rec", truth)
+    table = tmp_path / "pairs.csv"
+    table.write_text("image,ground_truth,gt_fs_hz,image_kind,layout\n"
+                     "a/page-0.png,gt/rec,100,\"synthetic, clean\",3x4+II rhythm\n")
+    return table
+
+
+def test_page_printing_every_column_from_zero_is_scored_there_once_corrected(tmp_path: Path) -> None:
+    truth = _record(100, np.random.default_rng(5))
+    table = _one_page_table(tmp_path, truth)
+    # What such a page gives: every short lead over 0-2.5 s, lead II over 10 s.
+    shown = np.full(truth.mv.shape, np.nan)
+    shown[:250] = truth.mv[:250]
+    shown[:, LEAD_NAMES.index("II")] = truth.mv[:, LEAD_NAMES.index("II")]
+    (tmp_path / "pred").mkdir()
+    _write_record(tmp_path / "pred", "a__page-0", Signals(shown, 100, truth.lead_names))
+
+    stated = evaluate(tmp_path / "pred", table).images[0]
+    assert stated.windows_from == "layout 3x4+1"
+    assert stated.score.leads["V4"].snr_db < 0.5 and stated.score.leads["I"].snr_db > 80
+
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("image,columns,reason\na/page-0.png,from-zero,beats at the same places in every column\n")
+    corrected = evaluate(tmp_path / "pred", table, corrections=fixes).images[0]
+    assert corrected.windows_from == "layout 3x4+1 from 0 s"
+    assert min(lead.snr_db for lead in corrected.score.leads.values()) > 80
+    assert corrected.score.leads["II"].n_samples == 1000 and corrected.score.leads["V4"].n_samples == 250
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,columns,reason\na/page-0.png,from-zero,\n", "say why"),
+    ("image,columns\na/page-0.png,from-zero\n", "lacks column(s) reason"),
+    ("image,columns,reason\nb/other-0.png,from-zero,seen\n", "does not list: b/other-0.png"),
+    ("image,columns,reason\na/page-0.png,backwards,seen\n", "columns 'backwards' is not one of"),
+])
+def test_corrections_that_cannot_be_applied_say_why(tmp_path: Path, text: str, message: str) -> None:
+    table = _one_page_table(tmp_path, _record(100, np.random.default_rng(6)))
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text(text)
+    with pytest.raises(SignalFormatError, match=re.escape(message)):
+        read_pairs(table, corrections=fixes)
+
+
+def test_shipped_corrections_apply_to_the_shared_table(shared_data: Path) -> None:
+    fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
+    pairs = read_pairs(shared_data / "pairs.csv", corrections=fixes)
+    assert sum(p.columns == "from-zero" for p in pairs) == len(read_corrections(fixes)) == 16
 
 
 # --------------------------------------------------------------------------------------------
