@@ -64,6 +64,13 @@ MAX_STRAIGHT_SHARE = 0.6
 MIN_COVERAGE_SHARE = 0.75
 #: A straight candidate row is kept only if unbroken: at least this share of the best coverage.
 UNBROKEN_SHARE = 0.97
+#: A broken (not straight) candidate row is kept after all where it continues the kept rows'
+#: lattice: one pitch from a kept row within this share of the pitch ...
+LATTICE_TOLERANCE = 0.12
+#: ... drawn along at least this share of the kept rows' common columns ...
+MIN_LATTICE_OVERLAP = 0.8
+#: ... and covering at least this share of the best coverage.
+MIN_LATTICE_COVERAGE = 0.5
 
 
 def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.3) -> list[Row]:
@@ -73,7 +80,9 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     (dark grid lines on black-and-white scans) are told apart by shape: a trace's mass spreads
     over its waves (:data:`MAX_STRAIGHT_SHARE`; a quiet lead may be as straight but is then
     unbroken, :data:`UNBROKEN_SHARE`) and covers its row almost without a break
-    (:data:`MIN_COVERAGE_SHARE`).
+    (:data:`MIN_COVERAGE_SHARE`).  A row partly hidden (by drawn boxes, stamps, fading) is
+    broken too; it is kept where it continues the lattice of the other rows over their columns
+    (:func:`_on_the_lattice`).
 
     Raises
     ------
@@ -115,6 +124,8 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, threshold: float = 0.
     best = max(r.coverage for r in candidates) if candidates else 0.0
     rows = [r for r in candidates if r.coverage >= MIN_COVERAGE_SHARE * best
             and (r.straightness <= MAX_STRAIGHT_SHARE or r.coverage >= UNBROKEN_SHARE * best)]
+    rows = _on_the_lattice(rows, [r for r in candidates if r not in rows and r.straightness <= MAX_STRAIGHT_SHARE
+                                  and r.coverage >= MIN_LATTICE_COVERAGE * best])
     if len(rows) < len(candidates):
         log.info("ignored %d straight or broken line(s) among %d candidate rows", len(candidates) - len(rows),
                  len(candidates))
@@ -131,6 +142,28 @@ def _without_flat_pieces(ink: np.ndarray, px_per_mm: float) -> np.ndarray:
     flat = np.zeros(n, bool)
     flat[1:] = stats[1:, cv2.CC_STAT_HEIGHT] <= max(2, int(round(0.5 * px_per_mm)))
     return ink & ~flat[labels]
+
+
+def _on_the_lattice(rows: list[Row], broken: list[Row]) -> list[Row]:
+    """``rows`` with those of ``broken`` that continue their lattice, in page order.
+
+    The kept rows' pitch is the smallest gap between neighbours (two rows at least: a hidden row
+    between two kept ones doubles a gap, never halves one); a broken row
+    one pitch (within :data:`LATTICE_TOLERANCE`) from a kept row, drawn along most of the
+    columns the kept rows share (:data:`MIN_LATTICE_OVERLAP`), is a row of traces partly hidden,
+    not a line of header text or a strip of grid."""
+    if len(rows) < 2 or not broken:
+        return rows
+    ys = sorted(r.baseline_y for r in rows)
+    pitch = float(np.min(np.diff(ys)))
+    x0 = float(np.median([r.x_start for r in rows]))
+    x1 = float(np.median([r.x_end for r in rows]))
+    rescued = [r for r in broken
+               if min(abs(abs(r.baseline_y - y) - pitch) for y in ys) <= LATTICE_TOLERANCE * pitch
+               and min(r.x_end, x1) - max(r.x_start, x0) >= MIN_LATTICE_OVERLAP * (x1 - x0)]
+    if rescued:
+        log.info("kept %d broken row(s) on the other rows' lattice (pitch %.0f px)", len(rescued), pitch)
+    return sorted(rows + rescued, key=lambda r: r.baseline_y)
 
 
 def _row_extent(covered: np.ndarray, px_per_mm: float) -> tuple[int, int] | None:

@@ -42,7 +42,7 @@ def test_evaluate_prints_a_table_by_kind(tmp_path, capsys, shared_data) -> None:
     fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
     assert main(["evaluate", str(tmp_path), "--truth", str(shared_data / "pairs.csv"),
                  "--corrections", str(fixes), "--per-image"]) == 0
-    assert capsys.readouterr().out.count("layout 3x4+1 from 0 s") == 16
+    assert capsys.readouterr().out.count("layout 3x4+1 from 0 s") == 17
 
 
 def test_finetune_and_model_versions_from_the_command_line(tmp_path, capsys) -> None:

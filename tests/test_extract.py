@@ -109,6 +109,31 @@ def test_gaps_become_nan_with_low_confidence() -> None:
     assert gap.any()
 
 
+def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None:
+    """Drawn lead boxes hide a third of a row (the network loses the trace where a box edge runs
+    along it): the row is still one of the page's, while a wavy line of header text as broken,
+    a row's pitch above the first but over other columns, is not."""
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI), seed=8)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert len(rows) == 4
+    first, hidden, span = rows[0], rows[1], rows[1].x_end - rows[1].x_start
+    band = slice(int(hidden.baseline_y - 12 * CANONICAL_PX_PER_MM), int(hidden.baseline_y + 12 * CANONICAL_PX_PER_MM))
+    for k in range(5):  # five hidden stretches, 7 % of the row each
+        a = int(hidden.x_start + (0.1 + 0.18 * k) * span)
+        prob[band, a:a + int(0.07 * span)] = 0.0
+    header_y = int(first.baseline_y - (rows[3].baseline_y - rows[2].baseline_y))
+    x = np.arange(int(0.45 * span))
+    wiggle = (header_y + 4 * np.sin(x / 3.0)).round().astype(int)
+    keep = (x // 40) % 3 != 2  # broken like words
+    for dy in (-1, 0, 1):
+        prob[wiggle[keep] + dy, x[keep]] = 1.0
+    found = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert [round(r.baseline_y) for r in found] == [round(r.baseline_y) for r in rows]
+    assert found[1].coverage < layout.MIN_COVERAGE_SHARE * max(r.coverage for r in found)
+    assert found[1].x_end - found[1].x_start > 0.95 * span
+
+
 def test_no_traces_is_not_an_ecg() -> None:
     from ecgstudio.errors import NotAnEcgError
 
