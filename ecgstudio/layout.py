@@ -500,6 +500,25 @@ def _pulse_like(dark: np.ndarray, ref: Pulse, shift: float, px_per_mm: float) ->
     return best
 
 
+def rows_beside_pulses(rows: list[Row], pulses: list[Pulse]) -> list[Row]:
+    """Rows that do not run over their calibration pulses.
+
+    The network sometimes takes a pulse's edges, or a drawn box's side standing beside it, for
+    trace; the row then starts (ends) on the pulse, and its first point, the time origin, is a
+    pulse's width early.  A row that starts before its pulse's middle starts where the pulse
+    comes down instead (one that ends after it ends where the pulse goes up); a row whose map
+    starts at the falling edge already is left as read."""
+    out = list(rows)
+    for p in pulses:
+        row, middle = out[p.row], (p.rise_x1 + p.fall_x0) / 2
+        if p.x1 < (row.x_start + row.x_end) / 2:
+            if row.x_start < middle:
+                out[p.row] = replace(row, x_start=float(p.fall_x0))
+        elif row.x_end > middle:
+            out[p.row] = replace(row, x_end=float(p.rise_x1))
+    return out
+
+
 def pulse_height_mm(pulses: list[Pulse], n_rows: int, *, px_per_mm: float) -> float | None:
     """Median height in mm of the pulses, or None unless at least half the rows show one."""
     if not pulses or len(pulses) < max(1, n_rows // 2):

@@ -274,6 +274,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
         evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=px_per_mm)
         chosen = layout_stage.refine_layout(chosen, evidence)
     pulses = layout_stage.find_pulses(ink | (text_prob > 0.5), rows, px_per_mm=px_per_mm)
+    rows = layout_stage.rows_beside_pulses(rows, pulses)
     if options.mm_per_mv:
         gain = options.mm_per_mv
     else:

@@ -271,6 +271,19 @@ def test_rows_that_start_together_share_one_time_origin_and_rows_that_do_not_kee
     assert starts(89.0, 89.0, 110.0, 89.0) == pytest.approx([89.0, 89.0, 110.0, 89.0])  # a photo's shifted row
 
 
+def test_a_row_starts_where_its_pulse_comes_down() -> None:
+    """The network took the side of a drawn box beside the pulse for trace on one row: it starts
+    at its pulse's falling edge, where a row whose map starts on that edge is left; a pulse at
+    a row's end stops the row there."""
+    rows = [layout.Row(100.0, 89.0, 1600.0, 1.0), layout.Row(300.0, 119.5, 1600.0, 1.0),
+            layout.Row(500.0, 125.0, 1640.0, 1.0)]
+    pulse = dict(top_y=0, base_y=10, line_px=3.0, height_px=60.0)
+    pulses = [layout.Pulse(0, 89, 92, 121, 123, **pulse), layout.Pulse(1, 89, 92, 121, 123, **pulse),
+              layout.Pulse(2, 1610, 1612, 1640, 1643, **pulse)]
+    out = layout.rows_beside_pulses(rows, pulses)
+    assert [(r.x_start, r.x_end) for r in out] == [(121.0, 1600.0), (119.5, 1600.0), (125.0, 1612.0)]
+
+
 @pytest.mark.parametrize("separators", [True, False])
 def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(separators: bool) -> None:
     record = simulate_ecg(np.random.default_rng(8), duration_s=10.5, fs=500.0, heart_rate_bpm=95.0)
