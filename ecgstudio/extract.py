@@ -449,6 +449,58 @@ def without_regions(prob: np.ndarray, regions: Sequence[tuple[float, float, floa
     return out
 
 
+#: A stroke that turns where printed text begins is followed along the ink at most this far (mm):
+#: a deep S wave runs on through the lead name printed under it, while the network calls the
+#: shared ink text and the path turns at the name's top.  Ink running on further is a ruled line.
+THROUGH_TEXT_MAX_MM = 8.0
+#: Only turns of strokes at least this tall (mm, prominence) are followed.
+THROUGH_TEXT_MIN_STROKE_MM = 1.5
+#: Half a printed trace line (mm): the ink ends this far beyond the stroke's centre line.
+HALF_LINE_MM = 0.15
+
+
+def through_text(xy: np.ndarray, ink: np.ndarray, text_prob: np.ndarray, *, px_per_mm: float) -> np.ndarray:
+    """The polyline ``(n, 2)`` with its steep strokes' turns moved on along the ink where the path
+    turned at printed text (:data:`THROUGH_TEXT_MAX_MM`): the network's trace map stops where it
+    takes the ink for text, the ink itself does not.  Other points are unchanged."""
+    from scipy.signal import find_peaks
+
+    out = xy.copy()
+    y = xy[:, 1]
+    finite = np.isfinite(y) & np.isfinite(xy[:, 0])
+    if finite.sum() < 3:
+        return out
+    filled = np.interp(np.arange(len(y)), np.flatnonzero(finite), y[finite])
+    h, w = ink.shape
+    reach = int(np.ceil(THROUGH_TEXT_MAX_MM * px_per_mm))
+    look = max(2, int(round(1.5 * px_per_mm)))
+    half_line = HALF_LINE_MM * px_per_mm
+    for d in (1, -1):  # nadirs (down the page), then apexes
+        turns, _ = find_peaks(d * filled, prominence=THROUGH_TEXT_MIN_STROKE_MM * px_per_mm)
+        for i in turns:
+            if not finite[i]:
+                continue
+            x, y0 = int(round(xy[i, 0])), int(round(y[i]))
+            cols = slice(max(0, x - 1), min(w, x + 2))
+            ahead = text_prob[max(0, min(y0 + d, y0 + d * look)):min(h, max(y0 + d, y0 + d * look) + 1), cols]
+            if not ahead.size or ahead.max() < 0.5:
+                continue
+            k, cx = y0, x
+            while 0 <= k + d < h and abs(k + d - y0) <= reach:
+                near = np.flatnonzero(ink[k + d, max(0, cx - 1):min(w, cx + 2)])
+                if not len(near):
+                    break
+                k, cx = k + d, max(0, cx - 1) + int(near[np.argmin(np.abs(max(0, cx - 1) + near - cx))])
+            if abs(k - y0) >= reach:
+                continue  # a ruled line, not a stroke's end
+            moved = k - d * half_line
+            if d * (moved - y[i]) > half_line:
+                left = xy[i - 1, 0] if i > 0 and np.isfinite(xy[i - 1, 0]) else xy[i, 0] - 1
+                right = xy[i + 1, 0] if i + 1 < len(xy) and np.isfinite(xy[i + 1, 0]) else xy[i, 0] + 1
+                out[i] = (float(np.clip(cx, left, right)), moved)
+    return out
+
+
 def cut_trace(xy: np.ndarray, confidence: np.ndarray, box: LeadBox) -> Trace:
     """The part of a row polyline inside a lead box's time span."""
     inside = (xy[:, 0] >= box.x0 - 0.5) & (xy[:, 0] <= box.x1 + 0.5)

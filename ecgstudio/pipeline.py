@@ -302,6 +302,7 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
         page_layout = leadnames.layout_as_read(page_layout, boxes)
         names = tuple(leadnames.name_boxes(reads, boxes))
         row_lines = _off_the_names(row_lines, trace_prob, text_prob, baselines, spacing, boxes, names, px_per_mm)
+    row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=px_per_mm), conf) for xy, conf in row_lines]
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=options.fs)
     signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
@@ -331,7 +332,8 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     spacing = analysis.spacing * scale
     names = tuple(region(r) for r in analysis.names)
     pulse_regions = tuple(region(r) for r in analysis.pulse_regions)
-    separators = extract.find_separators(layout_stage.ink_mask(image), boxes, px_per_mm=cal.px_per_mm_x)
+    ink = layout_stage.ink_mask(image)
+    separators = extract.find_separators(ink, boxes, px_per_mm=cal.px_per_mm_x)
     trace_prob = extract.without_regions(trace_prob, separators + list(pulse_regions))
     # The new maps refine the traces already read; they do not start new ones (a ruled line the
     # finer view half believes, a trace where the first reading found a gap).
@@ -345,6 +347,7 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     row_lines = [_row_line(trace_prob, text_prob, baselines, spacing, k, boxes) for k in range(len(baselines))]
     row_lines = _off_the_names(row_lines, trace_prob, text_prob, baselines, spacing, boxes, names,
                                cal.px_per_mm_x)
+    row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=cal.px_per_mm_x), conf) for xy, conf in row_lines]
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=fs)
     signals = extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=analysis.layout.duration_s)

@@ -134,6 +134,32 @@ def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None
     assert found[1].x_end - found[1].x_start > 0.95 * span
 
 
+@pytest.mark.parametrize("case", ["text", "no text", "ruled line"])
+def test_a_stroke_turning_at_a_lead_name_is_followed_through_it_along_the_ink(case: str) -> None:
+    """An S wave runs down through the name printed under its lead; the network calls that ink
+    text and the path turns at the name's top (y 50), while the stroke's ink goes on to y 70.
+    Without text there the turn is left; ink running on past 8 mm is a ruled line, also left."""
+    mm = CANONICAL_PX_PER_MM
+    xs = np.arange(40.0)
+    ys = np.full(40, 20.0)
+    ys[18:23] = [30.0, 40.0, 50.0, 40.0, 30.0]  # the path: down to the name's top and back
+    ink = np.zeros((200, 40), bool)
+    ink[20, :] = True
+    bottom = 150 if case == "ruled line" else 70
+    for y in range(20, bottom + 1):  # the stroke's ink, a pixel wide, drifting right by one
+        ink[y, 20 + (y > 60)] = True
+    text = np.zeros((200, 40), np.float32)
+    if case != "no text":
+        text[53:75, 14:30] = 1.0
+    out = extract.through_text(np.column_stack([xs, ys]), ink, text, px_per_mm=mm)
+    if case == "text":
+        assert out[20, 1] == pytest.approx(70 - extract.HALF_LINE_MM * mm)
+        assert out[20, 0] == 21.0
+        assert np.array_equal(np.delete(out, 20, 0), np.delete(np.column_stack([xs, ys]), 20, 0))
+    else:
+        assert np.array_equal(out, np.column_stack([xs, ys]))
+
+
 def test_no_traces_is_not_an_ecg() -> None:
     from ecgstudio.errors import NotAnEcgError
 
