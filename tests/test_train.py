@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ecgstudio.model.data import page_targets, random_crops, trace_heatmap
@@ -36,6 +37,21 @@ def test_tiled_inference_matches_whole_page(monkeypatch) -> None:
     tiled = predict_maps(net, image)
     # Away from tile seams the receptive field is the same; near them it is close.
     assert np.abs(whole - tiled).mean() < 0.02
+    band = image[:80, :300]  # wider than a tile but no more pixels than one: one piece, no seams
+    in_tiles = predict_maps(net, band)
+    monkeypatch.setattr(infer, "TILE", 2048)
+    np.testing.assert_array_equal(in_tiles, predict_maps(net, band))
+
+
+@pytest.mark.parametrize("n", [2048, 2049, 2200, 3000, 3900, 5000, 9000])
+def test_tiles_are_few_equal_and_overlap(n: int) -> None:
+    import ecgstudio.model.infer as infer
+
+    starts, size = infer._tiles(n)
+    assert size <= infer.TILE and starts[0] == 0 and starts[-1] + size == n
+    assert all(b - a <= size - 2 * infer.OVERLAP for a, b in zip(starts, starts[1:]))
+    fewer = len(starts) - 1
+    assert fewer == 0 or fewer * infer.TILE - (fewer - 1) * 2 * infer.OVERLAP < n  # one tile less would not do
 
 
 def test_heatmap_ridge_peaks_on_the_polyline() -> None:

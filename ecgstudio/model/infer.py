@@ -10,7 +10,8 @@ import torch
 
 from .net import TraceNet
 
-#: Pages with more pixels than this are processed in overlapping tiles.
+#: Pages with more pixels than ``TILE**2``, or a side longer than ``2 * TILE``, are processed in
+#: overlapping tiles of at most ``TILE`` px a side, as few as cover the page, all of one size.
 TILE = 2048
 OVERLAP = 96
 
@@ -20,26 +21,38 @@ def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.devi
                  exact: bool = False) -> np.ndarray:
     """Per-pixel probabilities ``(channels, H, W)`` float32 for an RGB uint8 page ``(H, W, 3)``.
 
-    The page is padded to the network's stride; pages larger than :data:`TILE` px on a side
-    are cut into tiles overlapping by :data:`OVERLAP` px, and only each tile's inner part is kept,
-    so thin traces at tile borders are not lost.  The network runs in bfloat16 where the
-    processor has it natively (about twice as fast); ``exact`` keeps float32 throughout.
+    The page is padded to the network's stride; a large page (:data:`TILE`) is cut into tiles
+    overlapping by at least ``2 * OVERLAP`` px, and only each tile's inner part is kept, so thin
+    traces at tile borders are not lost.  A long band (the rows of a page, segmented again more
+    finely) stays in one piece while it holds no more pixels than one tile.  The network runs in
+    bfloat16 where the processor has it natively (about twice as fast); ``exact`` keeps float32
+    throughout.
     """
     model.eval()
     h, w = image.shape[:2]
     out = np.zeros((model.config.out_channels, h, w), np.float32)
-    step = TILE - 2 * OVERLAP
-    ys = [0] if h <= TILE else list(range(0, h - TILE, step)) + [h - TILE]
-    xs = [0] if w <= TILE else list(range(0, w - TILE, step)) + [w - TILE]
+    whole = h * w <= TILE * TILE and max(h, w) <= 2 * TILE
+    ys, th = ([0], h) if whole else _tiles(h)
+    xs, tw = ([0], w) if whole else _tiles(w)
     for y0 in ys:
         for x0 in xs:
-            tile = image[y0:y0 + TILE, x0:x0 + TILE]
+            tile = image[y0:y0 + th, x0:x0 + tw]
             probs = _run(model, tile, device, exact)
             # Keep the inner part except at the page's own borders.
             ty0 = 0 if y0 == 0 else OVERLAP
             tx0 = 0 if x0 == 0 else OVERLAP
             out[:, y0 + ty0:y0 + tile.shape[0], x0 + tx0:x0 + tile.shape[1]] = probs[:, ty0:, tx0:]
     return out
+
+
+def _tiles(n: int) -> tuple[list[int], int]:
+    """Starts and size of the fewest equal tiles of at most :data:`TILE` px covering ``n`` px,
+    neighbours overlapping by at least ``2 * OVERLAP``."""
+    if n <= TILE:
+        return [0], n
+    count = int(np.ceil((n - 2 * OVERLAP) / (TILE - 2 * OVERLAP)))
+    size = min(TILE, int(np.ceil((n + (count - 1) * 2 * OVERLAP) / count)))
+    return [int(round(k * (n - size) / (count - 1))) for k in range(count)], size
 
 
 def _run(model: TraceNet, tile: np.ndarray, device: str | torch.device, exact: bool) -> np.ndarray:

@@ -21,8 +21,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 CANONICAL_PX_PER_MM = 6.0
 #: Scales (relative to the canonical one) of the pages the network is trained on.
 TRAINED_SCALES = (0.85, 1.2)
-#: The finest scale the network knows (px per mm): pages scanned finer are traced again there.
-FINE_PX_PER_MM = CANONICAL_PX_PER_MM * TRAINED_SCALES[1]
+#: Pages scanned finer than the canonical scale are traced again at up to this many px per mm:
+#: 200 dpi pages (7.87 px/mm) at their own resolution, 10 % beyond the finest scale the network
+#: is trained on, where the shape of the QRS complexes still gains (BENCHMARKS.md).
+FINE_PX_PER_MM = 7.9
 
 OUTPUT_CHANNELS = ("trace", "text")
 
