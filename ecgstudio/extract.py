@@ -518,13 +518,15 @@ LEAD_CHANGE_MM = 0.4
 
 
 def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: float,
-                  baseline_y: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  baseline_y: float | None = None, band_limit_hz: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Sample indices and mV values of one box's trace at ``fs``.
 
     The box is the time axis: its left edge ``x0`` is ``t_start_s`` and its right edge ``x1``
     is ``t_start_s + duration_s``.  A point's value is ``(baseline - y) / px_per_mv`` (negated
     for inverted leads) with the baseline at the trace's median level unless given.  Sample
-    times inside a gap of the polyline, or more than 0.75 px beyond its ends, are NaN.
+    times inside a gap of the polyline, or more than 0.75 px beyond its ends, are NaN.  With
+    ``band_limit_hz`` the values are smoothed above that frequency (:func:`traced_band_limit`).
     """
     n0 = int(np.ceil(box.t_start_s * fs - 1e-9))
     n1 = int(np.ceil((box.t_start_s + box.duration_s) * fs - 1e-9))
@@ -549,29 +551,32 @@ def trace_samples(trace: Trace, box: LeadBox, calibration: Calibration, *, fs: f
         values[(t > a) & (t < b)] = np.nan
     edge = 0.75 * s_per_px
     values[(t < tf[0] - edge) | (t > tf[-1] + edge)] = np.nan
-    steps = np.diff(tf)
-    steps = steps[steps > 0]
-    if len(steps):
-        values = _band_limited(values, 1.0 / float(np.median(steps)), fs)
+    if band_limit_hz is not None:
+        values = _band_limited(values, band_limit_hz, fs)
     return idx, values
 
 
-#: Output samples finer than the trace they come from are smoothed above this share of the
-#: trace's point rate (points per second of paper; one point per pixel column as a rule): the
-#: straight strokes between points a pixel apart, and the pixels' own steps, are not signal.
+#: Output samples finer than a traced trace (one point per pixel column) are smoothed above this
+#: share of its point rate, the paper's pixels per second (:func:`traced_band_limit`): the straight
+#: strokes between points a pixel apart, and the pixels' own steps, are not signal.  Traces a
+#: person drew are left as drawn (their points may be far apart on purpose).
 #: Chosen on pages rendered here (0.25-0.5 of the point rate tried; +0.1 to +0.2 dB at 150-300
 #: dpi, 500 Hz output); outputs at rates under about twice the cut-off (100 Hz from a 200 dpi
 #: page) are left alone.
 BAND_LIMIT = 0.4
 
 
-def _band_limited(values: np.ndarray, points_per_s: float, fs: float) -> np.ndarray:
-    """``values`` (NaN in gaps) low-passed at :data:`BAND_LIMIT` of ``points_per_s`` with a
-    zero-phase second-order Butterworth filter, each stretch between gaps on its own; unchanged
-    where the cut-off is near or above the Nyquist rate of ``fs``."""
+def traced_band_limit(calibration: Calibration) -> float:
+    """The cut-off for signals from traces read one point per pixel column in ``calibration``'s frame."""
+    return BAND_LIMIT * calibration.px_per_s
+
+
+def _band_limited(values: np.ndarray, cutoff: float, fs: float) -> np.ndarray:
+    """``values`` (NaN in gaps) low-passed at ``cutoff`` Hz with a zero-phase second-order
+    Butterworth filter, each stretch between gaps on its own; unchanged where the cut-off is
+    near or above the Nyquist rate of ``fs``."""
     from scipy.signal import butter, filtfilt
 
-    cutoff = BAND_LIMIT * points_per_s
     if cutoff >= 0.45 * fs:
         return values
     b, a = butter(2, cutoff / (fs / 2))
@@ -601,14 +606,16 @@ def _gap_spans(t_pts: np.ndarray) -> list[tuple[float, float]]:
 
 
 def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], calibration: Calibration, *,
-                     fs: float, duration_s: float, page_boxes: Sequence[LeadBox] | None = None) -> Signals:
+                     fs: float, duration_s: float, page_boxes: Sequence[LeadBox] | None = None,
+                     band_limit_hz: float | None = None) -> Signals:
     """12-lead signals at ``fs`` from aligned boxes and traces: each lead from its longest box
     (the rhythm strip wins); samples no box covers are NaN.
 
     Where two boxes of a row meet, the printout jumps from one lead to the next with a vertical
     stroke (often beside a separator tick); the :data:`LEAD_CHANGE_MM` of paper on either side
     of such a boundary hold the value just inside instead.  ``page_boxes`` are all the boxes
-    of the page, when ``boxes`` are only some of them (default: ``boxes``).
+    of the page, when ``boxes`` are only some of them (default: ``boxes``).  ``band_limit_hz``
+    smooths each lead above that frequency (:func:`traced_band_limit` for traces read from a map).
     """
     n = int(round(duration_s * fs))
     mv = np.full((n, len(LEAD_NAMES)), np.nan)
@@ -619,7 +626,7 @@ def assemble_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], cali
     guard = max(1, int(round(LEAD_CHANGE_MM / calibration.mm_per_s * fs)))
     for lead, k in best.items():
         box = boxes[k]
-        idx, values = trace_samples(traces[k], box, calibration, fs=fs)
+        idx, values = trace_samples(traces[k], box, calibration, fs=fs, band_limit_hz=band_limit_hz)
         if len(values) > 2 * guard + 1:
             neighbours = [b for b in (boxes if page_boxes is None else page_boxes) if b.row == box.row and b != box]
             if any(abs(b.x1 - box.x0) < 1.0 for b in neighbours):

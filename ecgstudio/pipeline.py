@@ -305,10 +305,13 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
     row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=px_per_mm), conf) for xy, conf in row_lines]
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=options.fs)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
+    limit = extract.traced_band_limit(cal)
+    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
+                                       band_limit_hz=limit)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
         boxes = timing.restart_columns(boxes)
-        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
+        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
+                                           band_limit_hz=limit)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob,
                         pulse_regions, names, baselines, spacing)
 
@@ -350,7 +353,8 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=cal.px_per_mm_x), conf) for xy, conf in row_lines]
     traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
     boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=fs)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=analysis.layout.duration_s)
+    signals = extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=analysis.layout.duration_s,
+                                       band_limit_hz=extract.traced_band_limit(cal))
     return PageAnalysis(analysis.layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob,
                         pulse_regions, names, baselines, spacing)
 

@@ -329,10 +329,11 @@ def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(se
     assert prob[int(found[0][1]) + 1, int(found[0][0]) + 1] == 0.0 and prob.mean() > 0.99
 
 
-def test_samples_finer_than_the_trace_are_smoothed_above_its_resolution(monkeypatch) -> None:
+def test_samples_finer_than_the_trace_are_smoothed_above_its_resolution() -> None:
     """A trace read one point per pixel column carries the pixels' steps: sampled at 500 Hz
     from a 200 dpi page, they are noise above what the page resolves and are filtered out; at
-    100 Hz the samples are the trace's own."""
+    100 Hz the samples are the trace's own, and a trace given no band limit (one a person drew)
+    is sampled as drawn."""
     from ecgstudio.results import Calibration, LeadBox, Trace
 
     cal = Calibration(7.87, 7.87, 25.0, 10.0)
@@ -344,16 +345,14 @@ def test_samples_finer_than_the_trace_are_smoothed_above_its_resolution(monkeypa
     baseline = 200.0
     trace = Trace("I", np.column_stack([x, np.round(baseline - mv(x / cal.px_per_s) * cal.px_per_mv)]))
     box = LeadBox("I", 0.0, 100.0, 2.5 * cal.px_per_s, 300.0, baseline, 0.0, 2.5)
+    limit = extract.traced_band_limit(cal)
+    assert limit == pytest.approx(0.4 * 25.0 * 7.87)
 
-    def error(fs: float) -> tuple[float, np.ndarray]:
-        idx, values = extract.trace_samples(trace, box, cal, fs=fs, baseline_y=baseline)
+    def error(fs: float, band: float | None) -> tuple[float, np.ndarray]:
+        idx, values = extract.trace_samples(trace, box, cal, fs=fs, baseline_y=baseline, band_limit_hz=band)
         ok = np.isfinite(values)
         return float(np.sqrt(np.mean((values[ok] - mv(idx[ok] / fs)) ** 2))), values
 
-    smoothed, _ = error(500.0)
-    _, at_100 = error(100.0)
-    monkeypatch.setattr(extract, "BAND_LIMIT", float("inf"))
-    raw, _ = error(500.0)
-    _, raw_100 = error(100.0)
+    smoothed, raw = error(500.0, limit)[0], error(500.0, None)[0]
     assert smoothed < 0.95 * raw  # the steps above 79 Hz gone, the 11 Hz wave kept
-    np.testing.assert_array_equal(at_100, raw_100)
+    np.testing.assert_array_equal(error(100.0, limit)[1], error(100.0, None)[1])
