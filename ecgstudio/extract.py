@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import butter, filtfilt, find_peaks
 
 from .arrays import true_runs
 from .layout import Pulse
@@ -463,8 +464,6 @@ def through_text(xy: np.ndarray, ink: np.ndarray, text_prob: np.ndarray, *, px_p
     """The polyline ``(n, 2)`` with its steep strokes' turns moved on along the ink where the path
     turned at printed text (:data:`THROUGH_TEXT_MAX_MM`): the network's trace map stops where it
     takes the ink for text, the ink itself does not.  Other points are unchanged."""
-    from scipy.signal import find_peaks
-
     out = xy.copy()
     y = xy[:, 1]
     finite = np.isfinite(y) & np.isfinite(xy[:, 0])
@@ -482,15 +481,18 @@ def through_text(xy: np.ndarray, ink: np.ndarray, text_prob: np.ndarray, *, px_p
                 continue
             x, y0 = int(round(xy[i, 0])), int(round(y[i]))
             cols = slice(max(0, x - 1), min(w, x + 2))
-            ahead = text_prob[max(0, min(y0 + d, y0 + d * look)):min(h, max(y0 + d, y0 + d * look) + 1), cols]
+            lo, hi = sorted((y0 + d, y0 + d * look))
+            ahead = text_prob[max(0, lo):min(h, hi + 1), cols]
             if not ahead.size or ahead.max() < 0.5:
                 continue
+            # Down (up) the ink a row at a time, following the stroke's column as it drifts.
             k, cx = y0, x
             while 0 <= k + d < h and abs(k + d - y0) <= reach:
-                near = np.flatnonzero(ink[k + d, max(0, cx - 1):min(w, cx + 2)])
-                if not len(near):
+                a = max(0, cx - 1)
+                inked = a + np.flatnonzero(ink[k + d, a:min(w, cx + 2)])
+                if not len(inked):
                     break
-                k, cx = k + d, max(0, cx - 1) + int(near[np.argmin(np.abs(max(0, cx - 1) + near - cx))])
+                k, cx = k + d, int(inked[np.argmin(np.abs(inked - cx))])
             if abs(k - y0) >= reach:
                 continue  # a ruled line, not a stroke's end
             moved = k - d * half_line
@@ -575,8 +577,6 @@ def _band_limited(values: np.ndarray, cutoff: float, fs: float) -> np.ndarray:
     """``values`` (NaN in gaps) low-passed at ``cutoff`` Hz with a zero-phase second-order
     Butterworth filter, each stretch between gaps on its own; unchanged where the cut-off is
     near or above the Nyquist rate of ``fs``."""
-    from scipy.signal import butter, filtfilt
-
     if cutoff >= 0.45 * fs:
         return values
     b, a = butter(2, cutoff / (fs / 2))
