@@ -148,10 +148,10 @@ def _on_the_lattice(rows: list[Row], broken: list[Row]) -> list[Row]:
     """``rows`` with those of ``broken`` that continue their lattice, in page order.
 
     The kept rows' pitch is the smallest gap between neighbours (two rows at least: a hidden row
-    between two kept ones doubles a gap, never halves one); a broken row
-    one pitch (within :data:`LATTICE_TOLERANCE`) from a kept row, drawn along most of the
-    columns the kept rows share (:data:`MIN_LATTICE_OVERLAP`), is a row of traces partly hidden,
-    not a line of header text or a strip of grid."""
+    between two kept ones doubles a gap, never halves one).  A broken row one pitch (within
+    :data:`LATTICE_TOLERANCE`) from a kept row, drawn along most of the columns the kept rows
+    share (:data:`MIN_LATTICE_OVERLAP`), is a row of traces partly hidden, not a line of header
+    text or a strip of grid."""
     if len(rows) < 2 or not broken:
         return rows
     ys = sorted(r.baseline_y for r in rows)

@@ -3,9 +3,9 @@
 Stages: page geometry (:mod:`ecgstudio.geometry`) -> resampling to the canonical scale ->
 trace segmentation (:mod:`ecgstudio.model`) -> rows, layout and lead boxes
 (:mod:`ecgstudio.layout`) -> trace extraction and signals (:mod:`ecgstudio.extract`,
-:mod:`ecgstudio.timing`) -> for pages scanned finer, segmentation and extraction again at a finer
-scale (:func:`retrace`).  Boxes and traces are returned in the
-coordinates of the input image, so the studio can draw them on the original scan.
+:mod:`ecgstudio.timing`) -> for pages scanned finer, segmentation and extraction again at a finer scale
+(:func:`retrace`).  Boxes and traces are returned in the coordinates of the input image, so the
+studio can draw them on the original scan.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ MIN_NAME_PX_PER_MM = 3.5
 #: Pages whose own resolution allows tracing at this many times the canonical scale or more are
 #: traced again more finely (:data:`FINE_PX_PER_MM`, or the page's own resolution below it):
 #: rows, layout, leads and calibration come from the whole page at the canonical scale, where
-#: the network was trained to see it whole, the traces from the finer maps (+1.1 dB on the
-#: benchmark pages, +1.0 dB on pages rendered at 200 dpi; BENCHMARKS.md).
+#: the network was trained to see it whole, the traces from the finer maps (on the benchmark
+#: pages +0.7 dB at 7.2 px/mm and +0.4 dB more at 7.9; BENCHMARKS.md).
 MIN_FINE_GAIN = 1.1
 #: How far (mm) a trace read again from finer maps may move from where it was first read.
 RETRACE_REACH_MM = 1.5
