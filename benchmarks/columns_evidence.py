@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="image to write (.jpg or .png; two pages per sheet row)")
     args = parser.parse_args()
     pairs = [p for p in read_pairs(args.pairs, corrections=args.corrections)
-             if p.layout_text.startswith("3x4") and (p.columns == "from-zero" if args.only == "from-zero" else True)]
+             if p.layout_text.startswith("3x4") and (args.only == "all" or p.columns == "from-zero")]
     panels = [panel(p) for p in pairs]
     height = max(p.shape[0] for p in panels)
     panels = [np.vstack([p, np.full((height - p.shape[0], WIDTH, 3), 255, np.uint8)]) for p in panels]
