@@ -79,12 +79,13 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .evaluate import pair_record_ids
     from .model.registry import resolve_model
     from .model.train import TrainConfig, train
     from .model.weights import load_model
 
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                         records=tuple(args.records or ()), exclude_records=tuple(_pair_record_ids(args.exclude_pairs)))
+                         records=tuple(args.records or ()), exclude_records=tuple(pair_record_ids(args.exclude_pairs)))
     init, base = None, ""
     if args.init:
         init, base_card = load_model(resolve_model(args.init))
@@ -170,17 +171,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"{mark} {version.name:32s} {version.card.version:28s}"
               f"{'' if snr is None else f'  val SNR {snr:.2f} dB'}  {version.path}")
     return 0
-
-
-def _pair_record_ids(pairs_csv: str | None) -> list[str]:
-    """Record ids used by a benchmark pairs CSV, so training never sees them."""
-    if not pairs_csv:
-        return []
-    import csv
-    from pathlib import PurePosixPath
-
-    with open(pairs_csv, newline="", encoding="utf-8") as fh:
-        return [PurePosixPath(row["ground_truth"]).name.split("_")[0] for row in csv.DictReader(fh)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -215,6 +215,15 @@ class Pair:
         return int(m.group(1)) if m else 0
 
 
+def pair_record_ids(truth_csv: str | os.PathLike[str] | None) -> list[str]:
+    """Record ids of a pairs table's ground truths (the file name before its first ``_``), so
+    that training and model selection never render the records a benchmark scores on."""
+    if not truth_csv:
+        return []
+    with open(truth_csv, newline="", encoding="utf-8") as fh:
+        return [PurePosixPath(row["ground_truth"]).name.split("_")[0] for row in csv.DictReader(fh)]
+
+
 def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathLike[str] | None = None
                ) -> list[Pair]:
     """Read the truth table.

@@ -438,6 +438,10 @@ def test_an_axis_locked_on_a_multiple_of_the_major_period_is_mended():
     assert x.px_per_mm == y.px_per_mm == 7.29
     x, y = _reconcile(tripled, good, 2038)
     assert x.px_per_mm == y.px_per_mm == 7.29
+    # only the 5 mm lines printed: one axis read 7/2 times too fine (a rendered page of 1494 px)
+    major_only, half_integer = _AxisScale(5.35, 0.65, False), _AxisScale(18.71, 0.51, False)
+    x, y = _reconcile(half_integer, major_only, 1494)
+    assert x.px_per_mm == y.px_per_mm == 5.35
     # perspective (a fractional disagreement) and implausible pages are left alone
     stretched = _AxisScale(8.1, 0.9, False)
     assert _reconcile(good, stretched, 2038) == (good, stretched)

@@ -14,7 +14,7 @@ import wfdb
 
 from ecgstudio.errors import LayoutError, SignalFormatError
 from ecgstudio.evaluate import (
-    evaluate, format_images, format_report, kind_of, layout_from_text, page_truth, pair_key,
+    evaluate, format_images, format_report, kind_of, layout_from_text, page_truth, pair_key, pair_record_ids,
     read_corrections, read_pairs, read_plotted_windows,
 )
 from ecgstudio.metrics import (
@@ -399,6 +399,15 @@ def test_kind_of_every_row_of_pairs_csv(shared_data: Path) -> None:
         else:
             assert p.kind == "clean render", p.image
         assert layout_from_text(p.layout_text) is not None, p.layout_text
+
+
+def test_record_ids_of_the_pairs_kept_out_of_training(shared_data: Path) -> None:
+    ids = pair_record_ids(shared_data / "pairs.csv")
+    assert len(ids) == 53
+    # one id per page, as the records' own file names start: PTB-XL numbers and named records
+    assert {"00001", "01612", "10173", "JS00001", "sel100"} <= set(ids)
+    assert all(p.ground_truth.name.startswith(i) for p, i in zip(read_pairs(shared_data / "pairs.csv"), ids))
+    assert pair_record_ids(None) == []
 
 
 def test_ecg_image_kit_json_windows(shared_data: Path) -> None:

@@ -591,15 +591,16 @@ def _reconcile(ax_x: _AxisScale, ax_y: _AxisScale, long_side_px: int) -> tuple[_
     """Mend an axis that locked onto a multiple of the 5 mm period.
 
     Evenly spaced trace rows or text lines can make every sub-harmonic of the major lines look
-    present along one axis, which then reads 2-5 times too many pixels per mm.  When the two
-    axes disagree by such a whole factor, the one implying a plausible paper width is taken
-    for both.
+    present along one axis, which then reads 2-5 times too many pixels per mm; where only the
+    5 mm lines are printed, their second harmonic can be the strongest peak and the axis
+    reads a half-integer factor (7/2) too many.  When the two axes disagree by such a factor,
+    the one implying a plausible paper width is taken for both.
     """
     x, y = ax_x.px_per_mm, ax_y.px_per_mm
     if not (ax_x.share > 0 and ax_y.share > 0 and np.isfinite(x) and np.isfinite(y)):
         return ax_x, ax_y
     ratio = max(x, y) / min(x, y)
-    if ratio < 1.9 or abs(ratio - round(ratio)) > 0.03 * ratio:
+    if ratio < 1.4 or abs(2 * ratio - round(2 * ratio)) > 0.06 * ratio:
         return ax_x, ax_y
     lo, hi = _PLAUSIBLE_PAGE_MM
     plausible = [ax for ax in (ax_x, ax_y) if lo <= long_side_px / ax.px_per_mm <= hi]
