@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -442,6 +443,12 @@ def test_an_axis_locked_on_a_multiple_of_the_major_period_is_mended():
     major_only, half_integer = _AxisScale(5.35, 0.65, False), _AxisScale(18.71, 0.51, False)
     x, y = _reconcile(half_integer, major_only, 1494)
     assert x.px_per_mm == y.px_per_mm == 5.35
+    # both plausible as paper widths (a 2255 px A4 page): the axis with its 1 mm lines resolved
+    resolved, three_halves = _AxisScale(7.54, 0.9, True), _AxisScale(11.32, 0.37, False)
+    x, y = _reconcile(three_halves, resolved, 2255)
+    assert x.px_per_mm == y.px_per_mm == 7.54
+    unresolved = replace(resolved, minor_resolved=False)
+    assert _reconcile(three_halves, unresolved, 2255) == (three_halves, unresolved)
     # perspective (a fractional disagreement) and implausible pages are left alone
     stretched = _AxisScale(8.1, 0.9, False)
     assert _reconcile(good, stretched, 2038) == (good, stretched)

@@ -594,7 +594,8 @@ def _reconcile(ax_x: _AxisScale, ax_y: _AxisScale, long_side_px: int) -> tuple[_
     present along one axis, which then reads 2-5 times too many pixels per mm; where only the
     5 mm lines are printed, their second harmonic can be the strongest peak and the axis
     reads a half-integer factor (7/2) too many.  When the two axes disagree by such a factor,
-    the one implying a plausible paper width is taken for both.
+    the one implying a plausible paper width is taken for both; where both do, the one whose
+    1 mm lines are resolved (the 5 mm lines standing out among them).
     """
     x, y = ax_x.px_per_mm, ax_y.px_per_mm
     if not (ax_x.share > 0 and ax_y.share > 0 and np.isfinite(x) and np.isfinite(y)):
@@ -604,6 +605,8 @@ def _reconcile(ax_x: _AxisScale, ax_y: _AxisScale, long_side_px: int) -> tuple[_
         return ax_x, ax_y
     lo, hi = _PLAUSIBLE_PAGE_MM
     plausible = [ax for ax in (ax_x, ax_y) if lo <= long_side_px / ax.px_per_mm <= hi]
+    if len(plausible) == 2:
+        plausible = [ax for ax in plausible if ax.minor_resolved]
     if len(plausible) != 1:
         return ax_x, ax_y
     good = plausible[0]
