@@ -141,6 +141,11 @@ def test_major_lines_are_found_where_the_grid_shows_them() -> None:
     # the nearest line, wherever the search starts
     shifted = major_line_near(page.image, box.x0 + 20.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM)
     assert shifted == pytest.approx(box.x0 + 5 * CANONICAL_PX_PER_MM, abs=0.3)
+    # a band of rows thinner than a page may be (a 12x1 page's rows are 7 mm apart)
+    mid = (box.y0 + box.y1) / 2
+    thin = major_line_near(page.image, box.x0 + 3.0, rows=(mid - 20, mid + 20), px_per_mm=CANONICAL_PX_PER_MM,
+                           exclude=page.masks.trace)
+    assert thin == pytest.approx(box.x0, abs=1.0)
     # no major lines: plain paper, or a grid whose 5 mm lines are no heavier than the others
     plain = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, grid_color="none"), seed=33)
     assert major_line_near(plain.image, box.x0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM) is None

@@ -121,16 +121,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     ImageSizeError
         If a side is shorter than 64 px or the image has more than 80 megapixels.
     """
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise TypeError(f"page images must be uint8 RGB arrays, got dtype {image.dtype}; "
-                        "read files with ecgstudio.io.read_image")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    elif not (image.ndim == 3 and image.shape[2] == 3):
-        raise ValueError(f"page images must be (H, W, 3) RGB arrays, got shape {image.shape}")
+    image = _rgb_array(image)
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
         raise ImageSizeError(f"the image is {w}x{h} px; a page needs at least {MIN_SIDE_PX} px "
@@ -139,6 +130,21 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         raise ImageSizeError(f"the image is {w}x{h} px ({h * w / 1e6:.0f} MP), more than "
                              f"{MAX_PIXELS / 1e6:.0f} MP; downscale it (300 dpi is plenty)")
     return np.ascontiguousarray(image)
+
+
+def _rgb_array(image: np.ndarray) -> np.ndarray:
+    """``image`` (RGB, RGBA or grey ``uint8``) as an ``(H, W, 3)`` array, whatever its size."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"page images must be uint8 RGB arrays, got dtype {image.dtype}; "
+                        "read files with ecgstudio.io.read_image")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[:, :, :3]
+    if not (image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"page images must be (H, W, 3) RGB arrays, got shape {image.shape}")
+    return image
 
 
 def _kernel_size(shape: tuple[int, ...]) -> int:
@@ -153,7 +159,7 @@ def line_signal(image: np.ndarray, *, kernel: int | None = None) -> np.ndarray:
     Parameters
     ----------
     image : ndarray, shape (H, W, 3), uint8
-        RGB page.
+        RGB page, or any part of one (a band of rows: no size is required).
     kernel : int, optional
         Side of the square black-hat kernel in pixels; by default about 1/260 of the longer
         side (9 px for a 2200 px page).
@@ -163,7 +169,7 @@ def line_signal(image: np.ndarray, *, kernel: int | None = None) -> np.ndarray:
     ndarray, shape (H, W), float32
         0 on plain paper, up to the clip level (a grey level difference, 0-255) on lines.
     """
-    rgb = as_rgb(image)
+    rgb = _rgb_array(image)
     dark = cv2.min(cv2.min(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2])
     k = kernel if kernel is not None else _kernel_size(dark.shape)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
@@ -334,7 +340,7 @@ def estimate_skew(image: np.ndarray, *, max_angle: float = 15.0) -> float:
     (0.25 and 0.05 deg steps, then a parabola); synthetic rotations are recovered within
     about 0.05 deg.
     """
-    return _skew_from_signal(line_signal(image), max_angle)
+    return _skew_from_signal(line_signal(as_rgb(image)), max_angle)
 
 
 def shear_matrix(angle_h: float, angle_v: float, size: tuple[int, int]) -> np.ndarray:
