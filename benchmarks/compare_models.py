@@ -4,8 +4,8 @@ Run: python benchmarks/compare_models.py MODEL [MODEL ...] [--pages 16] [--seed 
      [--records ../shared/data/signals/ptb-xl ../shared/data/signals/ludb] [--exclude-pairs ../shared/data/pairs.csv]
 
 Renders three groups of pages from real records (those of the benchmark pairs left out) with
-their exact ground truth, on a seed stream of their own (training streams are seeded by
-``ecgstudio train --seed``, a few units; this one by ``--seed`` and a group number):
+their exact ground truth, each page from a random stream of its own (``--seed``, the group's
+number and the page's; ``ecgstudio train`` draws its pages from streams of its own ``--seed``):
 
 - ``scan``: random styles at 100-300 dpi with mild damage (severity 0.3), as most users' scans;
 - ``damaged``: random styles at 100-300 dpi with heavy damage (severity 0.8);
@@ -39,6 +39,7 @@ GROUPS = {"scan": ((100.0, 300.0), 0.3), "damaged": ((100.0, 300.0), 0.8), "coar
 
 
 def cases(group: str, count: int, seed: int, records: RecordPool):
+    """``count`` pages of ``group``: (image, truth signals, what the scoring needs)."""
     (lo, hi), severity = GROUPS[group]
     for k in range(count):
         rng = np.random.default_rng([seed, list(GROUPS).index(group), k])
