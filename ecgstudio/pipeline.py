@@ -3,9 +3,9 @@
 Stages: page geometry (:mod:`ecgstudio.geometry`) -> resampling to the canonical scale ->
 trace segmentation (:mod:`ecgstudio.model`) -> rows, layout and lead boxes
 (:mod:`ecgstudio.layout`) -> trace extraction and signals (:mod:`ecgstudio.extract`,
-:mod:`ecgstudio.timing`) -> for pages scanned finer, segmentation and extraction again at a finer scale
-(:func:`retrace`).  Boxes and traces are returned in the coordinates of the input image, so the
-studio can draw them on the original scan.
+:mod:`ecgstudio.timing`) -> for pages scanned finer, segmentation and extraction again at a
+finer scale (:func:`retrace`).  Boxes and traces are returned in the coordinates of the input
+image, so the studio can draw them on the original scan.
 """
 
 from __future__ import annotations
@@ -302,16 +302,11 @@ def analyse_maps(trace_prob: np.ndarray, text_prob: np.ndarray, image: np.ndarra
         page_layout = leadnames.layout_as_read(page_layout, boxes)
         names = tuple(leadnames.name_boxes(reads, boxes))
         row_lines = _off_the_names(row_lines, trace_prob, text_prob, baselines, spacing, boxes, names, px_per_mm)
-    row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=px_per_mm), conf) for xy, conf in row_lines]
-    traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
-    boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=options.fs)
-    limit = extract.traced_band_limit(cal)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
-                                       band_limit_hz=limit)
+    boxes, traces, signals = _traces_and_signals(row_lines, ink, text_prob, boxes, cal, px_per_mm=px_per_mm,
+                                                 fs=options.fs, duration_s=page_layout.duration_s)
     if options.columns == "from-zero" or (options.columns == "auto" and timing.columns_start_at_zero(boxes, signals)):
         boxes = timing.restart_columns(boxes)
-        signals = extract.assemble_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s,
-                                           band_limit_hz=limit)
+        signals = _traced_signals(boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s)
     return PageAnalysis(page_layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob,
                         pulse_regions, names, baselines, spacing)
 
@@ -350,13 +345,28 @@ def retrace(analysis: PageAnalysis, trace_prob: np.ndarray, text_prob: np.ndarra
     row_lines = [_row_line(trace_prob, text_prob, baselines, spacing, k, boxes) for k in range(len(baselines))]
     row_lines = _off_the_names(row_lines, trace_prob, text_prob, baselines, spacing, boxes, names,
                                cal.px_per_mm_x)
-    row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=cal.px_per_mm_x), conf) for xy, conf in row_lines]
-    traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
-    boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=fs)
-    signals = extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=analysis.layout.duration_s,
-                                       band_limit_hz=extract.traced_band_limit(cal))
+    boxes, traces, signals = _traces_and_signals(row_lines, ink, text_prob, boxes, cal, px_per_mm=cal.px_per_mm_x,
+                                                 fs=fs, duration_s=analysis.layout.duration_s)
     return PageAnalysis(analysis.layout, cal, boxes, traces, signals, _lead_confidence(boxes, traces), trace_prob,
                         pulse_regions, names, baselines, spacing)
+
+
+def _traces_and_signals(row_lines: list, ink: np.ndarray, text_prob: np.ndarray, boxes: tuple[LeadBox, ...],
+                        cal: Calibration, *, px_per_mm: float, fs: float, duration_s: float
+                        ) -> tuple[tuple[LeadBox, ...], tuple[Trace, ...], Signals]:
+    """Each box's trace cut from its row's line (steep strokes followed on through printed text),
+    the boxes' time axes aligned to the traces' samples, and the signals."""
+    row_lines = [(extract.through_text(xy, ink, text_prob, px_per_mm=px_per_mm), conf) for xy, conf in row_lines]
+    traces = tuple(extract.cut_trace(*row_lines[b.row], b) for b in boxes)
+    boxes = timing.align_to_samples(boxes, traces, px_per_s=cal.px_per_s, fs=fs)
+    return boxes, traces, _traced_signals(boxes, traces, cal, fs=fs, duration_s=duration_s)
+
+
+def _traced_signals(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], cal: Calibration, *, fs: float,
+                    duration_s: float) -> Signals:
+    """Signals of traces read from a map, one point per pixel column (band-limited to that)."""
+    return extract.assemble_signals(boxes, traces, cal, fs=fs, duration_s=duration_s,
+                                    band_limit_hz=extract.traced_band_limit(cal))
 
 
 def _off_the_names(row_lines: list[tuple[np.ndarray, np.ndarray]], trace_prob: np.ndarray, text_prob: np.ndarray,
