@@ -67,8 +67,11 @@ def main() -> int:
     warm = open_sample()
     w._set_document(None)
     saved = open_sample()  # labels exist now: no model run
-    opens = [("first page (loads the model, digitizes)", cold), ("model loaded (digitizes)", warm),
-             ("saved labels (no model run)", saved)]
+    opens = [
+        ("first page (loads the model, digitizes)", cold),
+        ("model loaded (digitizes)", warm),
+        ("saved labels (no model run)", saved),
+    ]
 
     doc = w.document
     k = doc.box_for_lead("V2")
@@ -116,21 +119,26 @@ def main() -> int:
     gain = timed(lambda r: doc.set_calibration(replace(doc.calibration, mm_per_mv=gains[r % 2]), merge_key=None))
     add("gain change (all 12 leads rescaled)", gain)
     px = doc.calibration.px_per_mm_x
-    scale = timed(lambda r: doc.set_calibration(replace(doc.calibration, px_per_mm_x=px * (1 + 0.01 * (r % 2))),
-                                                merge_key=None))
+    scale = timed(
+        lambda r: doc.set_calibration(replace(doc.calibration, px_per_mm_x=px * (1 + 0.01 * (r % 2))), merge_key=None)
+    )
     add("horizontal scale change (all leads resampled)", scale)
     kb = doc.box_for_lead("V1")
     move = timed(lambda r: doc.move_box(kb, 1.0 if r % 2 else -1.0, 0.0))
     add("box move (one lead re-derived)", move)
 
-    print(f"ECG Studio latency on {SAMPLE_SCAN.name} ({doc.image.shape[1]}x{doc.image.shape[0]} px), "
-          f"{os.cpu_count()} CPUs, Qt platform {app.platformName()}\n")
+    print(
+        f"ECG Studio latency on {SAMPLE_SCAN.name} ({doc.image.shape[1]}x{doc.image.shape[0]} px), "
+        f"{os.cpu_count()} CPUs, Qt platform {app.platformName()}\n"
+    )
     print("| open a page | until proposals are on screen |")
     print("|---|---|")
     for what, seconds in opens:
         print(f"| {what} | {seconds * 1000:.0f} ms |")
-    print(f"\n| edit ({args.repeats} times) | to signal plot repainted, median / p95 | "
-          "to both views repainted, median / p95 |")
+    print(
+        f"\n| edit ({args.repeats} times) | to signal plot repainted, median / p95 | "
+        "to both views repainted, median / p95 |"
+    )
     print("|---|---|---|")
     for what, plot, both in rows:
         print(f"| {what} | {plot} | {both} |")

@@ -63,8 +63,12 @@ def pump(app: QApplication, seconds: float = 0.2, until=None, timeout: float = 1
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--only", choices=("all", "model"), default="all",
-                        help="'model': only the fine-tune, model versions and re-run screenshots (07-10)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "model"),
+        default="all",
+        help="'model': only the fine-tune, model versions and re-run screenshots (07-10)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -199,8 +203,8 @@ def model_states(app, window, shot, opened, tmp: Path) -> None:
     # 7-10. Fine-tune on the reviewed pages of a worklist (worker process), versions, re-run.
     from dataclasses import replace
 
-    from ecgstudio.model.finetune import FinetuneConfig
     from ecgstudio.synth.batch import write_pages
+    from ecgstudio.training.finetune import FinetuneConfig
 
     ward = tmp / "ward_b"
     write_pages(ward, 6, seed=5, layout="3x4+1", damage="none", style_overrides={"dpi": 200})
@@ -210,8 +214,15 @@ def model_states(app, window, shot, opened, tmp: Path) -> None:
             label.rename(ward / "labels" / label.name)  # reviewed pages, where a folder worklist keeps them
         else:
             label.unlink()  # new pages: the model proposes them
-    config = replace(FinetuneConfig(threads=1), steps=30, batch_size=4, crop=128, synthetic_share=0.25,
-                     new_synthetic_every=10, warmup_steps=3)
+    config = replace(
+        FinetuneConfig(threads=1),
+        steps=30,
+        batch_size=4,
+        crop=128,
+        synthetic_share=0.25,
+        new_synthetic_every=10,
+        warmup_steps=3,
+    )
     w = window(digitizer_factory=None, finetune_config=config)  # the active model of the data folder
     w.resize(1400, 900)
     w.open_paths([ward])

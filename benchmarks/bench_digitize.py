@@ -43,16 +43,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", default=str(SHARED / "pairs.csv"))
     parser.add_argument("--out", default="runs/bench")
-    parser.add_argument("--corrections", default=str(Path(__file__).with_name("pairs_corrections.csv")),
-                        help="cells replacing the table's, by image ('' for none)")
+    parser.add_argument(
+        "--corrections",
+        default=str(Path(__file__).with_name("pairs_corrections.csv")),
+        help="cells replacing the table's, by image ('' for none)",
+    )
     parser.add_argument("--model", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--photos", action="store_true", help="also digitize the real photos without truth")
     parser.add_argument("--limit", type=int, default=0, help="only the first N pairs (quick checks)")
     parser.add_argument("--sheet", help="with --photos: write a contact sheet of photo overlays here")
-    parser.add_argument("--fs", type=float, default=0.0,
-                        help="output sampling rate in Hz; by default each page's truth rate (the table's gt_fs_hz), "
-                             "as a Challenge header states it")
+    parser.add_argument(
+        "--fs",
+        type=float,
+        default=0.0,
+        help="output sampling rate in Hz; by default each page's truth rate (the table's gt_fs_hz), "
+        "as a Challenge header states it",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,13 +96,19 @@ def main() -> None:
         print("\n".join(format_report(stated).splitlines()[2:10]))
         listed = {p.key for p in pairs if p.columns == "from-zero"}
         read = {p.key for p in from_zero}
-        print(f"pages printing every column from 0 s: {len(listed)} in the corrections, {len(read)} read so by the "
-              f"engine, {len(listed & read)} of them the same")
+        print(
+            f"pages printing every column from 0 s: {len(listed)} in the corrections, {len(read)} read so by the "
+            f"engine, {len(listed & read)} of them the same"
+        )
     print()
-    print(f"model: {digitizer.card.version} ({digitizer.card.sha256[:12]}), torch threads: {args.threads}, "
-          f"device: {digitizer.device}")
-    print(f"seconds per page (digitize only, image already read): median {np.median(seconds):.2f}, "
-          f"p90 {np.percentile(seconds, 90):.2f}, max {np.max(seconds):.2f} over {len(seconds)} pages")
+    print(
+        f"model: {digitizer.card.version} ({digitizer.card.sha256[:12]}), torch threads: {args.threads}, "
+        f"device: {digitizer.device}"
+    )
+    print(
+        f"seconds per page (digitize only, image already read): median {np.median(seconds):.2f}, "
+        f"p90 {np.percentile(seconds, 90):.2f}, max {np.max(seconds):.2f} over {len(seconds)} pages"
+    )
     print(f"peak resident memory of the process: {peak_rss_mb():.0f} MB")
     for failure in failures:
         print(f"FAILED {failure}")
@@ -131,7 +144,7 @@ def write_sheet(paths: list[Path], target: Path, *, width: int = 640, height: in
     while len(tiles) % 3:
         tiles.append(np.full((height, width, 3), 255, np.uint8))
     target.parent.mkdir(parents=True, exist_ok=True)
-    sheet = np.vstack([np.hstack(tiles[i:i + 3]) for i in range(0, len(tiles), 3)])
+    sheet = np.vstack([np.hstack(tiles[i : i + 3]) for i in range(0, len(tiles), 3)])
     cv2.imwrite(str(target), sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])  # format from the suffix
 
 

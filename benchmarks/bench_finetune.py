@@ -6,7 +6,7 @@ Run: python benchmarks/bench_finetune.py [--minutes 10] [--base models/tracenet.
 
 1. Renders ``--train-pages`` pages in the *new style* and writes them, with their exact ground
    truth, as reviewed label files through :func:`ecgstudio.synth.batch.write_page` (the label store).
-2. Fine-tunes the base model on them with :func:`ecgstudio.model.finetune.finetune` for at most
+2. Fine-tunes the base model on them with :func:`ecgstudio.training.finetune.finetune` for at most
    ``--minutes`` (the whole run: reading, validation and saving included), into a data
    directory under ``--out`` (the user's own models are never touched).
 3. Digitizes ``--eval-pages`` OTHER new-style pages, ``--original-pages`` pages drawn by
@@ -38,13 +38,13 @@ import torch
 
 from ecgstudio.errors import EcgStudioError
 from ecgstudio.metrics import score_record
-from ecgstudio.model.finetune import FinetuneConfig, FinetuneProgress, finetune
 from ecgstudio.model.weights import DEFAULT_MODEL
 from ecgstudio.pipeline import DigitizeOptions, Digitizer
 from ecgstudio.results import Signals
 from ecgstudio.synth.batch import write_page
 from ecgstudio.synth.damage import DamageSettings
 from ecgstudio.synth.render import GRID_COLORS, PageStyle, SynthPage, render_page
+from ecgstudio.training.finetune import FinetuneConfig, FinetuneProgress, finetune
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -126,8 +126,11 @@ def score_both(cases, digitizers: list[Digitizer]) -> tuple[list[list[float]], i
         for scores, digitizer in zip(out, digitizers):
             try:
                 result = digitizer.digitize(image, DigitizeOptions(mm_per_s=info["mm_per_s"]))
-                scores.append(score_record(truth, result.signals, layout=info.get("layout"),
-                                           windows=info.get("windows")).mean_snr_db)
+                scores.append(
+                    score_record(
+                        truth, result.signals, layout=info.get("layout"), windows=info.get("windows")
+                    ).mean_snr_db
+                )
             except EcgStudioError:
                 scores.append(0.0)
     return out, n
@@ -146,8 +149,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--style", choices=["benchmark", "tuning"], default="benchmark",
-                        help="the new style to adapt to: the benchmark's, or the one settings are chosen on")
+    parser.add_argument(
+        "--style",
+        choices=["benchmark", "tuning"],
+        default="benchmark",
+        help="the new style to adapt to: the benchmark's, or the one settings are chosen on",
+    )
     parser.add_argument("--lr", type=float, help="override FinetuneConfig.lr (for choosing settings)")
     parser.add_argument("--synthetic-share", type=float, help="override FinetuneConfig.synthetic_share")
     args = parser.parse_args()
@@ -160,8 +167,10 @@ def main() -> None:
     t0 = time.perf_counter()
     for k in range(args.train_pages):
         write_page(render(style_fn, [args.seed, 1, k]), labels, f"newstyle_{k:02d}")
-    print(f"wrote {args.train_pages} labelled new-style pages to {labels} ({time.perf_counter() - t0:.0f} s)",
-          file=sys.stderr)
+    print(
+        f"wrote {args.train_pages} labelled new-style pages to {labels} ({time.perf_counter() - t0:.0f} s)",
+        file=sys.stderr,
+    )
 
     last = [0.0]
 
@@ -177,8 +186,10 @@ def main() -> None:
     result = finetune(labels, base=args.base, config=config, data_dir=out / "data", name="bench", progress=show)
 
     base, tuned = Digitizer(args.base, device=args.device), Digitizer(result.version.path, device=args.device)
-    sets = [(f"new style ({style_name})", synthetic_cases(style_fn, args.eval_pages, args.seed, 2)),
-            ("original style (PageStyle.random)", synthetic_cases(original_style, args.original_pages, args.seed, 3))]
+    sets = [
+        (f"new style ({style_name})", synthetic_cases(style_fn, args.eval_pages, args.seed, 2)),
+        ("original style (PageStyle.random)", synthetic_cases(original_style, args.original_pages, args.seed, 3)),
+    ]
     pairs = Path(args.pairs)
     if args.pairs_limit > 0 and pairs.is_file():
         sets.append((f"real pairs ({pairs.name}, first {args.pairs_limit})", pair_cases(pairs, args.pairs_limit)))
@@ -189,20 +200,26 @@ def main() -> None:
         rows.append((label, n, float(np.mean(b)) if b else float("nan"), float(np.mean(f)) if f else float("nan")))
         print(f"scored {label}: {n} pages ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
 
-    print(f"\n### Fine-tune on {args.train_pages} new-style pages, {args.minutes:g} min budget ({result.steps} steps, "
-          f"{result.seconds / 60:.1f} min, {config.device}; lr {config.lr:g}, synthetic share "
-          f"{config.synthetic_share:g})\n")
-    print(f"base: {base.card.version} ({base.card.sha256[:12]}); fine-tuned: {tuned.card.version} "
-          f"({tuned.card.sha256[:12]}); held-out labelled pages: {result.val_snr_before_db:.2f} -> "
-          f"{result.val_snr_after_db:.2f} dB ({'activated' if result.activated else 'not activated'})\n")
+    print(
+        f"\n### Fine-tune on {args.train_pages} new-style pages, {args.minutes:g} min budget ({result.steps} steps, "
+        f"{result.seconds / 60:.1f} min, {config.device}; lr {config.lr:g}, synthetic share "
+        f"{config.synthetic_share:g})\n"
+    )
+    print(
+        f"base: {base.card.version} ({base.card.sha256[:12]}); fine-tuned: {tuned.card.version} "
+        f"({tuned.card.sha256[:12]}); held-out labelled pages: {result.val_snr_before_db:.2f} -> "
+        f"{result.val_snr_after_db:.2f} dB ({'activated' if result.activated else 'not activated'})\n"
+    )
     print("| pages | n | base model (dB) | fine-tuned (dB) | change (dB) |")
     print("|---|---:|---:|---:|---:|")
     for label, n, b, f in rows:
         print(f"| {label} | {n} | {b:.2f} | {f:.2f} | {f - b:+.2f} |")
     gain = rows[0][3] - rows[0][2]
     lost = rows[1][2] - rows[1][3] if rows[1][1] else float("nan")
-    print(f"\ntarget: new style >= +3 dB: {'met' if gain >= 3 else 'not met'} ({gain:+.2f} dB); "
-          f"original style <= 0.5 dB lost: {'met' if lost <= 0.5 else 'not met'} ({lost:+.2f} dB lost)")
+    print(
+        f"\ntarget: new style >= +3 dB: {'met' if gain >= 3 else 'not met'} ({gain:+.2f} dB); "
+        f"original style <= 0.5 dB lost: {'met' if lost <= 0.5 else 'not met'} ({lost:+.2f} dB lost)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from ecgstudio.synth.damage import DamageSettings  # noqa: E402
-from ecgstudio.synth.render import PageStyle, render_page  # noqa: E402
+from ecgstudio.synth.damage import DamageSettings
+from ecgstudio.synth.render import PageStyle, render_page
 
 KIT_CLEAN_S = 0.72  # ecg-image-kit, clean 200 dpi page (Apple M2)
 KIT_DAMAGED_S = 7.75  # ecg-image-kit, all distortions

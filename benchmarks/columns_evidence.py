@@ -36,7 +36,7 @@ def truth_strip(mv: np.ndarray, fs: float, names: tuple[str, ...], *, from_zero:
     n = int(round(2.5 * fs))
     for col, lead in enumerate(FIRST_ROW):
         a = 0 if from_zero else col * n
-        y = mv[a:a + n, names.index(lead)]
+        y = mv[a : a + n, names.index(lead)]
         y = np.nan_to_num(y - np.nanmedian(y))
         xs = col * cell + np.arange(len(y)) * cell / n
         pts = np.stack([xs, STRIP_H * 0.6 - y * PX_PER_MV], 1).round().astype(np.int32)
@@ -54,8 +54,10 @@ def panel(pair) -> np.ndarray:
     cv2.putText(page, pair.image[-60:], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
     truth = page_truth(pair)
     names = tuple(truth.lead_names)
-    strips = [truth_strip(truth.mv, truth.fs, names, from_zero=z, label=label)
-              for z, label in ((False, "truth, consecutive windows"), (True, "truth, every column from 0 s"))]
+    strips = [
+        truth_strip(truth.mv, truth.fs, names, from_zero=z, label=label)
+        for z, label in ((False, "truth, consecutive windows"), (True, "truth, every column from 0 s"))
+    ]
     return np.vstack([page, *strips, np.zeros((6, WIDTH, 3), np.uint8)])
 
 
@@ -63,18 +65,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", default=str(SHARED / "pairs.csv"))
     parser.add_argument("--corrections", default=str(Path(__file__).with_name("pairs_corrections.csv")))
-    parser.add_argument("--only", choices=("from-zero", "all"), default="from-zero",
-                        help="the pages the corrections read from 0 s, or every 3x4 page scored by its layout")
+    parser.add_argument(
+        "--only",
+        choices=("from-zero", "all"),
+        default="from-zero",
+        help="the pages the corrections read from 0 s, or every 3x4 page scored by its layout",
+    )
     parser.add_argument("--out", required=True, help="image to write (.jpg or .png; two pages per sheet row)")
     args = parser.parse_args()
-    pairs = [p for p in read_pairs(args.pairs, corrections=args.corrections)
-             if p.layout_text.startswith("3x4") and (args.only == "all" or p.columns == "from-zero")]
+    pairs = [
+        p
+        for p in read_pairs(args.pairs, corrections=args.corrections)
+        if p.layout_text.startswith("3x4") and (args.only == "all" or p.columns == "from-zero")
+    ]
     panels = [panel(p) for p in pairs]
     height = max(p.shape[0] for p in panels)
     panels = [np.vstack([p, np.full((height - p.shape[0], WIDTH, 3), 255, np.uint8)]) for p in panels]
     if len(panels) % 2:
         panels.append(np.full((height, WIDTH, 3), 255, np.uint8))
-    sheet = np.vstack([np.hstack(panels[i:i + 2]) for i in range(0, len(panels), 2)])
+    sheet = np.vstack([np.hstack(panels[i : i + 2]) for i in range(0, len(panels), 2)])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.out, sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
     print(f"{len(pairs)} pages drawn to {args.out}")

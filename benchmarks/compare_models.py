@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from bench_finetune import score_both
+
 from ecgstudio.evaluate import pair_record_ids
 from ecgstudio.pipeline import Digitizer
 from ecgstudio.synth.batch import RecordPool
@@ -44,8 +44,12 @@ def cases(group: str, count: int, seed: int, records: RecordPool):
     for k in range(count):
         rng = np.random.default_rng([seed, list(GROUPS).index(group), k])
         style = PageStyle.random(rng, dpi=float(rng.uniform(lo, hi)))
-        page = render_page(records.pick(rng), style=style, damage=DamageSettings.random(rng, severity=severity),
-                           seed=int(rng.integers(2**31)))
+        page = render_page(
+            records.pick(rng),
+            style=style,
+            damage=DamageSettings.random(rng, severity=severity),
+            seed=int(rng.integers(2**31)),
+        )
         yield page.image, page.signals, {"layout": page.layout, "mm_per_s": page.style.mm_per_s}
 
 
@@ -55,8 +59,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=16, help="pages per group")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--records", nargs="+", default=[str(SHARED / "signals" / "ptb-xl"),
-                                                          str(SHARED / "signals" / "ludb")])
+    parser.add_argument(
+        "--records", nargs="+", default=[str(SHARED / "signals" / "ptb-xl"), str(SHARED / "signals" / "ludb")]
+    )
     parser.add_argument("--exclude-pairs", default=str(SHARED / "pairs.csv"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

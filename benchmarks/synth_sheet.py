@@ -47,7 +47,7 @@ def main() -> None:
         damage = DamageSettings.none() if k == 0 else damage_for("random", rng, severity=0.4 + 0.08 * k)
         page = render_page(records.pick(rng), style=style, damage=damage, seed=k)
         tiles.append(thumb(page.image, f"rendered: {style.layout}, {style.grid_color} grid, {style.dpi:.0f} dpi"))
-    rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]
+    rows = [np.hstack(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
     sheet = np.vstack(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.out, sheet[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 88])  # format from the suffix

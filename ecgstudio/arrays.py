@@ -17,5 +17,6 @@ def polyline_runs(xy: np.ndarray, keep: np.ndarray | None = None, *, shift: int 
     good = np.isfinite(xy).all(axis=1) if len(xy) else np.zeros(0, bool)
     if keep is not None:
         good &= keep
-    return [np.round(xy[a:b] * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
-            for a, b in true_runs(good) if b - a > 1]
+    return [
+        np.round(xy[a:b] * (1 << shift)).astype(np.int32).reshape(-1, 1, 2) for a, b in true_runs(good) if b - a > 1
+    ]

@@ -69,11 +69,18 @@ def digitize_paths(
                 stem = page.stem
                 try:
                     result = digitizer.digitize(page.image, options)
-                    sidecar = {"calibration": result.calibration, "layout": result.layout,
-                               "provenance": {"source": str(path), "page": page.page_index + 1,
-                                              "model_version": result.model_version}}
-                    files = write_signals(result.signals, out_dir, stem, formats=formats,
-                                          sidecar=sidecar if "json" in formats else None)
+                    sidecar = {
+                        "calibration": result.calibration,
+                        "layout": result.layout,
+                        "provenance": {
+                            "source": str(path),
+                            "page": page.page_index + 1,
+                            "model_version": result.model_version,
+                        },
+                    }
+                    files = write_signals(
+                        result.signals, out_dir, stem, formats=formats, sidecar=sidecar if "json" in formats else None
+                    )
                     if overlay:
                         files.append(write_png(out_dir / f"{stem}_overlay.png", draw_overlay(page.image, result)))
                     report.written[stem] = files

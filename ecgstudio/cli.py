@@ -27,8 +27,14 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         overrides["dpi"] = args.dpi
     with tqdm(total=args.count, desc="rendering", unit="page", disable=args.quiet) as bar:
         paths = write_pages(
-            args.out, args.count, seed=args.seed, layout=args.layout, damage=args.damage,
-            severity=args.severity, records=records, style_overrides=overrides,
+            args.out,
+            args.count,
+            seed=args.seed,
+            layout=args.layout,
+            damage=args.damage,
+            severity=args.severity,
+            records=records,
+            style_overrides=overrides,
             progress=lambda k: bar.update(1),
         )
     print(f"wrote {len(paths)} pages with ground truth to {args.out}")
@@ -54,8 +60,9 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
     inputs = collect_inputs(args.paths)
     if not inputs:
         raise EcgStudioError(f"no images or PDFs found in {', '.join(args.paths)}")
-    options = DigitizeOptions(layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain,
-                              columns=args.columns)
+    options = DigitizeOptions(
+        layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain, columns=args.columns
+    )
     digitizer = Digitizer(args.model, device=args.device)
     with tqdm(total=len(inputs), desc="digitizing", unit="file", disable=args.quiet) as bar:
         seen: set[str] = set()
@@ -68,8 +75,15 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
                 seen.add(source)
                 bar.update(1)
 
-        report = digitize_paths(inputs, args.out, options=options, formats=formats, overlay=args.overlay,
-                                digitizer=digitizer, on_page=on_page)
+        report = digitize_paths(
+            inputs,
+            args.out,
+            options=options,
+            formats=formats,
+            overlay=args.overlay,
+            digitizer=digitizer,
+            on_page=on_page,
+        )
         bar.n = len(inputs)
         bar.refresh()
     print(f"digitized {len(report.written)} page(s) into {args.out}; {len(report.failed)} failed")
@@ -81,16 +95,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from .evaluate import pair_record_ids
     from .model.registry import resolve_model
-    from .model.train import TrainConfig, train
     from .model.weights import load_model
+    from .training.train import TrainConfig, train
 
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                         records=tuple(args.records or ()), exclude_records=tuple(pair_record_ids(args.exclude_pairs)))
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        records=tuple(args.records or ()),
+        exclude_records=tuple(pair_record_ids(args.exclude_pairs)),
+    )
     init, base = None, ""
     if args.init:
         init, base_card = load_model(resolve_model(args.init))
         base = base_card.version
     with tqdm(total=config.steps, desc="training", unit="step", disable=args.quiet) as bar:
+
         def progress(step: int, total: int, metrics: dict) -> None:
             bar.n = step
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if k in ("loss", "val_loss", "val_recall")})
@@ -107,14 +129,17 @@ def _cmd_train_names(args: argparse.Namespace) -> int:
     from .model.namenet import train_reader
 
     with tqdm(total=args.steps, desc="training the lead-name reader", unit="step", disable=args.quiet) as bar:
+
         def progress(step: int, loss: float) -> None:
             bar.n = step
             bar.set_postfix(loss=f"{loss:.3g}")
             bar.refresh()
 
         card = train_reader(args.out, steps=args.steps, seed=args.seed, progress=progress)
-    print(f"saved lead-name reader {card.version} (held-out crop accuracy "
-          f"{card.metrics['held_out_crop_accuracy']:.3f}) to {args.out}")
+    print(
+        f"saved lead-name reader {card.version} (held-out crop accuracy "
+        f"{card.metrics['held_out_crop_accuracy']:.3f}) to {args.out}"
+    )
     return 0
 
 
@@ -132,26 +157,40 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .model.finetune import FinetuneConfig, finetune
+    from .training.finetune import FinetuneConfig, finetune
 
-    config = FinetuneConfig(steps=args.steps, minutes=args.minutes, device=args.device,
-                            val_fraction=args.val_fraction, include_unreviewed=args.include_unreviewed,
-                            skip_bad_labels=args.skip_bad)
-    with tqdm(total=1.0, desc="fine-tuning", disable=args.quiet,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+    config = FinetuneConfig(
+        steps=args.steps,
+        minutes=args.minutes,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        include_unreviewed=args.include_unreviewed,
+        skip_bad_labels=args.skip_bad,
+    )
+    with tqdm(
+        total=1.0, desc="fine-tuning", disable=args.quiet, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}"
+    ) as bar:
+
         def progress(p) -> None:
             bar.n = round(p.fraction, 3)
             bar.set_description_str(p.stage)
-            info = {"loss": p.loss, "val before": p.val_snr_before_db, "val after": p.val_snr_after_db,
-                    "left": p.seconds_left}
+            info = {
+                "loss": p.loss,
+                "val before": p.val_snr_before_db,
+                "val after": p.val_snr_after_db,
+                "left": p.seconds_left,
+            }
             bar.set_postfix({k: f"{v:.3g}" for k, v in info.items() if v is not None})
             bar.refresh()
 
-        result = finetune(args.labels, base=args.base, config=config, name=args.out, data_dir=args.data_dir,
-                          progress=progress)
+        result = finetune(
+            args.labels, base=args.base, config=config, name=args.out, data_dir=args.data_dir, progress=progress
+        )
     verdict = "now active" if result.activated else "kept inactive (not better than the base model)"
-    print(f"model version {result.version.name}: validation SNR {result.val_snr_before_db:.2f} dB -> "
-          f"{result.val_snr_after_db:.2f} dB after {result.steps} steps; {verdict}")
+    print(
+        f"model version {result.version.name}: validation SNR {result.val_snr_before_db:.2f} dB -> "
+        f"{result.val_snr_after_db:.2f} dB after {result.steps} steps; {verdict}"
+    )
     return 0
 
 
@@ -168,8 +207,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
         metrics = version.card.metrics
         snr = metrics.get("val_snr_db_after", metrics.get("val_snr_db"))
         mark = "*" if version.active else " "
-        print(f"{mark} {version.name:32s} {version.card.version:28s}"
-              f"{'' if snr is None else f'  val SNR {snr:.2f} dB'}  {version.path}")
+        print(
+            f"{mark} {version.name:32s} {version.card.version:28s}"
+            f"{'' if snr is None else f'  val SNR {snr:.2f} dB'}  {version.path}"
+        )
     return 0
 
 
@@ -190,8 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--damage", choices=DAMAGE_PRESETS, default="random", help="scan/photo damage (default random)")
     p.add_argument("--severity", type=float, default=0.5, help="damage strength 0-1 (default 0.5)")
     p.add_argument("--dpi", type=float, help="fix the resolution (default: random 100-300)")
-    p.add_argument("--records", nargs="+", metavar="DIR",
-                   help="folders of real WFDB/CSV records to plot (default: simulated signals)")
+    p.add_argument(
+        "--records",
+        nargs="+",
+        metavar="DIR",
+        help="folders of real WFDB/CSV records to plot (default: simulated signals)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
@@ -203,9 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="auto", choices=["auto", *sorted(LAYOUTS)], help="page layout (default auto)")
     p.add_argument("--speed", type=float, help="paper speed in mm/s (default 25)")
     p.add_argument("--gain", type=float, help="gain in mm/mV (default: from the calibration pulse, else 10)")
-    p.add_argument("--columns", choices=COLUMN_READINGS, default="auto",
-                   help="consecutive: each column continues the one before (the standard); from-zero: every "
-                        "column starts at 0 s; auto: read from the rhythm strip")
+    p.add_argument(
+        "--columns",
+        choices=COLUMN_READINGS,
+        default="auto",
+        help="consecutive: each column continues the one before (the standard); from-zero: every "
+        "column starts at 0 s; auto: read from the rhythm strip",
+    )
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")
@@ -218,8 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 0)")
-    p.add_argument("--init", metavar="MODEL", help="continue from this model (weights file or version name) "
-                   "instead of random weights")
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="continue from this model (weights file or version name) instead of random weights",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--records", nargs="+", metavar="DIR", help="folders of real records to render (plus simulated)")
@@ -258,16 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score digitized records against ground truth")
     p.add_argument("pred_dir", help="folder of predicted WFDB records")
     p.add_argument("--truth", required=True, help="pairs CSV (image, ground_truth, ..., image_kind, layout)")
-    p.add_argument("--corrections", help="CSV of cells replacing the truth table's, by image, each with a "
-                                         "reason (e.g. columns=from-zero for a page printing every column from 0 s)")
+    p.add_argument(
+        "--corrections",
+        help="CSV of cells replacing the truth table's, by image, each with a "
+        "reason (e.g. columns=from-zero for a page printing every column from 0 s)",
+    )
     p.add_argument("--per-image", action="store_true", help="also list every image's score")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("gui", help="open the ECG Studio window (also what `ecgstudio` alone does)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="scans, photos, PDFs or folders to open as a worklist")
-    p.add_argument("--selftest", action="store_true",
-                   help="check the installation: open the sample off-screen, wait for the proposals, print a "
-                        "one-line summary and exit (no display needed; your labels and settings are not touched)")
+    p.add_argument(
+        "--selftest",
+        action="store_true",
+        help="check the installation: open the sample off-screen, wait for the proposals, print a "
+        "one-line summary and exit (no display needed; your labels and settings are not touched)",
+    )
     p.set_defaults(func=_cmd_gui)
     return parser
 
@@ -276,7 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv or ["gui"])  # no arguments: open the window
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -76,8 +76,22 @@ DEFAULT_PAGE_S = 10.0
 
 _REAL_START = re.compile(r"^\W*(real|scan|scanned|photo|photograph|photographed|phone|printed|paper)\b")
 _DAMAGE_WORDS = (
-    "wrinkl", "crease", "crumpl", "fold", "handwrit", "rotat", "distort", "perspective",
-    "warp", "curl", "shadow", "stain", "blur", "noise", "noisy", "augment",
+    "wrinkl",
+    "crease",
+    "crumpl",
+    "fold",
+    "handwrit",
+    "rotat",
+    "distort",
+    "perspective",
+    "warp",
+    "curl",
+    "shadow",
+    "stain",
+    "blur",
+    "noise",
+    "noisy",
+    "augment",
 )
 _RENDER_WORDS = ("synthetic", "render", "generated", "simulated", "ecg-image-kit", "clean")
 _SEGMENT = re.compile(r"-(\d+)$")
@@ -224,8 +238,7 @@ def pair_record_ids(truth_csv: str | os.PathLike[str] | None) -> list[str]:
         return [PurePosixPath(row["ground_truth"]).name.split("_")[0] for row in csv.DictReader(fh)]
 
 
-def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathLike[str] | None = None
-               ) -> list[Pair]:
+def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathLike[str] | None = None) -> list[Pair]:
     """Read the truth table.
 
     Parameters
@@ -253,31 +266,40 @@ def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathL
     for line, row in _csv_rows(path, REQUIRED_COLUMNS, "truth table", "like shared/data/pairs.csv"):
         row |= fixes.pop(row["image"], {})
         if not row["image"] or not row["ground_truth"]:
-            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: empty image or "
-                                    "ground_truth; fill both in or delete the row")
+            raise SignalFormatError(
+                f"truth table {os.fspath(path)!r} line {line}: empty image or "
+                "ground_truth; fill both in or delete the row"
+            )
         fs_text = row.get("gt_fs_hz", "")
         try:
             fs = float(fs_text) if fs_text else None
         except ValueError:
-            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line}: gt_fs_hz "
-                                    f"{fs_text!r} is not a number of Hz") from None
+            raise SignalFormatError(
+                f"truth table {os.fspath(path)!r} line {line}: gt_fs_hz {fs_text!r} is not a number of Hz"
+            ) from None
         columns = row.get("columns") or "consecutive"
         if columns not in COLUMN_READINGS:
-            raise SignalFormatError(f"truth table {os.fspath(path)!r} line {line} ({row['image']}): columns "
-                                    f"{columns!r} is not one of {', '.join(COLUMN_READINGS)}")
-        pairs.append(Pair(
-            image=row["image"],
-            ground_truth=root / row["ground_truth"],
-            gt_fs_hz=fs,
-            image_kind=row["image_kind"],
-            layout_text=row["layout"],
-            extra_annotations=row.get("extra_annotations", ""),
-            root=root,
-            columns=columns,
-        ))
+            raise SignalFormatError(
+                f"truth table {os.fspath(path)!r} line {line} ({row['image']}): columns "
+                f"{columns!r} is not one of {', '.join(COLUMN_READINGS)}"
+            )
+        pairs.append(
+            Pair(
+                image=row["image"],
+                ground_truth=root / row["ground_truth"],
+                gt_fs_hz=fs,
+                image_kind=row["image_kind"],
+                layout_text=row["layout"],
+                extra_annotations=row.get("extra_annotations", ""),
+                root=root,
+                columns=columns,
+            )
+        )
     if fixes:
-        raise SignalFormatError(f"corrections {os.fspath(corrections)!r} name image(s) the truth table "
-                                f"{os.fspath(path)!r} does not list: {', '.join(sorted(fixes))}")
+        raise SignalFormatError(
+            f"corrections {os.fspath(corrections)!r} name image(s) the truth table "
+            f"{os.fspath(path)!r} does not list: {', '.join(sorted(fixes))}"
+        )
     return pairs
 
 
@@ -289,8 +311,9 @@ def read_corrections(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
     that a correction cannot be made without one).  Empty cells change nothing.
     """
     fixes = {}
-    for line, row in _csv_rows(Path(path), ("image", "reason"), "corrections",
-                               "one row per image: image, the columns to replace, reason"):
+    for line, row in _csv_rows(
+        Path(path), ("image", "reason"), "corrections", "one row per image: image, the columns to replace, reason"
+    ):
         if not row["reason"]:
             raise SignalFormatError(f"corrections {os.fspath(path)!r} line {line}: say why in 'reason'")
         fixes[row["image"]] = {k: v for k, v in row.items() if k not in ("image", "reason") and v}
@@ -306,8 +329,10 @@ def _csv_rows(path: Path, required: tuple[str, ...], what: str, hint: str):
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in required if c not in columns]
         if missing:
-            raise SignalFormatError(f"{what} {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; "
-                                    f"it needs {', '.join(required)} ({hint})")
+            raise SignalFormatError(
+                f"{what} {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; "
+                f"it needs {', '.join(required)} ({hint})"
+            )
         for line, raw in enumerate(reader, start=2):
             yield line, {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
 
@@ -316,8 +341,9 @@ def _csv_rows(path: Path, required: tuple[str, ...], what: str, hint: str):
 # plotted windows and truth of one page
 
 
-def read_plotted_windows(path: str | os.PathLike[str], *, fs: float | None = None
-                         ) -> dict[str, tuple[float, float]] | None:
+def read_plotted_windows(
+    path: str | os.PathLike[str], *, fs: float | None = None
+) -> dict[str, tuple[float, float]] | None:
     """Plotted windows of each lead from a page's JSON, in seconds from the page start.
 
     Parameters
@@ -366,8 +392,9 @@ def read_plotted_windows(path: str | os.PathLike[str], *, fs: float | None = Non
             return None
         for entry in data["leads"]:
             try:
-                spans.append((str(entry["lead_name"]), float(entry["start_sample"]) / rate,
-                              float(entry["end_sample"]) / rate))
+                spans.append(
+                    (str(entry["lead_name"]), float(entry["start_sample"]) / rate, float(entry["end_sample"]) / rate)
+                )
             except (KeyError, TypeError, ValueError):
                 logger.warning("%s: malformed lead entry; skipped", path)
     windows: dict[str, tuple[float, float]] = {}
@@ -391,8 +418,9 @@ def windows_json_for(pair: Pair) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def page_windows(pair: Pair, *, fs: float | None = None
-                 ) -> tuple[Layout | None, dict[str, tuple[float, float]] | None, str]:
+def page_windows(
+    pair: Pair, *, fs: float | None = None
+) -> tuple[Layout | None, dict[str, tuple[float, float]] | None, str]:
     """How an image is scored: ``(layout, windows, source)``.
 
     ``windows`` come from the JSON (:func:`windows_json_for`) when it has any, else from a
@@ -410,8 +438,12 @@ def page_windows(pair: Pair, *, fs: float | None = None
         return layout, {lead: (0.0, t1 - t0) for lead, (t0, t1) in spans.items()}, f"layout {layout.name} from 0 s"
     if layout is not None:
         return layout, None, f"layout {layout.name}"
-    logger.warning("%s: layout %r is not recognised and there is no JSON of plotted windows; "
-                   "scoring every lead over the whole page", pair.image, pair.layout_text)
+    logger.warning(
+        "%s: layout %r is not recognised and there is no JSON of plotted windows; "
+        "scoring every lead over the whole page",
+        pair.image,
+        pair.layout_text,
+    )
     return None, None, "whole page"
 
 
@@ -421,8 +453,13 @@ def _read_truth_record(pair: Pair) -> Signals:
     is_csv = gt.suffix.lower() == ".csv"
     truth = read_signals(gt, leads=None, fs=pair.gt_fs_hz if is_csv else None)
     if pair.gt_fs_hz and not math.isclose(truth.fs, pair.gt_fs_hz, rel_tol=1e-6):
-        logger.warning("%s: the table says %g Hz but %s is sampled at %g Hz; using the file's rate",
-                       pair.image, pair.gt_fs_hz, gt.name, truth.fs)
+        logger.warning(
+            "%s: the table says %g Hz but %s is sampled at %g Hz; using the file's rate",
+            pair.image,
+            pair.gt_fs_hz,
+            gt.name,
+            truth.fs,
+        )
     return truth
 
 
@@ -431,8 +468,12 @@ def _cut_page(truth: Signals, pair: Pair, page_s: float) -> Signals:
     per_page = int(round(page_s * truth.fs))
     if truth.n_samples <= per_page:
         if pair.segment:
-            logger.warning("%s: page %d of a record only %.3f s long; scoring from its start",
-                           pair.image, pair.segment, truth.duration_s)
+            logger.warning(
+                "%s: page %d of a record only %.3f s long; scoring from its start",
+                pair.image,
+                pair.segment,
+                truth.duration_s,
+            )
         return truth
     i0 = pair.segment * per_page
     if i0 >= truth.n_samples:
@@ -440,7 +481,7 @@ def _cut_page(truth: Signals, pair: Pair, page_s: float) -> Signals:
             f"{pair.image}: page {pair.segment} would start at {i0 / truth.fs:.1f} s but "
             f"{pair.ground_truth.name} is only {truth.duration_s:.1f} s long; check the image name or the record"
         )
-    return Signals(truth.mv[i0:i0 + per_page].copy(), truth.fs, truth.lead_names)
+    return Signals(truth.mv[i0 : i0 + per_page].copy(), truth.fs, truth.lead_names)
 
 
 def _page_duration(layout: Layout | None, windows: Mapping[str, tuple[float, float]] | None) -> float:
@@ -542,9 +583,13 @@ class EvaluationReport:
         return sum(r.status != "ok" for r in self.images if kind is None or r.kind == kind)
 
 
-def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str], *,
-             corrections: str | os.PathLike[str] | None = None,
-             max_lag_s: float = DEFAULT_MAX_LAG_S) -> EvaluationReport:
+def evaluate(
+    pred_dir: str | os.PathLike[str],
+    truth_csv: str | os.PathLike[str],
+    *,
+    corrections: str | os.PathLike[str] | None = None,
+    max_lag_s: float = DEFAULT_MAX_LAG_S,
+) -> EvaluationReport:
     """Score the predictions in ``pred_dir`` against every image of ``truth_csv``.
 
     Parameters
@@ -570,8 +615,10 @@ def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str]
     """
     pred_root = Path(pred_dir)
     if not pred_root.is_dir():
-        raise SignalFormatError(f"prediction folder {os.fspath(pred_root)!r} does not exist; "
-                                "pass the folder holding the predicted .hea/.dat records")
+        raise SignalFormatError(
+            f"prediction folder {os.fspath(pred_root)!r} does not exist; "
+            "pass the folder holding the predicted .hea/.dat records"
+        )
     pairs = read_pairs(truth_csv, corrections=corrections)
     stems = Counter(PurePosixPath(p.image.replace("\\", "/")).stem for p in pairs)
     records: dict[Path, Signals] = {}
@@ -591,8 +638,9 @@ def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str]
                 pred = read_signals(prediction, leads=None)
                 status = "ok"
             except SignalFormatError as exc:
-                logger.warning("%s: prediction %s is unreadable (%s); scored as a flat line",
-                               pair.image, prediction, exc)
+                logger.warning(
+                    "%s: prediction %s is unreadable (%s); scored as a flat line", pair.image, prediction, exc
+                )
                 status = "unreadable"
         if pred is None:
             pred = Signals(np.full(truth.mv.shape, np.nan), truth.fs, truth.lead_names)
@@ -603,8 +651,9 @@ def evaluate(pred_dir: str | os.PathLike[str], truth_csv: str | os.PathLike[str]
         results.append(ImageResult(pair.image, pair.key, pair.kind, status, prediction, source, score))
     report = EvaluationReport(pred_root, Path(truth_csv), tuple(results), max_lag_s)
     if report.n_missing():
-        logger.warning("%d of %d images have no usable prediction in %s (scored 0 dB)",
-                       report.n_missing(), len(results), pred_root)
+        logger.warning(
+            "%d of %d images have no usable prediction in %s (scored 0 dB)", report.n_missing(), len(results), pred_root
+        )
     return report
 
 
@@ -618,8 +667,14 @@ def _find_prediction(pred_root: Path, pair: Pair, stems: Counter[str]) -> Path |
     if by_stem.is_file():
         if stems[stem] == 1:
             return by_stem
-        logger.warning("%s: ignoring %s because %d images share the stem %r; name the prediction %s.hea",
-                       pair.image, by_stem.name, stems[stem], stem, pair.key)
+        logger.warning(
+            "%s: ignoring %s because %d images share the stem %r; name the prediction %s.hea",
+            pair.image,
+            by_stem.name,
+            stems[stem],
+            stem,
+            pair.key,
+        )
     return None
 
 
@@ -646,8 +701,10 @@ def format_report(report: EvaluationReport, *, per_image: bool = False) -> str:
         Columns: kind, images, missing (no usable prediction), mean per-lead SNR (dB), per-image
         linear-mean SNR (dB), mean Pearson r, mean RMSE (mV).
     """
-    header = (f"{'kind':<16}{'images':>7}{'missing':>9}{'SNR dB/lead':>13}{'SNR dB/image':>14}"
-              f"{'Pearson r':>11}{'RMSE mV':>10}")
+    header = (
+        f"{'kind':<16}{'images':>7}{'missing':>9}{'SNR dB/lead':>13}{'SNR dB/image':>14}"
+        f"{'Pearson r':>11}{'RMSE mV':>10}"
+    )
     lines = [
         f"ECG Studio evaluation of {report.pred_dir} against {report.truth_csv}",
         "",
@@ -659,14 +716,15 @@ def format_report(report: EvaluationReport, *, per_image: bool = False) -> str:
         if kind == "all":
             lines.append("-" * len(header))
         n_missing = report.n_missing(None if kind == "all" else kind)
-        lines.append(f"{kind:<16}{s.n_records:>7}{n_missing:>9}{_fmt(s.mean_snr_db, 2):>13}"
-                     f"{_fmt(s.image_linear_snr_db, 2):>14}{_fmt(s.mean_pearson_r, 3):>11}"
-                     f"{_fmt(s.mean_rmse_mv, 4):>10}")
+        lines.append(
+            f"{kind:<16}{s.n_records:>7}{n_missing:>9}{_fmt(s.mean_snr_db, 2):>13}"
+            f"{_fmt(s.image_linear_snr_db, 2):>14}{_fmt(s.mean_pearson_r, 3):>11}"
+            f"{_fmt(s.mean_rmse_mv, 4):>10}"
+        )
     lines += [
         "",
         "SNR dB/lead: mean of per-lead 10 log10(signal/error) (PhysioNet Challenge 2024).",
-        "SNR dB/image: per-image summed signal/error energy, averaged linearly over images, in dB "
-        "(Kaggle 2025).",
+        "SNR dB/image: per-image summed signal/error energy, averaged linearly over images, in dB (Kaggle 2025).",
         f"Plotted windows only; lag searched within +-{report.max_lag_s:g} s; offset removed by least "
         "squares; no output scores 0 dB; capped at 100 dB.",
     ]
@@ -687,20 +745,36 @@ def format_images(report: EvaluationReport) -> str:
     Columns: kind, status, per-image SNR (dB), mean per-lead SNR (dB), mean Pearson r, mean
     RMSE (mV), number of leads scored, window source, image path.
     """
-    header = (f"{'kind':<16}{'status':<12}{'image dB':>9}{'lead dB':>9}{'r':>8}{'RMSE mV':>9}"
-              f"{'leads':>6}  {'windows':<28}image")
+    header = (
+        f"{'kind':<16}{'status':<12}{'image dB':>9}{'lead dB':>9}{'r':>8}{'RMSE mV':>9}"
+        f"{'leads':>6}  {'windows':<28}image"
+    )
     lines = [header, "-" * len(header)]
     order = {k: i for i, k in enumerate(KINDS)}
     for r in sorted(report.images, key=lambda r: order.get(r.kind, len(order))):
         s = r.score
-        lines.append(f"{r.kind:<16}{r.status:<12}{_fmt(s.image_snr_db, 2):>9}{_fmt(s.mean_snr_db, 2):>9}"
-                     f"{_fmt(s.mean_pearson_r, 3):>8}{_fmt(s.mean_rmse_mv, 4):>9}{s.n_leads:>6}  "
-                     f"{r.windows_from[:27]:<28}{r.image}")
+        lines.append(
+            f"{r.kind:<16}{r.status:<12}{_fmt(s.image_snr_db, 2):>9}{_fmt(s.mean_snr_db, 2):>9}"
+            f"{_fmt(s.mean_pearson_r, 3):>8}{_fmt(s.mean_rmse_mv, 4):>9}{s.n_leads:>6}  "
+            f"{r.windows_from[:27]:<28}{r.image}"
+        )
     return "\n".join(lines)
 
 
 __all__ = [
-    "KINDS", "EvaluationReport", "ImageResult", "Pair", "evaluate", "format_images", "format_report",
-    "kind_of", "layout_from_text", "page_truth", "page_windows", "pair_key", "read_pairs",
-    "read_plotted_windows", "windows_json_for",
+    "KINDS",
+    "EvaluationReport",
+    "ImageResult",
+    "Pair",
+    "evaluate",
+    "format_images",
+    "format_report",
+    "kind_of",
+    "layout_from_text",
+    "page_truth",
+    "page_windows",
+    "pair_key",
+    "read_pairs",
+    "read_plotted_windows",
+    "windows_json_for",
 ]

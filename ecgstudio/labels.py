@@ -291,9 +291,7 @@ class LabelRecord:
 
     def touched(self) -> LabelRecord:
         """This record with ``modified_at`` set to now and the current software version."""
-        return replace(
-            self, provenance=replace(self.provenance, software_version=__version__, modified_at=utc_now())
-        )
+        return replace(self, provenance=replace(self.provenance, software_version=__version__, modified_at=utc_now()))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LabelRecord):
@@ -313,11 +311,7 @@ def _arrays_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     a, b = np.asarray(a), np.asarray(b)
-    return (
-        a.dtype == b.dtype
-        and a.shape == b.shape
-        and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    )
+    return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -441,9 +435,7 @@ def _prepare_trace(k: int, trace: Trace) -> tuple[np.ndarray, np.ndarray | None]
     """Validated (xy float64 (n, 2), confidence float32/float64 (n,) or None) of trace ``k``."""
     xy = np.asarray(trace.xy)
     if xy.ndim != 2 or xy.shape[1] != 2 or xy.dtype.kind not in "fiu":
-        raise _save_error(
-            f"trace {k} ({trace.lead}) xy must be a numeric (n, 2) array, got {xy.dtype} {xy.shape}"
-        )
+        raise _save_error(f"trace {k} ({trace.lead}) xy must be a numeric (n, 2) array, got {xy.dtype} {xy.shape}")
     xy = xy.astype(np.float64, copy=False)
     conf = trace.confidence
     if conf is None:
@@ -488,8 +480,12 @@ def _write_compressed(group: h5py.Group, name: str, data: np.ndarray) -> None:
     group.create_dataset(name, data=data, chunks=True, compression="gzip", compression_opts=_GZIP_LEVEL)
 
 
-def _write_record(f: h5py.File, record: LabelRecord, traces: list[tuple[np.ndarray, np.ndarray | None]],
-                  masks: dict[str, np.ndarray] | None) -> None:
+def _write_record(
+    f: h5py.File,
+    record: LabelRecord,
+    traces: list[tuple[np.ndarray, np.ndarray | None]],
+    masks: dict[str, np.ndarray] | None,
+) -> None:
     dig = record.digitization
     f.attrs["format"] = FORMAT_NAME
     f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
@@ -633,9 +629,7 @@ class _Reader:
         if not isinstance(obj, h5py.Dataset):
             raise self.fail(f"/{name} should be a dataset but is a {type(obj).__name__}")
         if obj.dtype.kind not in kinds or obj.ndim != ndim:
-            raise self.fail(
-                f"dataset /{name} has dtype {obj.dtype} and shape {obj.shape}, expected a {ndim}-d array"
-            )
+            raise self.fail(f"dataset /{name} has dtype {obj.dtype} and shape {obj.shape}, expected a {ndim}-d array")
         return obj[()]
 
     def strings(self, name: str) -> list[str]:
@@ -724,14 +718,14 @@ class _Reader:
         n = len(leads)
         columns: dict[str, np.ndarray] = {}
         kinds_of = {
-            **dict.fromkeys(_BOX_FLOAT_FIELDS, "f"), **dict.fromkeys(_BOX_INT_FIELDS, "iu"), "inverted": "iub",
+            **dict.fromkeys(_BOX_FLOAT_FIELDS, "f"),
+            **dict.fromkeys(_BOX_INT_FIELDS, "iu"),
+            "inverted": "iub",
         }
         for name, kinds in kinds_of.items():
             col = self.dataset(f"digitization/boxes/{name}", kinds, 1)
             if len(col) != n:
-                raise self.fail(
-                    f"/digitization/boxes/{name} has {len(col)} entries but there are {n} lead boxes"
-                )
+                raise self.fail(f"/digitization/boxes/{name} has {len(col)} entries but there are {n} lead boxes")
             columns[name] = col
         return tuple(
             LeadBox(
@@ -754,9 +748,7 @@ class _Reader:
             )
         expected = {str(k) for k in range(n_boxes)}
         if names != expected:
-            raise self.fail(
-                f"/digitization/traces holds {sorted(names - expected)} instead of groups 0..{n_boxes - 1}"
-            )
+            raise self.fail(f"/digitization/traces holds {sorted(names - expected)} instead of groups 0..{n_boxes - 1}")
         traces = []
         for k in range(n_boxes):
             base = f"digitization/traces/{k}"
@@ -794,9 +786,7 @@ class _Reader:
         for name in ("grid", "text"):
             arr = self.dataset(f"digitization/masks/{name}", "ub", 2)
             if arr.shape != trace.shape:
-                raise self.fail(
-                    f"/digitization/masks/{name} has shape {arr.shape} but masks/trace has {trace.shape}"
-                )
+                raise self.fail(f"/digitization/masks/{name} has shape {arr.shape} but masks/trace has {trace.shape}")
             if arr.size and arr.max() > 1:
                 raise self.fail(f"/digitization/masks/{name} holds values other than 0 and 1")
             out[name] = arr.astype(np.bool_)
@@ -924,4 +914,3 @@ def load_labels(path: str | os.PathLike[str]) -> LabelRecord:
             raise reader.fail(f"cannot read it ({type(exc).__name__}: {exc})") from exc
     logger.debug("loaded labels of %s from %s", record.image.path, path)
     return record
-

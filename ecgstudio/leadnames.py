@@ -18,24 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_SHAPE, CROP_W_MM, NAME_CLASSES, NameNet, normalise_crops
+from .config import NamesConfig
 from .layout import LAYOUT_BY_ROWS, row_spacing
+from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_SHAPE, CROP_W_MM, NAME_CLASSES, NameNet, normalise_crops
 from .paper import LAYOUTS, LEAD_NAMES, Cell, Layout
 from .results import LeadBox
 
 log = logging.getLogger(__name__)
-
-#: A read counts where the reader gives one name at least this probability.
-MIN_READ_PROB = 0.8
-#: Words read per box, nearest to its start first.
-MAX_WORDS_PER_BOX = 16
 
 
 @dataclass(frozen=True)
@@ -50,11 +45,14 @@ class NameRead:
         The word's bounding box in pixels of the analysed page.
     probs : ndarray, shape (len(NAME_CLASSES),)
         The reader's class probabilities.
+    min_prob : float
+        The probability a read needs to count (:attr:`NamesConfig.min_read_prob`).
     """
 
     box_index: int
     word_xyxy: tuple[float, float, float, float]
     probs: np.ndarray
+    min_prob: float = NamesConfig.min_read_prob
 
     @property
     def name(self) -> str:
@@ -66,8 +64,8 @@ class NameRead:
 
     @property
     def confident(self) -> bool:
-        """A lead name read with at least :data:`MIN_READ_PROB`."""
-        return self.name != "other" and self.probability >= MIN_READ_PROB
+        """A lead name read with at least :attr:`min_prob`."""
+        return self.name != "other" and self.probability >= self.min_prob
 
     def lead_probs(self) -> np.ndarray:
         """Probability of each of :data:`LEAD_NAMES` (``-aVR`` counts as aVR)."""
@@ -93,8 +91,9 @@ def find_words(glyphs: np.ndarray, *, px_per_mm: float) -> list[tuple[int, int, 
     """
     _, _, stats, _ = cv2.connectedComponentsWithStats(glyphs.astype(np.uint8), connectivity=8)
     mm = px_per_mm
-    parts = [tuple(int(v) for v in s[:4]) for s in stats[1:]
-             if s[3] <= 7 * mm and s[2] <= 10 * mm and s[4] >= 0.25 * mm * mm]
+    parts = [
+        tuple(int(v) for v in s[:4]) for s in stats[1:] if s[3] <= 7 * mm and s[2] <= 10 * mm and s[4] >= 0.25 * mm * mm
+    ]
     parts.sort()
     words: list[list[int]] = []
     for x, y, w, h in parts:
@@ -120,14 +119,28 @@ def _crops(grey: np.ndarray, words: Sequence[tuple[int, int, int, int]], px_per_
     for k, (x0, y0, x1, y1) in enumerate(words):
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         m = np.array([[s, 0, -(cx - hw) * s], [0, s, -(cy - hh) * s]], np.float32)
-        out[k] = cv2.warpAffine(source, m, (CROP_SHAPE[1], CROP_SHAPE[0]), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+        out[k] = cv2.warpAffine(
+            source,
+            m,
+            (CROP_SHAPE[1], CROP_SHAPE[0]),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=paper,
+        )
     return normalise_crops(out)
 
 
-def read_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_prob: np.ndarray,
-               boxes: Sequence[LeadBox], row_paths: Sequence[np.ndarray], *,
-               px_per_mm: float) -> list[NameRead | None]:
+def read_names(
+    reader: NameNet,
+    grey: np.ndarray,
+    trace_prob: np.ndarray,
+    text_prob: np.ndarray,
+    boxes: Sequence[LeadBox],
+    row_paths: Sequence[np.ndarray],
+    *,
+    px_per_mm: float,
+    config: NamesConfig = NamesConfig(),
+) -> list[NameRead | None]:
     """The most name-like word near the start of each box, read; None where there is none.
 
     Parameters
@@ -164,7 +177,7 @@ def read_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_p
         words = [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in find_words(glyphs, px_per_mm=px_per_mm)]
         # A name sits at the box's start near its baseline; on a cluttered page read the nearest few.
         words.sort(key=lambda wd: abs(wd[0] - box.x0) + abs((wd[1] + wd[3]) / 2 - box.baseline_y))
-        words_per_box.append(words[:MAX_WORDS_PER_BOX])
+        words_per_box.append(words[: config.max_words_per_box])
     flat = [(i, wd) for i, ws in enumerate(words_per_box) for wd in ws]
     if not flat:
         return [None] * len(boxes)
@@ -174,13 +187,21 @@ def read_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_p
     reads: list[NameRead | None] = [None] * len(boxes)
     for (i, wd), p in zip(flat, probs):
         if reads[i] is None or p[: len(NAME_CLASSES) - 1].max() > reads[i].probs[: len(NAME_CLASSES) - 1].max():
-            reads[i] = NameRead(i, tuple(float(v) for v in wd), p)
+            reads[i] = NameRead(i, tuple(float(v) for v in wd), p, config.min_read_prob)
     return reads
 
 
-def row_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_prob: np.ndarray,
-              rows: Sequence, *, px_per_mm: float, fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
-              ) -> list[list[NameRead | None]]:
+def row_names(
+    reader: NameNet,
+    grey: np.ndarray,
+    trace_prob: np.ndarray,
+    text_prob: np.ndarray,
+    rows: Sequence,
+    *,
+    px_per_mm: float,
+    fractions: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75),
+    config: NamesConfig = NamesConfig(),
+) -> list[list[NameRead | None]]:
     """Names read where a lead could start on each row (``fractions`` of its width), before any
     layout is chosen: a row of traces carries lead names, a grid line or a header does not."""
     spacing = row_spacing([r.baseline_y for r in rows], px_per_mm=px_per_mm)
@@ -188,13 +209,24 @@ def row_names(reader: NameNet, grey: np.ndarray, trace_prob: np.ndarray, text_pr
     for k, row in enumerate(rows):
         for j, f in enumerate(fractions):
             x = row.x_start + f * (row.x_end - row.x_start)
-            probes.append(LeadBox(lead="I", x0=x, y0=row.baseline_y - 0.6 * spacing, x1=x + 1.0,
-                                  y1=row.baseline_y + 0.4 * spacing, baseline_y=row.baseline_y, t_start_s=0.0,
-                                  duration_s=1.0, row=k, col=j))
+            probes.append(
+                LeadBox(
+                    lead="I",
+                    x0=x,
+                    y0=row.baseline_y - 0.6 * spacing,
+                    x1=x + 1.0,
+                    y1=row.baseline_y + 0.4 * spacing,
+                    baseline_y=row.baseline_y,
+                    t_start_s=0.0,
+                    duration_s=1.0,
+                    row=k,
+                    col=j,
+                )
+            )
     no_paths = [np.zeros((0, 2))] * len(rows)
-    reads = read_names(reader, grey, trace_prob, text_prob, probes, no_paths, px_per_mm=px_per_mm)
+    reads = read_names(reader, grey, trace_prob, text_prob, probes, no_paths, px_per_mm=px_per_mm, config=config)
     n = len(fractions)
-    return [reads[k * n:(k + 1) * n] for k in range(len(rows))]
+    return [reads[k * n : (k + 1) * n] for k in range(len(rows))]
 
 
 def name_boxes(reads: Sequence[NameRead | None], boxes: Sequence[LeadBox]) -> list[tuple[float, float, float, float]]:
@@ -241,49 +273,6 @@ def drop_rows_above_names(rows: Sequence, reads: Sequence[Sequence[NameRead | No
     return list(rows[first:])
 
 
-def assign_leads(boxes: Sequence[LeadBox], reads: Sequence[NameRead | None]) -> tuple[LeadBox, ...]:
-    """Boxes with the leads their printed names say, where the names are legible.
-
-    Boxes of one duration form a group; within it each box gets a different lead (any of the
-    twelve), by an assignment that maximises the product of per-box probabilities: 0.9 for the
-    template's lead, a little for the group's other leads, less for the rest, and where a name
-    was read with at least :data:`MIN_READ_PROB`, the reader's probabilities outweigh the
-    template's (0.98 to 0.02).  So one misread cannot take a lead another box reads clearly, and
-    a page that follows its template is left as it is.
-    """
-    out = list(boxes)
-    groups: dict[float, list[int]] = {}
-    for i, box in enumerate(boxes):
-        groups.setdefault(round(box.duration_s, 2), []).append(i)
-    n_leads = len(LEAD_NAMES)
-    for members in groups.values():
-        template = {LEAD_NAMES.index(boxes[i].lead) for i in members if boxes[i].lead in LEAD_NAMES}
-        q = np.empty((len(members), n_leads))
-        for r, i in enumerate(members):
-            prior = np.full(n_leads, 0.02 / max(1, n_leads - len(template)))
-            for k in template:
-                prior[k] = 0.08 / max(1, len(template) - 1)
-            if boxes[i].lead in LEAD_NAMES:
-                prior[LEAD_NAMES.index(boxes[i].lead)] = 0.9
-            read = reads[i]
-            if read is not None and read.confident:
-                q[r] = 0.02 * prior + 0.98 * read.lead_probs()
-            else:
-                q[r] = prior
-        rows, cols = linear_sum_assignment(-np.log(q + 1e-9))
-        for r, k in zip(rows, cols):
-            i = members[r]
-            read = reads[i]
-            inverted = boxes[i].inverted and LEAD_NAMES[k] == boxes[i].lead
-            if read is not None and read.confident and LEAD_NAMES[k] == "aVR":
-                inverted = read.name == "-aVR"
-            if LEAD_NAMES[k] != boxes[i].lead or inverted != boxes[i].inverted:
-                log.info("box at row %d, column %d reads %s (template: %s)", boxes[i].row, boxes[i].col,
-                         ("-" if inverted else "") + LEAD_NAMES[k], boxes[i].lead)
-            out[i] = replace(boxes[i], lead=LEAD_NAMES[k], inverted=inverted)
-    return tuple(out)
-
-
 def layout_as_read(template: Layout, boxes: Sequence[LeadBox]) -> Layout:
     """The layout the boxes show: a standard one if their leads match it cell for cell (a 3x4 + 1
     read as the Cabrera order is ``cabrera-3x4+1``), else the template's name over the boxes' leads."""
@@ -292,6 +281,8 @@ def layout_as_read(template: Layout, boxes: Sequence[LeadBox]) -> Layout:
     def key(cs: Sequence[Cell]) -> set[tuple]:
         return {(c.lead, c.row, c.col, c.inverted) for c in cs}
 
-    name = next((lay.name for lay in LAYOUTS.values() if lay.n_rows == template.n_rows and key(lay.cells) == key(cells)),
-                template.name)
+    name = next(
+        (lay.name for lay in LAYOUTS.values() if lay.n_rows == template.n_rows and key(lay.cells) == key(cells)),
+        template.name,
+    )
     return Layout(name, template.n_rows, cells, template.duration_s)

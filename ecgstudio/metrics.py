@@ -258,7 +258,7 @@ def score_lead(ref: np.ndarray, est: np.ndarray, fs: float, *, max_lag_s: float 
     lo, hi = max(0, -k), min(n, n - k)
     keep = valid[lo:hi]
     a = ref[lo:hi][keep]
-    b = est[lo + k:hi + k][keep]
+    b = est[lo + k : hi + k][keep]
     offset = float(np.mean(a - b))
     a_c = a - a.mean()
     b_c = b - b.mean()
@@ -384,8 +384,9 @@ def score_record(
         i0 = max(0, int(round(t0 * fs)))
         i1 = min(n, int(round(t1 * fs)))
         if i1 - i0 < 2:
-            logger.warning("lead %s: window %.3f-%.3f s lies outside the %.3f s record; skipped",
-                           lead, t0, t1, truth.duration_s)
+            logger.warning(
+                "lead %s: window %.3f-%.3f s lies outside the %.3f s record; skipped", lead, t0, t1, truth.duration_s
+            )
             continue
         ref = truth.mv[i0:i1, truth_cols[lead]]
         if np.count_nonzero(np.isfinite(ref)) < 2:
@@ -466,8 +467,7 @@ def resample_to_grid(mv: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
         raise ValueError(f"sampling frequencies must be positive, got {fs_in} and {fs_out}")
     n_in = x.shape[0]
     ratio = Fraction(fs_out / fs_in).limit_denominator(_MAX_RATIONAL_TERM)
-    rational = (ratio.numerator <= _MAX_RATIONAL_TERM
-                and math.isclose(float(ratio), fs_out / fs_in, rel_tol=1e-9))
+    rational = ratio.numerator <= _MAX_RATIONAL_TERM and math.isclose(float(ratio), fs_out / fs_in, rel_tol=1e-9)
     n_out = int(math.ceil(n_in * fs_out / fs_in - 1e-9))
     t_in = np.arange(n_in) / fs_in
     t_out = np.arange(n_out) / fs_out

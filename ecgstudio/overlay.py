@@ -24,8 +24,16 @@ def draw_overlay(image: np.ndarray, result: Digitization, *, low_confidence: flo
         p1 = (int(round(box.x1)), int(round(box.y1)))
         cv2.rectangle(canvas, p0, p1, _BOX_RGB, scale, cv2.LINE_AA)
         label = f"-{box.lead}" if box.inverted else box.lead
-        cv2.putText(canvas, label, (p0[0] + 3 * scale, p0[1] + 14 * scale), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * scale, _BOX_RGB, scale, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            label,
+            (p0[0] + 3 * scale, p0[1] + 14 * scale),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * scale,
+            _BOX_RGB,
+            scale,
+            cv2.LINE_AA,
+        )
         xy = trace.xy
         if len(xy) < 2:
             continue

@@ -14,7 +14,18 @@ from .errors import LayoutError
 
 #: The twelve standard leads, in the order used for every ``(n_samples, 12)`` signal array.
 LEAD_NAMES: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 
 #: Paper speeds in mm/s and gains in mm/mV that printers use.
@@ -86,9 +97,7 @@ class Layout:
     def with_duration(self, duration_s: float) -> Layout:
         """The same layout showing ``duration_s`` seconds in total (e.g. 5 s at 50 mm/s)."""
         k = duration_s / self.duration_s
-        cells = tuple(
-            Cell(c.lead, c.row, c.col, c.t_start_s * k, c.duration_s * k, c.inverted) for c in self.cells
-        )
+        cells = tuple(Cell(c.lead, c.row, c.col, c.t_start_s * k, c.duration_s * k, c.inverted) for c in self.cells)
         return Layout(self.name, self.n_rows, cells, duration_s)
 
     def row_cells(self, row: int) -> tuple[Cell, ...]:
@@ -115,8 +124,13 @@ class Layout:
         return best.t_start_s, best.t_end_s
 
 
-def _grid_layout(name: str, columns: list[list[str]], rhythm: list[str], duration_s: float = 10.0,
-                 inverted: frozenset[str] = frozenset()) -> Layout:
+def _grid_layout(
+    name: str,
+    columns: list[list[str]],
+    rhythm: list[str],
+    duration_s: float = 10.0,
+    inverted: frozenset[str] = frozenset(),
+) -> Layout:
     """A layout of ``len(columns)`` columns (each a list of leads from top to bottom) plus rhythm rows."""
     n_cols = len(columns)
     n_short_rows = len(columns[0])

@@ -78,9 +78,12 @@ def clean_env(home: Path) -> dict[str, str]:
     """An environment without Python's variables or a display, with ``home`` as the user's home."""
     env = {"PATH": os.defpath, "HOME": str(home), "LANG": "C.UTF-8"}
     if sys.platform == "win32":
-        env.update({k: os.environ[k] for k in ("SYSTEMROOT", "TEMP", "TMP") if k in os.environ},
-                   USERPROFILE=str(home), APPDATA=str(home / "AppData" / "Roaming"),
-                   LOCALAPPDATA=str(home / "AppData" / "Local"))
+        env.update(
+            {k: os.environ[k] for k in ("SYSTEMROOT", "TEMP", "TMP") if k in os.environ},
+            USERPROFILE=str(home),
+            APPDATA=str(home / "AppData" / "Roaming"),
+            LOCALAPPDATA=str(home / "AppData" / "Local"),
+        )
     return env
 
 
@@ -91,12 +94,13 @@ def check(dist: Path) -> dict[str, float]:
     results = {"size_mib": folder_size(dist / NAME) / 2**20}
     with tempfile.TemporaryDirectory() as tmp:
         env = clean_env(Path(tmp))
-        for key, cmd in (("version_s", [exe, "--version"]),
-                         ("selftest_s", [exe, "gui", "--selftest"]),
-                         ("digitize_s", [exe, "digitize", sample, "--out", Path(tmp) / "out", "-q"])):
+        for key, cmd in (
+            ("version_s", [exe, "--version"]),
+            ("selftest_s", [exe, "gui", "--selftest"]),
+            ("digitize_s", [exe, "digitize", sample, "--out", Path(tmp) / "out", "-q"]),
+        ):
             start = time.perf_counter()
-            done = subprocess.run([str(c) for c in cmd], env=env, cwd=tmp, capture_output=True, text=True,
-                                  timeout=900)
+            done = subprocess.run([str(c) for c in cmd], env=env, cwd=tmp, capture_output=True, text=True, timeout=900)
             results[key] = time.perf_counter() - start
             print(f"$ {' '.join(str(c) for c in cmd)}\n{done.stdout.strip()}  [{results[key]:.1f} s]")
             if done.returncode != 0:
@@ -108,8 +112,12 @@ def check(dist: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the bundle goes (default dist/)")
-    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller",
-                        help="PyInstaller's work folder (default build/pyinstaller/)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "build" / "pyinstaller",
+        help="PyInstaller's work folder (default build/pyinstaller/)",
+    )
     parser.add_argument("--clean", action="store_true", help="empty PyInstaller's caches first")
     parser.add_argument("--check", action="store_true", help="then run the bundle: --version, selftest, digitize")
     parser.add_argument("--check-only", action="store_true", help="only check an existing bundle in --dist")

@@ -20,8 +20,13 @@ SUPERSAMPLE = 4
 
 def _beat(t: float) -> float:
     """One heartbeat, ``t`` in [0, 1): P wave, QRS complex and T wave, in units of the R height."""
-    bumps = ((0.18, 0.035, 0.12), (0.335, 0.010, -0.18), (0.36, 0.012, 1.0), (0.385, 0.012, -0.32),
-             (0.62, 0.060, 0.28))  # (centre, width, height)
+    bumps = (
+        (0.18, 0.035, 0.12),
+        (0.335, 0.010, -0.18),
+        (0.36, 0.012, 1.0),
+        (0.385, 0.012, -0.32),
+        (0.62, 0.060, 0.28),
+    )  # (centre, width, height)
     return sum(h * math.exp(-0.5 * ((t - c) / w) ** 2) for c, w, h in bumps)
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # while the Qt event loop runs, it has twice stalled the whole run (the thread stuck in the
 # import, the test waiting on it).  Importing it here, on the main thread, takes it out of the
 # worker thread.
-import torch._dynamo  # noqa: E402,F401
+import torch._dynamo  # noqa: F401
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -41,8 +41,9 @@ def studio_window(qtbot, tmp_path):
     def make(*, reviewer: str = "Dr Test", **kwargs) -> MainWindow:
         settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
         settings.reviewer = reviewer
-        window = MainWindow(settings=settings, labels_root=tmp_path / "labels", autosave_ms=50,
-                            data_dir=tmp_path / "data", **kwargs)
+        window = MainWindow(
+            settings=settings, labels_root=tmp_path / "labels", autosave_ms=50, data_dir=tmp_path / "data", **kwargs
+        )
         qtbot.addWidget(window)
         window.show()
         made.append(window)

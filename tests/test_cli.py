@@ -40,8 +40,20 @@ def test_evaluate_prints_a_table_by_kind(tmp_path, capsys, shared_data) -> None:
     assert "missing" in out and "from 0 s" not in out
 
     fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
-    assert main(["evaluate", str(tmp_path), "--truth", str(shared_data / "pairs.csv"),
-                 "--corrections", str(fixes), "--per-image"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path),
+                "--truth",
+                str(shared_data / "pairs.csv"),
+                "--corrections",
+                str(fixes),
+                "--per-image",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.count("layout 3x4+1 from 0 s") == 17
 
 

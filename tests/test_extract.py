@@ -10,15 +10,18 @@ import cv2
 import numpy as np
 import pytest
 
-from ecgstudio import extract, layout
+from ecgstudio import boxes as box_stage
+from ecgstudio import calibration, layout, signals, strokes
+from ecgstudio import path as path_stage
+from ecgstudio.config import RowsConfig
 from ecgstudio.metrics import score_record
-from ecgstudio.model.data import trace_heatmap
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.paper import get_layout
 from ecgstudio.pipeline import DigitizeOptions, analyse_maps
 from ecgstudio.results import Signals
 from ecgstudio.synth.render import PageStyle, render_page
 from ecgstudio.synth.simulate import simulate_ecg
+from ecgstudio.training.data import trace_heatmap
 
 DPI = 25.4 * CANONICAL_PX_PER_MM
 
@@ -62,9 +65,13 @@ def test_simulated_pages_recover_timing() -> None:
 def test_smooth_signal_comes_back_at_its_amplitude() -> None:
     t = np.arange(5250) / 500.0
     wave = 0.8 * np.sin(2 * np.pi * 1.3 * t) + 0.3 * np.sin(2 * np.pi * 3.1 * t)
-    page = render_page(Signals(np.tile(wave[:, None], (1, 12)), 500.0),
-                       style=PageStyle(layout="3x4+1", dpi=DPI), seed=4, t_offset_s=0.0)
-    signals, found = oracle_digitize(page)
+    page = render_page(
+        Signals(np.tile(wave[:, None], (1, 12)), 500.0),
+        style=PageStyle(layout="3x4+1", dpi=DPI),
+        seed=4,
+        t_offset_s=0.0,
+    )
+    signals, _found = oracle_digitize(page)
     ii, est = page.signals.lead("II"), signals.lead("II")[: len(page.signals.mv)]
     ok = np.isfinite(est)
     assert ok.mean() > 0.98
@@ -73,8 +80,16 @@ def test_smooth_signal_comes_back_at_its_amplitude() -> None:
 
 def test_overlapping_rows_keep_each_trace_on_its_own_lead() -> None:
     rng = np.random.default_rng(7)
-    record = simulate_ecg(rng, duration_s=10.5, fs=500.0, heart_rate_bpm=80.0, r_amplitude_mv=1.4,
-                          noise_mv=0.0, mains_mv=0.0, baseline_wander_mv=0.0)
+    record = simulate_ecg(
+        rng,
+        duration_s=10.5,
+        fs=500.0,
+        heart_rate_bpm=80.0,
+        r_amplitude_mv=1.4,
+        noise_mv=0.0,
+        mains_mv=0.0,
+        baseline_wander_mv=0.0,
+    )
     # At 20 mm/mV the QRS complexes (28 mm R, plus S) reach towards the neighbouring rows (45 mm apart).
     page = render_page(record, style=PageStyle(layout="3x4+1", dpi=DPI, mm_per_mv=20), seed=5, t_offset_s=0.0)
     signals, found = oracle_digitize(page, "3x4+1")
@@ -98,10 +113,11 @@ def test_gaps_become_nan_with_low_confidence() -> None:
     rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
     row = rows[0]
     a = int(row.x_start + 200)
-    prob[:, a:a + 60] = 0.0  # a faded stretch
-    path = extract.trace_row(prob, baseline_y=row.baseline_y, spacing=150.0, x_start=int(row.x_start),
-                             x_end=int(row.x_end))
-    xy, conf = extract.path_polyline(path)
+    prob[:, a : a + 60] = 0.0  # a faded stretch
+    path = path_stage.trace_row(
+        prob, baseline_y=row.baseline_y, spacing=150.0, x_start=int(row.x_start), x_end=int(row.x_end)
+    )
+    xy, conf = strokes.path_polyline(path)
     gap = (xy[:, 0] >= a + 2) | ~np.isfinite(xy[:, 0])
     missing = ~np.isfinite(xy[:, 1])
     assert missing.sum() >= 55
@@ -121,7 +137,7 @@ def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None
     band = slice(int(hidden.baseline_y - 12 * CANONICAL_PX_PER_MM), int(hidden.baseline_y + 12 * CANONICAL_PX_PER_MM))
     for k in range(5):  # five hidden stretches, 7 % of the row each
         a = int(hidden.x_start + (0.1 + 0.18 * k) * span)
-        prob[band, a:a + int(0.07 * span)] = 0.0
+        prob[band, a : a + int(0.07 * span)] = 0.0
     header_y = int(first.baseline_y - (rows[3].baseline_y - rows[2].baseline_y))
     x = np.arange(int(0.45 * span))
     wiggle = (header_y + 4 * np.sin(x / 3.0)).round().astype(int)
@@ -130,7 +146,7 @@ def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None
         prob[wiggle[keep] + dy, x[keep]] = 1.0
     found = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
     assert [round(r.baseline_y) for r in found] == [round(r.baseline_y) for r in rows]
-    assert found[1].coverage < layout.MIN_COVERAGE_SHARE * max(r.coverage for r in found)
+    assert found[1].coverage < RowsConfig().min_coverage_share * max(r.coverage for r in found)
     assert found[1].x_end - found[1].x_start > 0.95 * span
 
 
@@ -151,9 +167,9 @@ def test_a_stroke_turning_at_a_lead_name_is_followed_through_it_along_the_ink(ca
     text = np.zeros((200, 40), np.float32)
     if case != "no text":
         text[53:75, 14:30] = 1.0
-    out = extract.through_text(np.column_stack([xs, ys]), ink, text, px_per_mm=mm)
+    out = strokes.through_text(np.column_stack([xs, ys]), ink, text, px_per_mm=mm)
     if case == "text":
-        assert out[20, 1] == pytest.approx(70 - extract.HALF_LINE_MM * mm)
+        assert out[20, 1] == pytest.approx(70 - strokes.HALF_LINE_MM * mm)
         assert out[20, 0] == 21.0
         assert np.array_equal(np.delete(out, 20, 0), np.delete(np.column_stack([xs, ys]), 20, 0))
     else:
@@ -173,9 +189,9 @@ def test_pulse_height_sets_the_gain() -> None:
         prob = trace_heatmap(page.traces, page.image.shape[:2])
         rows = layout.match_rows(layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM), get_layout("3x4+1"))
         dark = layout.ink_mask(page.image)
-        pulses = layout.find_pulses(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
-        height = layout.pulse_height_mm(pulses, len(rows), px_per_mm=CANONICAL_PX_PER_MM)
-        assert layout.gain_from_pulse(height, 10.0) == gain
+        pulses = calibration.find_pulses(dark, rows, px_per_mm=CANONICAL_PX_PER_MM)
+        height = calibration.pulse_height_mm(pulses, len(rows), px_per_mm=CANONICAL_PX_PER_MM)
+        assert calibration.gain_from_pulse(height, 10.0) == gain
 
 
 def test_every_row_pulse_is_found_and_taken_out_of_the_trace_map() -> None:
@@ -187,19 +203,24 @@ def test_every_row_pulse_is_found_and_taken_out_of_the_trace_map() -> None:
     for k in range(4):
         base = int((20 + 22 * k) * mm)
         x0, x1, top = int(5 * mm), int(10 * mm), base - int(10 * mm)
-        cv2.polylines(dark, [np.array([[0, base], [x0, base], [x0, top], [x1, top], [x1, base], [dark.shape[1] - 1, base]],
-                                      np.int32)], False, 1, 2)
+        cv2.polylines(
+            dark,
+            [np.array([[0, base], [x0, base], [x0, top], [x1, top], [x1, base], [dark.shape[1] - 1, base]], np.int32)],
+            False,
+            1,
+            2,
+        )
         if k == 3:  # a QRS drawn from the falling edge: up past the bar, down to the baseline
-            cv2.polylines(dark, [np.array([[x1, base], [x1, top - int(4 * mm)], [x1 + int(mm), base]], np.int32)],
-                          False, 1, 2)
-        rows.append(layout.Row(baseline_y=float(base), x_start=float(x1), x_end=float(dark.shape[1] - 1),
-                               strength=1.0))
-    pulses = layout.find_pulses(dark.astype(bool), rows, px_per_mm=mm)
+            cv2.polylines(
+                dark, [np.array([[x1, base], [x1, top - int(4 * mm)], [x1 + int(mm), base]], np.int32)], False, 1, 2
+            )
+        rows.append(layout.Row(baseline_y=float(base), x_start=float(x1), x_end=float(dark.shape[1] - 1), strength=1.0))
+    pulses = calibration.find_pulses(dark.astype(bool), rows, px_per_mm=mm)
     assert sorted(p.row for p in pulses) == [0, 1, 2, 3]
-    assert layout.gain_from_pulse(layout.pulse_height_mm(pulses, 4, px_per_mm=mm), 5.0) == 10.0
-    cleared = extract.without_regions(dark.astype(np.float32), extract.pulse_regions(pulses))
+    assert calibration.gain_from_pulse(calibration.pulse_height_mm(pulses, 4, px_per_mm=mm), 5.0) == 10.0
+    cleared = path_stage.without_regions(dark.astype(np.float32), calibration.pulse_regions(pulses))
     for p, row in zip(sorted(pulses, key=lambda p: p.row), rows):
-        edge = cleared[p.top_y:p.base_y - int(np.ceil(p.line_px)) - 1, p.x0 - 1:p.x1 + 2]
+        edge = cleared[p.top_y : p.base_y - int(np.ceil(p.line_px)) - 1, p.x0 - 1 : p.x1 + 2]
         assert edge.sum() == 0 or p.row == 3  # the QRS beside the last edge stays ...
         base = int(row.baseline_y)
         assert cleared[base, int(20 * mm)] == 1.0  # ... and so does the trace
@@ -227,8 +248,8 @@ def test_a_vertical_line_crossing_the_trace_is_bridged_but_a_qrs_is_kept() -> No
     top[22:28], bottom[22:28] = 104.0, 106.0
     top[30:34] = [90.0, 70.0, 75.0, 92.0]  # an R wave: rise and fall over four columns
     bottom[30:34] = [101.0, 90.0, 91.0, 101.0]
-    path = extract.RowPath(0, top, bottom, (top + bottom) / 2, np.ones(n))
-    xy, _ = extract.path_polyline(path)
+    path = path_stage.RowPath(0, top, bottom, (top + bottom) / 2, np.ones(n))
+    xy, _ = strokes.path_polyline(path)
     assert xy[10, 1] == pytest.approx(100.0)
     assert 100.0 < xy[20, 1] < xy[21, 1] < 105.0
     assert xy[31:33, 1].min() < 75.0
@@ -241,11 +262,18 @@ def test_a_steep_stroke_is_followed_row_by_row() -> None:
 
     prob = np.zeros((200, 120), np.float32)
     centre = np.array([[0, 150], [50, 150], [55, 20], [59, 180], [62, 150], [119, 150]])  # (x, y)
-    cv2.polylines(prob, [np.round(centre * 16).astype(np.int32).reshape(-1, 1, 2)], False, 1.0, thickness=3,
-                  shift=4, lineType=cv2.LINE_AA)
+    cv2.polylines(
+        prob,
+        [np.round(centre * 16).astype(np.int32).reshape(-1, 1, 2)],
+        False,
+        1.0,
+        thickness=3,
+        shift=4,
+        lineType=cv2.LINE_AA,
+    )
     prob = cv2.GaussianBlur(prob, (0, 0), 0.7)
     prob /= prob.max()
-    path = extract.trace_row(prob, baseline_y=150.0, spacing=150.0, x_start=0, x_end=119)
+    path = path_stage.trace_row(prob, baseline_y=150.0, spacing=150.0, x_start=0, x_end=119)
 
     def x_at(xy: np.ndarray, y: float) -> float:
         """Where the polyline first comes down through height ``y`` after the apex."""
@@ -259,8 +287,8 @@ def test_a_steep_stroke_is_followed_row_by_row() -> None:
 
     levels = np.arange(40.0, 165.0, 5.0)
     true_x = 55 + (levels - 20) / (180 - 20) * 4  # the centre line on its way down
-    by_columns, _ = extract.path_polyline(path)
-    by_rows, conf = extract.path_polyline(path, prob=prob)
+    by_columns, _ = strokes.path_polyline(path)
+    by_rows, conf = strokes.path_polyline(path, prob=prob)
     error_rows = np.abs([x_at(by_rows, y) for y in levels] - true_x)
     error_columns = np.abs([x_at(by_columns, y) for y in levels] - true_x)
     assert error_rows.max() < 1.0 and error_rows.mean() < 0.5 * error_columns.mean()
@@ -288,9 +316,11 @@ def test_rows_that_start_together_share_one_time_origin_and_rows_that_do_not_kee
     span = 10.0 * cal.px_per_s
 
     def starts(*x: float) -> list[float]:
-        rows = [layout.Row(baseline_y=100.0 * (k + 1), x_start=v, x_end=v + span - 1.5, strength=1.0)
-                for k, v in enumerate(x)]
-        boxes = layout.lead_boxes(rows, get_layout("3x4+1"), cal)
+        rows = [
+            layout.Row(baseline_y=100.0 * (k + 1), x_start=v, x_end=v + span - 1.5, strength=1.0)
+            for k, v in enumerate(x)
+        ]
+        boxes = box_stage.lead_boxes(rows, get_layout("3x4+1"), cal)
         return [b.x0 for b in boxes if b.col == 0]
 
     assert starts(89.3, 88.9, 90.0, 89.1) == pytest.approx([89.2] * 4)  # within 1 mm: their median
@@ -301,12 +331,18 @@ def test_a_row_starts_where_its_pulse_comes_down() -> None:
     """The network took the side of a drawn box beside the pulse for trace on one row: it starts
     at its pulse's falling edge, where a row whose map starts on that edge is left; a pulse at
     a row's end stops the row there."""
-    rows = [layout.Row(100.0, 89.0, 1600.0, 1.0), layout.Row(300.0, 119.5, 1600.0, 1.0),
-            layout.Row(500.0, 125.0, 1640.0, 1.0)]
-    pulse = dict(top_y=0, base_y=10, line_px=3.0, height_px=60.0)
-    pulses = [layout.Pulse(0, 89, 92, 121, 123, **pulse), layout.Pulse(1, 89, 92, 121, 123, **pulse),
-              layout.Pulse(2, 1610, 1612, 1640, 1643, **pulse)]
-    out = layout.rows_beside_pulses(rows, pulses)
+    rows = [
+        layout.Row(100.0, 89.0, 1600.0, 1.0),
+        layout.Row(300.0, 119.5, 1600.0, 1.0),
+        layout.Row(500.0, 125.0, 1640.0, 1.0),
+    ]
+    pulse = {"top_y": 0, "base_y": 10, "line_px": 3.0, "height_px": 60.0}
+    pulses = [
+        calibration.Pulse(0, 89, 92, 121, 123, **pulse),
+        calibration.Pulse(1, 89, 92, 121, 123, **pulse),
+        calibration.Pulse(2, 1610, 1612, 1640, 1643, **pulse),
+    ]
+    out = calibration.rows_beside_pulses(rows, pulses)
     assert [(r.x_start, r.x_end) for r in out] == [(121.0, 1600.0), (119.5, 1600.0), (125.0, 1612.0)]
 
 
@@ -315,7 +351,7 @@ def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(se
     record = simulate_ecg(np.random.default_rng(8), duration_s=10.5, fs=500.0, heart_rate_bpm=95.0)
     style = PageStyle(layout="3x4+1", dpi=DPI, separators=separators, trace_width_mm=0.5)
     page = render_page(record, style=style, seed=8)
-    found = extract.find_separators(layout.ink_mask(page.image), page.boxes, px_per_mm=CANONICAL_PX_PER_MM)
+    found = path_stage.find_separators(layout.ink_mask(page.image), page.boxes, px_per_mm=CANONICAL_PX_PER_MM)
     starts = [b for b in page.boxes if b.col > 0]
     if not separators:
         assert found == []
@@ -325,7 +361,7 @@ def test_separator_ticks_are_found_at_lead_boundaries_and_qrs_strokes_are_not(se
         box = min(starts, key=lambda b: abs(b.x0 - (x0 + x1) / 2) + abs(b.baseline_y - (y0 + y1) / 2))
         assert abs((x0 + x1) / 2 - box.x0) < CANONICAL_PX_PER_MM  # within 1 mm of the boundary
         assert y0 < box.baseline_y < y1
-    prob = extract.without_regions(np.ones(page.image.shape[:2], np.float32), found)
+    prob = path_stage.without_regions(np.ones(page.image.shape[:2], np.float32), found)
     assert prob[int(found[0][1]) + 1, int(found[0][0]) + 1] == 0.0 and prob.mean() > 0.99
 
 
@@ -345,11 +381,11 @@ def test_samples_finer_than_the_trace_are_smoothed_above_its_resolution() -> Non
     baseline = 200.0
     trace = Trace("I", np.column_stack([x, np.round(baseline - mv(x / cal.px_per_s) * cal.px_per_mv)]))
     box = LeadBox("I", 0.0, 100.0, 2.5 * cal.px_per_s, 300.0, baseline, 0.0, 2.5)
-    limit = extract.traced_band_limit(cal)
+    limit = signals.traced_band_limit(cal)
     assert limit == pytest.approx(0.4 * 25.0 * 7.87)
 
     def error(fs: float, band: float | None) -> tuple[float, np.ndarray]:
-        idx, values = extract.trace_samples(trace, box, cal, fs=fs, baseline_y=baseline, band_limit_hz=band)
+        idx, values = signals.trace_samples(trace, box, cal, fs=fs, baseline_y=baseline, band_limit_hz=band)
         ok = np.isfinite(values)
         return float(np.sqrt(np.mean((values[ok] - mv(idx[ok] / fs)) ** 2))), values
 

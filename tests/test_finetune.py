@@ -13,11 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-import ecgstudio.model.finetune as ft
+import ecgstudio.training.finetune as ft
 from ecgstudio.errors import EcgStudioError
 from ecgstudio.labels import ReviewStatus, load_labels, save_labels
 from ecgstudio.model import registry
-from ecgstudio.model.finetune import (
+from ecgstudio.model.net import NetConfig, TraceNet
+from ecgstudio.model.weights import DEFAULT_MODEL, ModelCard, load_model, save_model
+from ecgstudio.synth.batch import write_page
+from ecgstudio.synth.render import PageStyle, render_page
+from ecgstudio.training.finetune import (
     FinetuneCancelled,
     FinetuneConfig,
     FinetuneError,
@@ -26,14 +30,18 @@ from ecgstudio.model.finetune import (
     read_label_source,
     split_sources,
 )
-from ecgstudio.model.net import NetConfig, TraceNet
-from ecgstudio.model.weights import DEFAULT_MODEL, ModelCard, load_model, save_model
-from ecgstudio.synth.batch import write_page
-from ecgstudio.synth.render import PageStyle, render_page
 
 TINY = NetConfig(widths=(4, 8, 8))
-QUICK = FinetuneConfig(steps=3, batch_size=2, crop=32, warmup_steps=1, synthetic_pages=1,
-                       new_synthetic_every=100, device="cpu", val_fraction=0.34)
+QUICK = FinetuneConfig(
+    steps=3,
+    batch_size=2,
+    crop=32,
+    warmup_steps=1,
+    synthetic_pages=1,
+    new_synthetic_every=100,
+    device="cpu",
+    val_fraction=0.34,
+)
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +158,7 @@ def test_split_is_deterministic_and_keeps_validation_aside(labels) -> None:
 def test_finetune_runs_reports_and_saves_a_version(labels, base, tmp_path) -> None:
     shipped = _sha(DEFAULT_MODEL)
     seen = []
-    result = finetune(labels, base=base, config=QUICK, data_dir=tmp_path / "data", name="mine",
-                      progress=seen.append)
+    result = finetune(labels, base=base, config=QUICK, data_dir=tmp_path / "data", name="mine", progress=seen.append)
     assert result.steps == 3 and len(result.val_labels) == 1 and len(result.train_labels) == 2
     steps = [p.step for p in seen if p.stage == "training"]
     assert steps == [1, 2, 3]
@@ -160,7 +167,7 @@ def test_finetune_runs_reports_and_saves_a_version(labels, base, tmp_path) -> No
     assert [p.loss for p in seen if p.stage == "training"][-1] > 0
     assert seen[-1].val_snr_before_db is not None and seen[-1].val_snr_after_db is not None
 
-    model, card = load_model(tmp_path / "data" / "models" / "mine" / "tracenet.pt")
+    _model, card = load_model(tmp_path / "data" / "models" / "mine" / "tracenet.pt")
     assert card.version == "mine" and card.net == TINY
     base_card = load_model(base)[1]
     assert base_card.sha256 in card.base_model and card.training["base"]["version"] == "tiny-base"
@@ -175,8 +182,9 @@ def test_finetune_runs_reports_and_saves_a_version(labels, base, tmp_path) -> No
 
 
 @pytest.mark.parametrize(("before", "after", "activated"), [(1.0, 2.5, True), (2.0, 1.5, False), (2.0, 2.0, False)])
-def test_new_version_is_activated_only_when_it_validates_better(labels, base, tmp_path, scores, fast_samples,
-                                                                 before, after, activated) -> None:
+def test_new_version_is_activated_only_when_it_validates_better(
+    labels, base, tmp_path, scores, fast_samples, before, after, activated
+) -> None:
     scores += [before, after]
     data = tmp_path / "data"
     result = finetune(labels, base=base, config=QUICK, data_dir=data, name="candidate")
@@ -196,8 +204,7 @@ def test_cancel_saves_nothing_and_keeps_the_active_model(labels, base, tmp_path,
         return len(calls) > 6  # during training
 
     with pytest.raises(FinetuneCancelled, match="nothing was saved"):
-        finetune(labels, base=base, config=replace(QUICK, steps=50), data_dir=data, name="cancelled",
-                 should_stop=stop)
+        finetune(labels, base=base, config=replace(QUICK, steps=50), data_dir=data, name="cancelled", should_stop=stop)
     assert registry.active_version(data_dir=data).name == registry.SHIPPED
     assert [v.name for v in registry.list_versions(data_dir=data)] == [registry.SHIPPED]
     assert not (data / "models" / "cancelled").exists()

@@ -47,8 +47,15 @@ def _beat(t: np.ndarray) -> np.ndarray:
     return p + q + r + s + tw
 
 
-def make_page(px_per_mm: float, size: tuple[int, int] = (1400, 1000), *, traces: bool = True,
-              seed: int = 0, minor_color=(255, 205, 215), major_color=(235, 120, 150)) -> np.ndarray:
+def make_page(
+    px_per_mm: float,
+    size: tuple[int, int] = (1400, 1000),
+    *,
+    traces: bool = True,
+    seed: int = 0,
+    minor_color=(255, 205, 215),
+    major_color=(235, 120, 150),
+) -> np.ndarray:
     """A pink ECG grid with black traces, ``size = (width, height)`` pixels, RGB uint8."""
     rng = np.random.default_rng(seed)
     w, h = size
@@ -78,8 +85,15 @@ def make_page(px_per_mm: float, size: tuple[int, int] = (1400, 1000), *, traces:
             y = base - mv * mm_per_mv * step
             pts = np.stack([x, y], axis=1).round().astype(np.int32)
             cv2.polylines(big, [pts], False, (20, 20, 20), thick, lineType=cv2.LINE_AA)
-            cv2.putText(big, ["I", "II", "V1", "V5"][row], (int(0.05 * w * _SS), int(base + 8 * step)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.25 * step, (20, 20, 20), thick)
+            cv2.putText(
+                big,
+                ["I", "II", "V1", "V5"][row],
+                (int(0.05 * w * _SS), int(base + 8 * step)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.25 * step,
+                (20, 20, 20),
+                thick,
+            )
     return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -100,12 +114,15 @@ def page_7874() -> np.ndarray:
 # Grid scale
 
 
-@pytest.mark.parametrize(("px_per_mm", "size"), [
-    (3.4, (956, 739)),
-    (5.0, (1100, 850)),
-    (7.874, (1400, 1000)),
-    (11.8, (1600, 1200)),
-])
+@pytest.mark.parametrize(
+    ("px_per_mm", "size"),
+    [
+        (3.4, (956, 739)),
+        (5.0, (1100, 850)),
+        (7.874, (1400, 1000)),
+        (11.8, (1600, 1200)),
+    ],
+)
 def test_grid_scale_synthetic(px_per_mm, size):
     g = estimate_grid(make_page(px_per_mm, size, seed=int(px_per_mm * 10)))
     assert isinstance(g, GridEstimate)
@@ -125,11 +142,14 @@ def test_grid_scale_blurred_minor_lines():
     assert g.px_per_mm_x == pytest.approx(7.874 * 310 / 1400, rel=0.02)
 
 
-@pytest.mark.parametrize("colors", [
-    ((200, 230, 200), (90, 170, 90)),      # green
-    ((205, 215, 250), (90, 110, 220)),     # blue
-    ((215, 215, 215), (140, 140, 140)),    # grey, as in black-and-white printouts
-])
+@pytest.mark.parametrize(
+    "colors",
+    [
+        ((200, 230, 200), (90, 170, 90)),  # green
+        ((205, 215, 250), (90, 110, 220)),  # blue
+        ((215, 215, 215), (140, 140, 140)),  # grey, as in black-and-white printouts
+    ],
+)
 def test_grid_scale_colours(colors):
     page = make_page(6.3, (1100, 800), minor_color=colors[0], major_color=colors[1])
     g = estimate_grid(page)
@@ -203,7 +223,7 @@ def test_quarter_turn(page_7874, k):
     assert q == 90 * k
     back, hq = rotate_quarter(turned, q)
     np.testing.assert_array_equal(back, page_7874)
-    h, w = turned.shape[:2]
+    _h, w = turned.shape[:2]
     # the matrix maps pixel centres exactly like the array rotation
     pts = np.array([[0.0, 0.0], [w - 1.0, 0.0], [3.0, 7.0]])
     for (x, y), (u, v) in zip(pts, map_points(hq, pts)):
@@ -214,8 +234,11 @@ def test_quarter_turn(page_7874, k):
 def test_upside_down_pages_are_turned_back_and_upright_ones_kept(shared_data):
     """Printed text decides up or down where trace polarity cannot: an upright page is never
     turned over, and most pages given upside down are recognised."""
-    rows = [r for r in _pairs(shared_data) if "real_images" in r["image"] or "tiny_testset/hr_gt" in r["image"]
-            or "HandwrittenText/000" in r["image"]]
+    rows = [
+        r
+        for r in _pairs(shared_data)
+        if "real_images" in r["image"] or "tiny_testset/hr_gt" in r["image"] or "HandwrittenText/000" in r["image"]
+    ]
     assert len(rows) >= 10
     found = 0
     for row in rows:
@@ -323,8 +346,7 @@ def test_rectify_homography_is_the_warp(page_7874):
     page = rectify(turned)
     assert page.quarter_turn == 90
     h, w = page.image.shape[:2]
-    again = cv2.warpPerspective(turned, page.homography, (w, h), flags=cv2.INTER_LINEAR,
-                                borderValue=(255, 255, 255))
+    again = cv2.warpPerspective(turned, page.homography, (w, h), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
     assert np.abs(again.astype(int) - page.image.astype(int)).max() <= 1
     # Round trip of points through invert_points.
     rng = np.random.default_rng(2)
@@ -398,7 +420,7 @@ def test_real_pages_scale(shared_data):
     for row in _pairs(shared_data):
         name = row["image"]
         img = _read_rgb(shared_data / name)
-        h, w = img.shape[:2]
+        _h, w = img.shape[:2]
         g = estimate_grid(img)
         if "real_images" in name:
             expected, tol = _REAL_SCAN_PX_PER_MM, 0.01

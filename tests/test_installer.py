@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "installer" / "build.py"
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
-bundle_test = pytest.mark.skipif(importlib.util.find_spec("PyInstaller") is None,
-                                 reason="pip install pyinstaller to build and test the bundle")
+bundle_test = pytest.mark.skipif(
+    importlib.util.find_spec("PyInstaller") is None, reason="pip install pyinstaller to build and test the bundle"
+)
 
 
 def test_shipped_files_are_found_in_the_bundle_first(tmp_path, monkeypatch) -> None:
@@ -60,8 +61,12 @@ def _files(folder: Path) -> dict[str, tuple[int, int]]:
 def bundle(tmp_path_factory) -> Path:
     """The app built from this checkout into a temporary ``dist/``."""
     tmp = tmp_path_factory.mktemp("installer")
-    subprocess.run([sys.executable, str(BUILD), "--dist", str(tmp / "dist"), "--work", str(tmp / "build")],
-                   cwd=tmp, check=True, timeout=3600)
+    subprocess.run(
+        [sys.executable, str(BUILD), "--dist", str(tmp / "dist"), "--work", str(tmp / "build")],
+        cwd=tmp,
+        check=True,
+        timeout=3600,
+    )
     folder = tmp / "dist" / "ECGStudio"
     assert (folder / ("ECGStudio.exe" if sys.platform == "win32" else "ECGStudio")).is_file()
     return folder
@@ -79,8 +84,9 @@ def run_bundle(bundle, tmp_path):
     exe = build.executable(bundle.parent)
 
     def run(*args: str | os.PathLike[str], timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(exe), *map(str, args)], env=env, cwd=tmp_path, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(exe), *map(str, args)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout
+        )
 
     run.home = home
     return run
@@ -90,8 +96,14 @@ def run_bundle(bundle, tmp_path):
 @bundle_test
 def test_bundle_holds_the_model_the_sample_and_no_tests(bundle) -> None:
     inside = bundle / "_internal"
-    for name in ("models/tracenet.pt", "models/tracenet.json", "models/leadnames.pt", "models/leadnames.json",
-                 "resources/sample_scan.jpg", "resources/icon.png"):
+    for name in (
+        "models/tracenet.pt",
+        "models/tracenet.json",
+        "models/leadnames.pt",
+        "models/leadnames.json",
+        "resources/sample_scan.jpg",
+        "resources/icon.png",
+    ):
         assert (inside / name).is_file(), name
     assert (inside / "models" / "tracenet.pt").read_bytes() == (ROOT / "models" / "tracenet.pt").read_bytes()
     assert not (inside / "torch" / "test").exists() and not (inside / "torch" / "include").exists()

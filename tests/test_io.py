@@ -48,7 +48,7 @@ def _random_signals(rng: np.random.Generator, fs: float, n: int, n_leads: int = 
     mv = rng.normal(0.0, 0.8, size=(n, n_leads)).cumsum(axis=0) * 0.05 + rng.normal(0, 0.3, n_leads)
     for j in range(n_leads):  # a gap in every lead, at different places
         start = int(rng.integers(1, n // 2))
-        mv[start: start + int(rng.integers(1, n // 4)), j] = np.nan
+        mv[start : start + int(rng.integers(1, n // 4)), j] = np.nan
     mv[:, 4] = np.nan  # a lead not plotted at all
     mv[:, 7] = np.where(np.isnan(mv[:, 7]), np.nan, 0.25)  # a flat lead
     mv[-1, :] = rng.normal(size=n_leads)  # the last sample is real in every lead
@@ -60,10 +60,10 @@ def _edf_header(path: Path) -> dict:
     """The EDF header fields a test needs, parsed independently of the reader under test."""
     raw = path.read_bytes()
     ns = int(raw[252:256])
-    sig = raw[256: 256 * (ns + 1)].decode("ascii")
+    sig = raw[256 : 256 * (ns + 1)].decode("ascii")
 
     def fields(offset: int, width: int) -> list[str]:
-        return [sig[offset * ns + k * width: offset * ns + (k + 1) * width].strip() for k in range(ns)]
+        return [sig[offset * ns + k * width : offset * ns + (k + 1) * width].strip() for k in range(ns)]
 
     return {
         "raw": raw,
@@ -436,8 +436,17 @@ def test_wfdb_microvolt_units_are_converted(tmp_path: Path) -> None:
     import wfdb
 
     uv = np.array([[100.0, -250.0], [0.0, 1000.0], [50.0, 5.0]])
-    wfdb.wrsamp("uvrec", fs=250, units=["uV", "uV"], sig_name=["AVR", "MLII"], p_signal=uv,
-                fmt=["16", "16"], adc_gain=[1.0, 1.0], baseline=[0, 0], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "uvrec",
+        fs=250,
+        units=["uV", "uV"],
+        sig_name=["AVR", "MLII"],
+        p_signal=uv,
+        fmt=["16", "16"],
+        adc_gain=[1.0, 1.0],
+        baseline=[0, 0],
+        write_dir=str(tmp_path),
+    )
     sig = read_signals(tmp_path / "uvrec.dat")
     assert_allclose(sig.lead("aVR"), uv[:, 0] / 1000)
     assert_allclose(sig.lead("II"), uv[:, 1] / 1000)
@@ -552,7 +561,7 @@ def test_edf_structure(tmp_path: Path) -> None:
     for k in range(head["n_records"]):
         tal_at = data_start + k * record_bytes + 2 * 515 * 12
         tal = f"+{2 * k}\x14\x14\x00".encode()
-        assert raw[tal_at: tal_at + len(tal) + 1] == tal + b"\x00"  # zero padded
+        assert raw[tal_at : tal_at + len(tal) + 1] == tal + b"\x00"  # zero padded
     back = read_edf(path)
     assert back.lead_names == LEAD_NAMES and back.n_samples == 1000  # padding dropped
 
@@ -589,9 +598,12 @@ def test_json_sidecar(tmp_path: Path) -> None:
     src = tmp_path / "scan.png"
     Image.new("RGB", (120, 120), "white").save(src)
     cal = Calibration(px_per_mm_x=11.8, px_per_mm_y=11.9, mm_per_s=50.0, mm_per_mv=20.0)
-    path = write_json_sidecar(tmp_path / "scan.json", calibration=cal, layout="3x4+1",
-                              provenance={"source_image": src, "model_version": "unet-0.3",
-                                          "score": float("nan"), "page_index": np.int64(0)})
+    path = write_json_sidecar(
+        tmp_path / "scan.json",
+        calibration=cal,
+        layout="3x4+1",
+        provenance={"source_image": src, "model_version": "unet-0.3", "score": float("nan"), "page_index": np.int64(0)},
+    )
     doc = json.loads(path.read_text())
     assert Calibration(**doc["calibration"]) == cal
     assert doc["layout"] == "3x4+1"
@@ -604,10 +616,20 @@ def test_json_sidecar(tmp_path: Path) -> None:
 
 def test_write_signals_dispatch(tmp_path: Path) -> None:
     sig = _random_signals(np.random.default_rng(5), 500.0, 600)
-    paths = write_signals(sig, tmp_path / "o", "scan 3_p2", formats=("EDF", "csv", "wfdb"),
-                          sidecar={"layout": "6x2", "provenance": {"source_image": "/nowhere/scan 3.pdf"}})
-    assert [p.name for p in paths] == ["scan_3_p2.edf", "scan_3_p2.csv", "scan_3_p2.hea", "scan_3_p2.dat",
-                                       "scan_3_p2.json"]
+    paths = write_signals(
+        sig,
+        tmp_path / "o",
+        "scan 3_p2",
+        formats=("EDF", "csv", "wfdb"),
+        sidecar={"layout": "6x2", "provenance": {"source_image": "/nowhere/scan 3.pdf"}},
+    )
+    assert [p.name for p in paths] == [
+        "scan_3_p2.edf",
+        "scan_3_p2.csv",
+        "scan_3_p2.hea",
+        "scan_3_p2.dat",
+        "scan_3_p2.json",
+    ]
     doc = json.loads(paths[-1].read_text())
     assert doc["signals"]["fs_hz"] == 500 and doc["signals"]["lead_names"] == list(LEAD_NAMES)
     assert "source_sha256" not in doc["provenance"]  # the source is not there to hash

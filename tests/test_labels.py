@@ -44,9 +44,17 @@ def make_digitization(rng: np.random.Generator, *, layout: str = "3x4+1", masks:
     for k, cell in enumerate(cells):
         y0 = cell.row * H / n_rows
         box = LeadBox(
-            cell.lead, x0=float(rng.uniform(0, 10)), y0=y0, x1=float(rng.uniform(100, W)), y1=y0 + H / n_rows,
-            baseline_y=y0 + H / (2 * n_rows), t_start_s=cell.t_start_s, duration_s=cell.duration_s,
-            row=cell.row, col=cell.col, inverted=cell.inverted,
+            cell.lead,
+            x0=float(rng.uniform(0, 10)),
+            y0=y0,
+            x1=float(rng.uniform(100, W)),
+            y1=y0 + H / n_rows,
+            baseline_y=y0 + H / (2 * n_rows),
+            t_start_s=cell.t_start_s,
+            duration_s=cell.duration_s,
+            row=cell.row,
+            col=cell.col,
+            inverted=cell.inverted,
         )
         n = 0 if k == 1 else int(rng.integers(5, 60))  # box 1: an empty trace
         xy = rng.uniform(0, W, size=(n, 2))
@@ -212,7 +220,13 @@ def test_file_layout_matches_the_documented_schema(tmp_path: Path) -> None:
         assert f.attrs["format"] == FORMAT_NAME and f.attrs["schema_version"] == SCHEMA_VERSION
         assert set(f) == {"image", "digitization", "review"}
         assert set(f["digitization"]) == {
-            "calibration", "boxes", "traces", "signals", "confidence", "timings", "masks",
+            "calibration",
+            "boxes",
+            "traces",
+            "signals",
+            "confidence",
+            "timings",
+            "masks",
         }
         assert set(f["digitization/traces"]) == {str(k) for k in range(13)}
         assert f["digitization/boxes/x0"].shape == (13,) and f["digitization/boxes/x0"].dtype == np.float64
@@ -344,12 +358,14 @@ def edit(path: Path, change: Callable[[h5py.File], None]) -> None:
 def set_attr(name: str, obj: str, value: object) -> Callable[[h5py.File], None]:
     def change(f: h5py.File) -> None:
         f[obj].attrs[name] = value
+
     return change
 
 
 def delete(name: str) -> Callable[[h5py.File], None]:
     def change(f: h5py.File) -> None:
         del f[name]
+
     return change
 
 
@@ -357,12 +373,14 @@ def replace_dataset(name: str, data: np.ndarray) -> Callable[[h5py.File], None]:
     def change(f: h5py.File) -> None:
         del f[name]
         f[name] = data
+
     return change
 
 
 def delete_attr(obj: str, name: str) -> Callable[[h5py.File], None]:
     def change(f: h5py.File) -> None:
         del f[obj].attrs[name]
+
     return change
 
 
@@ -391,12 +409,8 @@ REFUSALS = {
         replace_dataset("digitization/boxes/y1", np.zeros(12)),
         r"boxes/y1 has 12 entries but there are 13 lead boxes",
     ),
-    "xy shape": (
-        replace_dataset("digitization/traces/0/xy", np.zeros((5, 3))), r"traces/0/xy has shape \(5, 3\)"
-    ),
-    "xy dtype": (
-        replace_dataset("digitization/traces/0/xy", np.zeros((5, 2), np.int64)), r"traces/0/xy has dtype"
-    ),
+    "xy shape": (replace_dataset("digitization/traces/0/xy", np.zeros((5, 3))), r"traces/0/xy has shape \(5, 3\)"),
+    "xy dtype": (replace_dataset("digitization/traces/0/xy", np.zeros((5, 2), np.int64)), r"traces/0/xy has dtype"),
     "confidence length": (
         replace_dataset("digitization/traces/0/confidence", np.zeros(1, np.float32)),
         r"traces/0/confidence has 1 values for",

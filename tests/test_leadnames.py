@@ -7,24 +7,36 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ecgstudio import extract, leadnames
+from ecgstudio import boxes as box_stage
+from ecgstudio import leadnames
+from ecgstudio import path as path_stage
 from ecgstudio.errors import ModelError
 from ecgstudio.metrics import score_record
-from ecgstudio.model.data import trace_heatmap
 from ecgstudio.model.namenet import NAME_CLASSES, load_reader, reader_accuracy, train_reader
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.paper import LEAD_NAMES, Cell, Layout
 from ecgstudio.pipeline import DigitizeOptions, analyse_maps
 from ecgstudio.results import LeadBox
 from ecgstudio.synth.render import PageStyle, render_page
+from ecgstudio.training.data import trace_heatmap
 
 DPI = 25.4 * CANONICAL_PX_PER_MM
 
 
 def _box(lead: str, row: int, col: int = 0, duration: float = 10.0, inverted: bool = False) -> LeadBox:
-    return LeadBox(lead=lead, x0=100.0 + 600 * col, y0=100.0 * row, x1=700.0 + 600 * col, y1=100.0 * row + 90,
-                   baseline_y=100.0 * row + 60, t_start_s=duration * col, duration_s=duration, row=row, col=col,
-                   inverted=inverted)
+    return LeadBox(
+        lead=lead,
+        x0=100.0 + 600 * col,
+        y0=100.0 * row,
+        x1=700.0 + 600 * col,
+        y1=100.0 * row + 90,
+        baseline_y=100.0 * row + 60,
+        t_start_s=duration * col,
+        duration_s=duration,
+        row=row,
+        col=col,
+        inverted=inverted,
+    )
 
 
 def _read(i: int, name: str, p: float = 0.97) -> leadnames.NameRead:
@@ -35,29 +47,29 @@ def _read(i: int, name: str, p: float = 0.97) -> leadnames.NameRead:
 
 def test_names_read_on_the_page_override_the_template() -> None:
     boxes = (_box("II", 0), _box("V5", 1))
-    out = leadnames.assign_leads(boxes, [_read(0, "V5"), _read(1, "II")])
+    out = box_stage.assign_leads(boxes, [_read(0, "V5"), _read(1, "II")])
     assert [b.lead for b in out] == ["V5", "II"]
     # One name read is enough: the other box takes the lead left over.
-    out = leadnames.assign_leads(boxes, [_read(0, "V5"), None])
+    out = box_stage.assign_leads(boxes, [_read(0, "V5"), None])
     assert [b.lead for b in out] == ["V5", "II"]
 
 
 def test_unread_or_unsure_boxes_keep_the_template_and_a_misread_cannot_steal() -> None:
     boxes = tuple(_box(lead, k % 3, k // 3, 2.5) for k, lead in enumerate(LEAD_NAMES))
-    assert [b.lead for b in leadnames.assign_leads(boxes, [None] * 12)] == list(LEAD_NAMES)
+    assert [b.lead for b in box_stage.assign_leads(boxes, [None] * 12)] == list(LEAD_NAMES)
     unsure = [_read(i, "V4", 0.6) for i in range(12)]
-    assert [b.lead for b in leadnames.assign_leads(boxes, unsure)] == list(LEAD_NAMES)
+    assert [b.lead for b in box_stage.assign_leads(boxes, unsure)] == list(LEAD_NAMES)
     # V1 misread as V4 while the V4 box reads V4 clearly: both keep their leads.
     reads = [_read(i, lead) for i, lead in enumerate(LEAD_NAMES)]
     reads[LEAD_NAMES.index("V1")] = _read(LEAD_NAMES.index("V1"), "V4", 0.9)
-    assert [b.lead for b in leadnames.assign_leads(boxes, reads)] == list(LEAD_NAMES)
+    assert [b.lead for b in box_stage.assign_leads(boxes, reads)] == list(LEAD_NAMES)
 
 
 def test_a_box_read_as_minus_avr_is_inverted() -> None:
     cabrera = ("aVL", "I", "aVR", "II", "aVF", "III")
     boxes = tuple(_box(lead, k, 0, 10.0) for k, lead in enumerate(("I", "II", "III", "aVR", "aVL", "aVF")))
     reads = [_read(k, "-aVR" if lead == "aVR" else lead) for k, lead in enumerate(cabrera)]
-    out = leadnames.assign_leads(boxes, reads)
+    out = box_stage.assign_leads(boxes, reads)
     assert [b.lead for b in out] == list(cabrera)
     assert [b.inverted for b in out] == [lead == "aVR" for lead in cabrera]
 
@@ -114,7 +126,7 @@ def test_a_cabrera_page_is_recognised_by_its_names() -> None:
 def test_reader_training_saves_weights_that_load_and_refuses_corrupt_ones(tmp_path) -> None:
     out = tmp_path / "names.pt"
     card = train_reader(out, steps=2, batch=8)
-    net, loaded = load_reader(out)
+    _net, loaded = load_reader(out)
     assert loaded.sha256 == card.sha256 and "held_out_crop_accuracy" in loaded.metrics
     out.write_bytes(out.read_bytes()[:-10])
     with pytest.raises(ModelError, match="does not match"):
@@ -124,12 +136,12 @@ def test_reader_training_saves_weights_that_load_and_refuses_corrupt_ones(tmp_pa
 def test_a_name_the_trace_ran_onto_is_masked_but_not_the_lead_before_it() -> None:
     boxes = (_box("I", 0, 0, 2.5), _box("aVR", 0, 1, 2.5))
     read = leadnames.NameRead(1, (710.0, 70.0, 730.0, 82.0), _read(1, "aVR").probs)
-    (x0, y0, x1, y1), = leadnames.name_boxes([None, read], boxes)
+    ((x0, y0, x1, y1),) = leadnames.name_boxes([None, read], boxes)
     assert (x0, y0, x1, y1) == (boxes[1].x0, 70.0, 730.0, 82.0)  # widened left, not past the box start
     path = np.array([[690.0, 60.0], [705.0, 75.0], [np.nan, np.nan]])
     assert leadnames.enters(path, [(x0, y0, x1, y1)])
     assert not leadnames.enters(path[:1], [(x0, y0, x1, y1)])
-    prob = extract.without_regions(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
+    prob = path_stage.without_regions(np.ones((100, 800), np.float32), [(x0, y0, x1, y1)])
     assert prob[75, 705] == 0.0 and prob[75, 695] == 1.0 and prob[60, 705] == 1.0
 
 

@@ -14,11 +14,25 @@ import wfdb
 
 from ecgstudio.errors import LayoutError, SignalFormatError
 from ecgstudio.evaluate import (
-    evaluate, format_images, format_report, kind_of, layout_from_text, page_truth, pair_key, pair_record_ids,
-    read_corrections, read_pairs, read_plotted_windows,
+    evaluate,
+    format_images,
+    format_report,
+    kind_of,
+    layout_from_text,
+    page_truth,
+    pair_key,
+    pair_record_ids,
+    read_corrections,
+    read_pairs,
+    read_plotted_windows,
 )
 from ecgstudio.metrics import (
-    LeadScore, RecordScore, aggregate, resample_to_grid, score_lead, score_record,
+    LeadScore,
+    RecordScore,
+    aggregate,
+    resample_to_grid,
+    score_lead,
+    score_record,
 )
 from ecgstudio.paper import LEAD_NAMES, get_layout
 from ecgstudio.results import Signals
@@ -35,8 +49,9 @@ def _ecg_like(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _record(fs: float, rng: np.random.Generator, duration_s: float = 10.0,
-            leads: tuple[str, ...] = LEAD_NAMES) -> Signals:
+def _record(
+    fs: float, rng: np.random.Generator, duration_s: float = 10.0, leads: tuple[str, ...] = LEAD_NAMES
+) -> Signals:
     t = np.arange(int(round(duration_s * fs))) / fs
     return Signals(np.column_stack([_ecg_like(t, rng) for _ in leads]), fs, leads)
 
@@ -283,8 +298,15 @@ def test_pair_key() -> None:
 
 
 def _write_record(path_dir: Path, name: str, sig: Signals) -> None:
-    wfdb.wrsamp(name, fs=sig.fs, units=["mV"] * len(sig.lead_names), sig_name=list(sig.lead_names),
-                p_signal=sig.mv, fmt=["32"] * len(sig.lead_names), write_dir=str(path_dir))
+    wfdb.wrsamp(
+        name,
+        fs=sig.fs,
+        units=["mV"] * len(sig.lead_names),
+        sig_name=list(sig.lead_names),
+        p_signal=sig.mv,
+        fmt=["32"] * len(sig.lead_names),
+        write_dir=str(path_dir),
+    )
 
 
 def test_evaluate_finds_predictions_by_key_then_unique_stem(tmp_path: Path) -> None:
@@ -302,8 +324,7 @@ def test_evaluate_finds_predictions_by_key_then_unique_stem(tmp_path: Path) -> N
     table = tmp_path / "pairs.csv"
     with open(table, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["image", "ground_truth", "gt_fs_hz", "also_available", "image_kind", "layout",
-                    "extra_annotations"])
+        w.writerow(["image", "ground_truth", "gt_fs_hz", "also_available", "image_kind", "layout", "extra_annotations"])
         for image, text in rows:
             layout = "mystery layout" if image == "w/odd.png" else "3x4+II rhythm"
             w.writerow([image, "gt/rec", 100, "", text, layout, ""])
@@ -315,8 +336,13 @@ def test_evaluate_finds_predictions_by_key_then_unique_stem(tmp_path: Path) -> N
     (pred / "v__bad.hea").write_text("this is not a WFDB header\n")
     report = evaluate(pred, table)
     status = {r.image: r.status for r in report.images}
-    assert status == {"x/page-0.png": "ok", "y/page-0.png": "missing", "z/solo-0.png": "ok",
-                      "w/odd.png": "missing", "v/bad.png": "unreadable"}
+    assert status == {
+        "x/page-0.png": "ok",
+        "y/page-0.png": "missing",
+        "z/solo-0.png": "ok",
+        "w/odd.png": "missing",
+        "v/bad.png": "unreadable",
+    }
     assert report.missing == ("y/page-0.png", "w/odd.png")
     assert report.unreadable == ("v/bad.png",) and report.n_missing() == 3
     by_image = {r.image: r for r in report.images}
@@ -335,8 +361,9 @@ def _one_page_table(tmp_path: Path, truth: Signals) -> Path:
     (tmp_path / "gt").mkdir()
     _write_record(tmp_path / "gt", "rec", truth)
     table = tmp_path / "pairs.csv"
-    table.write_text("image,ground_truth,gt_fs_hz,image_kind,layout\n"
-                     "a/page-0.png,gt/rec,100,\"synthetic, clean\",3x4+II rhythm\n")
+    table.write_text(
+        'image,ground_truth,gt_fs_hz,image_kind,layout\na/page-0.png,gt/rec,100,"synthetic, clean",3x4+II rhythm\n'
+    )
     return table
 
 
@@ -362,12 +389,15 @@ def test_page_printing_every_column_from_zero_is_scored_there_once_corrected(tmp
     assert corrected.score.leads["II"].n_samples == 1000 and corrected.score.leads["V4"].n_samples == 250
 
 
-@pytest.mark.parametrize("text, message", [
-    ("image,columns,reason\na/page-0.png,from-zero,\n", "say why"),
-    ("image,columns\na/page-0.png,from-zero\n", "lacks column(s) reason"),
-    ("image,columns,reason\nb/other-0.png,from-zero,seen\n", "does not list: b/other-0.png"),
-    ("image,columns,reason\na/page-0.png,backwards,seen\n", "columns 'backwards' is not one of"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("image,columns,reason\na/page-0.png,from-zero,\n", "say why"),
+        ("image,columns\na/page-0.png,from-zero\n", "lacks column(s) reason"),
+        ("image,columns,reason\nb/other-0.png,from-zero,seen\n", "does not list: b/other-0.png"),
+        ("image,columns,reason\na/page-0.png,backwards,seen\n", "columns 'backwards' is not one of"),
+    ],
+)
 def test_corrections_that_cannot_be_applied_say_why(tmp_path: Path, text: str, message: str) -> None:
     table = _one_page_table(tmp_path, _record(100, np.random.default_rng(6)))
     fixes = tmp_path / "fixes.csv"

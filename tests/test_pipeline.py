@@ -76,8 +76,11 @@ def test_boxes_and_traces_are_in_scan_coordinates(sample_result) -> None:
 
 
 def test_rendered_page_round_trip(digitizer) -> None:
-    page = render_page(style=PageStyle(layout="3x4+1", dpi=200, grid_color="pink"), seed=21,
-                       damage=DamageSettings(rotation=0.3, blur=0.3, noise=0.3, jpeg=0.3))
+    page = render_page(
+        style=PageStyle(layout="3x4+1", dpi=200, grid_color="pink"),
+        seed=21,
+        damage=DamageSettings(rotation=0.3, blur=0.3, noise=0.3, jpeg=0.3),
+    )
     result = digitizer.digitize(page.image)
     assert result.layout == "3x4+1"
     score = score_record(page.signals, result.signals, layout=page.layout)
@@ -175,10 +178,12 @@ def test_unreadable_image_error_names_the_file(tmp_path) -> None:
 def test_real_pages_that_start_every_column_at_zero_are_read_that_way(digitizer, shared_data) -> None:
     """A MINSMoody render prints every column from 0 s; a tiny_testset render of the same kind of
     record prints consecutive windows.  The engine tells them apart from the rhythm strip."""
-    zero = digitizer.digitize(read_image(shared_data / "MINSMoody-python-example-2024/TeamCode/tests/resources/"
-                                         "example_data/00003_lr-0.png"))
-    standard = digitizer.digitize(read_image(shared_data / "sara-es-PhysionetChallenge2024/tiny_testset/lr_gt/"
-                                             "03403_lr-0.png"))
+    zero = digitizer.digitize(
+        read_image(shared_data / "MINSMoody-python-example-2024/TeamCode/tests/resources/example_data/00003_lr-0.png")
+    )
+    standard = digitizer.digitize(
+        read_image(shared_data / "sara-es-PhysionetChallenge2024/tiny_testset/lr_gt/03403_lr-0.png")
+    )
     assert {b.t_start_s for b in zero.boxes} == {0.0}
     assert sorted({b.t_start_s for b in standard.boxes}) == [0.0, 2.5, 5.0, 7.5]
 
@@ -186,18 +191,21 @@ def test_real_pages_that_start_every_column_at_zero_are_read_that_way(digitizer,
 def _exact_analysis(dpi: float, seed: int, *, extra_line_mm: float | None = None):
     """A page rendered at ``dpi``, its exact trace map (optionally with a ruled line the network
     might half believe, ``extra_line_mm`` above the first row), and the page itself."""
-    from ecgstudio.model.data import trace_heatmap
+    from ecgstudio.training.data import trace_heatmap
 
     page = render_page(style=PageStyle(layout="3x4+1", dpi=dpi, pulse="none"), seed=seed)
     prob = trace_heatmap(page.traces, page.image.shape[:2])
     if extra_line_mm is not None:
         y = int(round(page.boxes[0].baseline_y - extra_line_mm * page.calibration.px_per_mm_y))
-        prob[y - 1:y + 2] = 1.0
+        prob[y - 1 : y + 2] = 1.0
     return page, prob, page.masks.text.astype(np.float32)
 
 
 def test_a_page_read_again_from_finer_maps_keeps_its_layout_and_gains_detail() -> None:
-    from ecgstudio.model.net import CANONICAL_PX_PER_MM, FINE_PX_PER_MM
+    from ecgstudio.config import SegmentationConfig
+    from ecgstudio.model.net import CANONICAL_PX_PER_MM
+
+    FINE_PX_PER_MM = SegmentationConfig.fine_px_per_mm
     from ecgstudio.pipeline import analyse_maps, retrace
 
     coarse, prob, text = _exact_analysis(25.4 * CANONICAL_PX_PER_MM, 8)
@@ -207,8 +215,9 @@ def test_a_page_read_again_from_finer_maps_keeps_its_layout_and_gains_detail() -
     fine, fine_prob, fine_text = _exact_analysis(25.4 * FINE_PX_PER_MM, 8, extra_line_mm=6.0)
     k = FINE_PX_PER_MM / CANONICAL_PX_PER_MM
     again = retrace(first, fine_prob, fine_text, fine.image, scale=k, fs=500.0)
-    assert [(b.lead, b.row, b.col, b.t_start_s) for b in again.boxes] == \
-        [(b.lead, b.row, b.col, b.t_start_s) for b in first.boxes]
+    assert [(b.lead, b.row, b.col, b.t_start_s) for b in again.boxes] == [
+        (b.lead, b.row, b.col, b.t_start_s) for b in first.boxes
+    ]
     assert again.calibration.px_per_mm_x == pytest.approx(FINE_PX_PER_MM)
     truth = {(b.row, b.col): b for b in fine.boxes}
     for box, was in zip(again.boxes, first.boxes):

@@ -17,14 +17,14 @@ from ecgstudio.synth.simulate import SimulationSettings, simulate_ecg
 FS = 500.0
 
 #: Settings with every artefact and irregularity switched off.
-CLEAN = dict(
-    noise_mv=0.0,
-    mains_mv=0.0,
-    baseline_wander_mv=0.0,
-    pvc_probability=0.0,
-    sinus_arrhythmia=0.0,
-    st_shift_mv=0.0,
-)
+CLEAN = {
+    "noise_mv": 0.0,
+    "mains_mv": 0.0,
+    "baseline_wander_mv": 0.0,
+    "pvc_probability": 0.0,
+    "sinus_arrhythmia": 0.0,
+    "st_shift_mv": 0.0,
+}
 
 
 def _qrs_peaks(x: np.ndarray, fs: float, threshold: float = 0.25) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_einthoven_and_goldberger_hold_exactly(seed):
     else:
         sig = simulate_ecg(rng)
     lead = {name: sig.lead(name) for name in LEAD_NAMES}
-    tol = dict(rtol=0.0, atol=1e-9)
+    tol = {"rtol": 0.0, "atol": 1e-9}
     assert_allclose(lead["III"], lead["II"] - lead["I"], **tol)
     assert_allclose(lead["aVR"], -(lead["I"] + lead["II"]) / 2.0, **tol)
     assert_allclose(lead["aVL"], lead["I"] - lead["II"] / 2.0, **tol)
@@ -178,9 +178,7 @@ def test_amplitudes_are_plausible_across_random_records():
         sig = simulate_ecg(rng, settings=settings)
         assert np.all(np.isfinite(sig.mv))
         assert np.abs(sig.mv).max() < 5.0, (seed, settings)
-        clean = simulate_ecg(
-            np.random.default_rng(seed), settings=replace(settings, f_wave_mv=0.0, **CLEAN)
-        )
+        clean = simulate_ecg(np.random.default_rng(seed), settings=replace(settings, f_wave_mv=0.0, **CLEAN))
         tallest_r = clean.mv.max()
         assert 0.3 < tallest_r < 3.6, (seed, settings)
 

@@ -37,12 +37,15 @@ def ink_at(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return best
 
 
-@pytest.mark.parametrize("style", [
-    PageStyle(),
-    PageStyle(layout="6x2", dpi=100, grid_color="green", pulse="end"),
-    PageStyle(layout="12x1", dpi=300, mm_per_mv=5, trace_width_mm=0.15, grid_color="none"),
-    PageStyle(layout="cabrera-3x4+1", mm_per_s=50, paper="a4", trace_color=(20, 40, 160)),
-])
+@pytest.mark.parametrize(
+    "style",
+    [
+        PageStyle(),
+        PageStyle(layout="6x2", dpi=100, grid_color="green", pulse="end"),
+        PageStyle(layout="12x1", dpi=300, mm_per_mv=5, trace_width_mm=0.15, grid_color="none"),
+        PageStyle(layout="cabrera-3x4+1", mm_per_s=50, paper="a4", trace_color=(20, 40, 160)),
+    ],
+)
 def test_polylines_land_on_drawn_ink(style: PageStyle) -> None:
     page = render_page(style=style, seed=11)
     assert page.image.dtype == np.uint8 and page.image.ndim == 3
@@ -60,7 +63,7 @@ def test_known_sinusoid_measures_back_from_pixels() -> None:
     cal = page.calibration
     ink = page.image.min(axis=2) < 80  # the trace, not the grid
     x0, x1 = int(np.ceil(box.x0)) + 2, int(np.floor(box.x1)) - 2
-    band = ink[int(box.y0):int(box.y1), x0:x1]
+    band = ink[int(box.y0) : int(box.y1), x0:x1]
     ys = np.array([np.flatnonzero(col).mean() if col.any() else np.nan for col in band.T]) + int(box.y0)
     mv = (box.baseline_y - ys) / cal.px_per_mv
     amplitude = (np.nanmax(mv) - np.nanmin(mv)) / 2
@@ -120,8 +123,12 @@ def test_geometric_damage_moves_polylines_with_the_ink() -> None:
     page = render_page(style=PageStyle(trace_width_mm=0.35), damage=damage, seed=9)
     assert page.image.shape[:2] == page.masks.trace.shape
     for trace in page.traces[:4]:
-        inside = trace.xy[(trace.xy[:, 0] > 2) & (trace.xy[:, 0] < page.image.shape[1] - 3)
-                          & (trace.xy[:, 1] > 2) & (trace.xy[:, 1] < page.image.shape[0] - 3)]
+        inside = trace.xy[
+            (trace.xy[:, 0] > 2)
+            & (trace.xy[:, 0] < page.image.shape[1] - 3)
+            & (trace.xy[:, 1] > 2)
+            & (trace.xy[:, 1] < page.image.shape[0] - 3)
+        ]
         assert np.mean(ink_at(page.image, inside) > 90) > 0.95
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from ecgstudio.metrics import score_record
-from ecgstudio.model.data import trace_heatmap
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.pipeline import DigitizeOptions, analyse_maps
 from ecgstudio.synth.render import PageStyle, render_page
+from ecgstudio.training.data import trace_heatmap
 
 DPI = 25.4 * CANONICAL_PX_PER_MM
 
@@ -56,8 +56,8 @@ def _drawn_from_samples(rng: np.random.Generator, step: float, origin: float, n:
 
 @pytest.mark.parametrize("offset", [-0.45, -0.2, 0.3])
 def test_samples_are_put_on_the_corners_of_a_trace_drawn_from_them(offset: float) -> None:
+    from ecgstudio.boxes import align_to_samples
     from ecgstudio.results import LeadBox, Trace
-    from ecgstudio.timing import align_to_samples
 
     rng = np.random.default_rng(11)
     px_per_s, fs = 150.0, 100.0  # 6 px/mm at 25 mm/s: a 100 Hz sample spans 1.5 px
@@ -66,8 +66,9 @@ def test_samples_are_put_on_the_corners_of_a_trace_drawn_from_them(offset: float
     for row in range(3):
         xy = _drawn_from_samples(rng, step, 40.0)
         # the box's time origin is read a fraction of a sample away from the first sample
-        box = LeadBox("II", 40.0 + offset * step, 10.0, 40.0 + offset * step + 2.5 * px_per_s, 190.0, 100.0,
-                      0.0, 2.5, row=row)
+        box = LeadBox(
+            "II", 40.0 + offset * step, 10.0, 40.0 + offset * step + 2.5 * px_per_s, 190.0, 100.0, 0.0, 2.5, row=row
+        )
         boxes.append(box)
         traces.append(Trace("II", xy, np.ones(len(xy))))
     aligned = align_to_samples(tuple(boxes), tuple(traces), px_per_s=px_per_s, fs=fs)
@@ -77,14 +78,20 @@ def test_samples_are_put_on_the_corners_of_a_trace_drawn_from_them(offset: float
 
 
 def test_traces_without_sample_corners_keep_their_time_axis() -> None:
+    from ecgstudio.boxes import align_to_samples
     from ecgstudio.results import LeadBox, Trace
-    from ecgstudio.timing import align_to_samples
 
     # an analog trace (or one drawn from far finer samples), seen at every pixel column:
     # smooth P-QRS-T shapes, no corners a 100 Hz lattice could find
     x = np.arange(40.0, 416.0)
-    y = 100 + 5 * np.sin(x / 37) + sum(30 * np.exp(-0.5 * ((x - c) / 1.2) ** 2)
-                                       - 10 * np.exp(-0.5 * ((x - c - 3) / 1.5) ** 2) for c in range(60, 415, 118))
+    y = (
+        100
+        + 5 * np.sin(x / 37)
+        + sum(
+            30 * np.exp(-0.5 * ((x - c) / 1.2) ** 2) - 10 * np.exp(-0.5 * ((x - c - 3) / 1.5) ** 2)
+            for c in range(60, 415, 118)
+        )
+    )
     box = LeadBox("II", 40.3, 10.0, 40.3 + 375.0, 190.0, 100.0, 0.0, 2.5)
     trace = Trace("II", np.column_stack([x, y]), np.ones(len(x)))
     assert align_to_samples((box,), (trace,), px_per_s=150.0, fs=100.0) == (box,)
@@ -94,11 +101,10 @@ def test_traces_without_sample_corners_keep_their_time_axis() -> None:
 
 
 def test_a_page_drawn_from_a_100_hz_record_gives_the_record_back() -> None:
-    from dataclasses import replace
 
-    from ecgstudio import timing
-    from ecgstudio.synth.simulate import simulate_ecg
+    from ecgstudio.config import BoxesConfig, EngineConfig
     from ecgstudio.results import Signals
+    from ecgstudio.synth.simulate import simulate_ecg
 
     rng = np.random.default_rng(21)
     record = simulate_ecg(rng, duration_s=10.5, fs=500.0)
@@ -113,9 +119,8 @@ def test_a_page_drawn_from_a_100_hz_record_gives_the_record_back() -> None:
         phase = (box.x0 - truth[(box.row, box.col)]) / step
         assert abs(phase - round(phase)) < 0.1, (box.lead, phase)
     snr = score_record(page.signals, aligned.signals, layout=page.layout).mean_snr_db
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(timing, "MIN_SAMPLE_PX", np.inf)
-        unaligned = analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
+    no_alignment = EngineConfig(boxes=BoxesConfig(min_sample_px=np.inf))
+    unaligned = analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options, config=no_alignment)
     before = score_record(page.signals, unaligned.signals, layout=page.layout).mean_snr_db
     assert snr > before + 1.0, (before, snr)
     assert snr > 17
@@ -135,16 +140,18 @@ def test_major_lines_are_found_where_the_grid_shows_them() -> None:
 
     page = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, origin_on_grid=True), seed=33)
     box = page.boxes[0]
-    line = major_line_near(page.image, box.x0 + 3.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM,
-                           exclude=page.masks.trace)
+    line = major_line_near(
+        page.image, box.x0 + 3.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM, exclude=page.masks.trace
+    )
     assert line == pytest.approx(box.x0, abs=0.3)
     # the nearest line, wherever the search starts
     shifted = major_line_near(page.image, box.x0 + 20.0, rows=(box.y0, box.y1), px_per_mm=CANONICAL_PX_PER_MM)
     assert shifted == pytest.approx(box.x0 + 5 * CANONICAL_PX_PER_MM, abs=0.3)
     # a band of rows thinner than a page may be (a 12x1 page's rows are 7 mm apart)
     mid = (box.y0 + box.y1) / 2
-    thin = major_line_near(page.image, box.x0 + 3.0, rows=(mid - 20, mid + 20), px_per_mm=CANONICAL_PX_PER_MM,
-                           exclude=page.masks.trace)
+    thin = major_line_near(
+        page.image, box.x0 + 3.0, rows=(mid - 20, mid + 20), px_per_mm=CANONICAL_PX_PER_MM, exclude=page.masks.trace
+    )
     assert thin == pytest.approx(box.x0, abs=1.0)
     # no major lines: plain paper, or a grid whose 5 mm lines are no heavier than the others
     plain = render_page(style=PageStyle(layout="3x4+1", dpi=DPI, grid_color="none"), seed=33)

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from ecgstudio.model.data import page_targets, random_crops, trace_heatmap
+from ecgstudio.config import SegmentationConfig
 from ecgstudio.model.infer import predict_maps
 from ecgstudio.model.net import NetConfig, TraceNet
-from ecgstudio.model.train import TrainConfig, train, trace_loss
 from ecgstudio.model.weights import load_model
 from ecgstudio.results import Trace
 from ecgstudio.synth.render import PageStyle, render_page
+from ecgstudio.training.data import page_targets, random_crops, trace_heatmap
+from ecgstudio.training.train import TrainConfig, trace_loss, train
 
 TINY = NetConfig(widths=(4, 8, 8))
 
@@ -25,21 +26,17 @@ def test_net_keeps_the_input_size() -> None:
     assert maps.min() >= 0 and maps.max() <= 1
 
 
-def test_tiled_inference_matches_whole_page(monkeypatch) -> None:
-    import ecgstudio.model.infer as infer
-
+def test_tiled_inference_matches_whole_page() -> None:
     torch.manual_seed(0)
     net = TraceNet(TINY).eval()
     image = np.random.default_rng(1).integers(0, 255, (300, 420, 3), dtype=np.uint8)
     whole = predict_maps(net, image)
-    monkeypatch.setattr(infer, "TILE", 160)
-    monkeypatch.setattr(infer, "OVERLAP", 32)
-    tiled = predict_maps(net, image)
+    small_tiles = SegmentationConfig(tile_px=160, overlap_px=32)
+    tiled = predict_maps(net, image, config=small_tiles)
     # Away from tile seams the receptive field is the same; near them it is close.
     assert np.abs(whole - tiled).mean() < 0.02
     band = image[:80, :300]  # wider than a tile but no more pixels than one: one piece, no seams
-    in_tiles = predict_maps(net, band)
-    monkeypatch.setattr(infer, "TILE", 2048)
+    in_tiles = predict_maps(net, band, config=small_tiles)
     np.testing.assert_array_equal(in_tiles, predict_maps(net, band))
 
 
@@ -47,11 +44,12 @@ def test_tiled_inference_matches_whole_page(monkeypatch) -> None:
 def test_tiles_are_few_equal_and_overlap(n: int) -> None:
     import ecgstudio.model.infer as infer
 
-    starts, size = infer._tiles(n)
-    assert size <= infer.TILE and starts[0] == 0 and starts[-1] + size == n
-    assert all(b - a <= size - 2 * infer.OVERLAP for a, b in zip(starts, starts[1:]))
+    tile, overlap = SegmentationConfig.tile_px, SegmentationConfig.overlap_px
+    starts, size = infer._tiles(n, tile, overlap)
+    assert size <= tile and starts[0] == 0 and starts[-1] + size == n
+    assert all(b - a <= size - 2 * overlap for a, b in zip(starts, starts[1:]))
     fewer = len(starts) - 1
-    assert fewer == 0 or fewer * infer.TILE - (fewer - 1) * 2 * infer.OVERLAP < n  # one tile less would not do
+    assert fewer == 0 or fewer * tile - (fewer - 1) * 2 * overlap < n  # one tile less would not do
 
 
 def test_heatmap_ridge_peaks_on_the_polyline() -> None:
@@ -80,11 +78,22 @@ def test_loss_prefers_the_truth() -> None:
 
 
 def test_train_checkpoints_resumes_and_saves(tmp_path) -> None:
-    config = TrainConfig(steps=3, batch_size=2, crop=64, buffer_pages=2, page_every=3, val_pages=1,
-                         val_every=3, checkpoint_every=2, warmup_steps=1, net=TINY)
+    config = TrainConfig(
+        steps=3,
+        batch_size=2,
+        crop=64,
+        buffer_pages=2,
+        page_every=3,
+        val_pages=1,
+        val_every=3,
+        checkpoint_every=2,
+        warmup_steps=1,
+        net=TINY,
+    )
     seen = []
-    model, card = train(config, tmp_path, progress=lambda step, total, m: seen.append(step),
-                        should_stop=lambda: len(seen) >= 2)
+    model, card = train(
+        config, tmp_path, progress=lambda step, total, m: seen.append(step), should_stop=lambda: len(seen) >= 2
+    )
     assert seen == [1, 2]  # stopped early on request
     assert (tmp_path / "checkpoint.pt").is_file()
     model, card = train(config, tmp_path, progress=lambda step, total, m: seen.append(step))

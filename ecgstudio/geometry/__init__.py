@@ -21,6 +21,8 @@ find_paper
     The paper outline in a photo.
 invert_points, map_points
     Map coordinates between the input and the rectified image.
+page_px_per_mm
+    The scale a rectified page is digitized at (its grid's, or a guess without one).
 """
 
 from .grid import GridEstimate, as_rgb, estimate_grid, estimate_skew, line_signal
@@ -30,6 +32,7 @@ from .rectify import (
     find_paper,
     invert_points,
     map_points,
+    page_px_per_mm,
     quarter_turn,
     rectify,
     rotate_quarter,
@@ -46,6 +49,7 @@ __all__ = [
     "invert_points",
     "line_signal",
     "map_points",
+    "page_px_per_mm",
     "quarter_turn",
     "rectify",
     "rotate_quarter",

@@ -42,7 +42,7 @@ from ..errors import ImageSizeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GridEstimate", "estimate_grid", "estimate_skew", "line_signal", "as_rgb", "shear_matrix", "major_line_near"]
+__all__ = ["GridEstimate", "as_rgb", "estimate_grid", "estimate_skew", "line_signal", "major_line_near", "shear_matrix"]
 
 #: Smallest and largest page images accepted (pixels per side, pixels in all).
 MIN_SIDE_PX = 64
@@ -124,11 +124,15 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     image = _rgb_array(image)
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
-        raise ImageSizeError(f"the image is {w}x{h} px; a page needs at least {MIN_SIDE_PX} px "
-                             "per side to show a grid; scan at a higher resolution")
+        raise ImageSizeError(
+            f"the image is {w}x{h} px; a page needs at least {MIN_SIDE_PX} px "
+            "per side to show a grid; scan at a higher resolution"
+        )
     if h * w > MAX_PIXELS:
-        raise ImageSizeError(f"the image is {w}x{h} px ({h * w / 1e6:.0f} MP), more than "
-                             f"{MAX_PIXELS / 1e6:.0f} MP; downscale it (300 dpi is plenty)")
+        raise ImageSizeError(
+            f"the image is {w}x{h} px ({h * w / 1e6:.0f} MP), more than "
+            f"{MAX_PIXELS / 1e6:.0f} MP; downscale it (300 dpi is plenty)"
+        )
     return np.ascontiguousarray(image)
 
 
@@ -136,8 +140,9 @@ def _rgb_array(image: np.ndarray) -> np.ndarray:
     """``image`` (RGB, RGBA or grey ``uint8``) as an ``(H, W, 3)`` array, whatever its size."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise TypeError(f"page images must be uint8 RGB arrays, got dtype {image.dtype}; "
-                        "read files with ecgstudio.io.read_image")
+        raise TypeError(
+            f"page images must be uint8 RGB arrays, got dtype {image.dtype}; read files with ecgstudio.io.read_image"
+        )
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim == 3 and image.shape[2] == 4:
@@ -183,8 +188,15 @@ def line_signal(image: np.ndarray, *, kernel: int | None = None) -> np.ndarray:
 MIN_MAJOR_EMPHASIS = 0.25
 
 
-def major_line_near(image: np.ndarray, x: float, *, rows: tuple[float, float], px_per_mm: float,
-                    exclude: np.ndarray | None = None, half_width_mm: float = 12.5) -> float | None:
+def major_line_near(
+    image: np.ndarray,
+    x: float,
+    *,
+    rows: tuple[float, float],
+    px_per_mm: float,
+    exclude: np.ndarray | None = None,
+    half_width_mm: float = 12.5,
+) -> float | None:
     """Sub-pixel x of the vertical 5 mm grid line nearest to column ``x``, or None when the
     grid there does not show its major lines.
 
@@ -235,20 +247,19 @@ def _downscale(img: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return out, out.shape[1] / w
 
 
-def _rotate_same(img: np.ndarray, angle_deg: float, *, border: float = 0.0,
-                 interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+def _rotate_same(
+    img: np.ndarray, angle_deg: float, *, border: float = 0.0, interp: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """Rotate about the centre by ``angle_deg`` (counter-clockwise on screen), same canvas."""
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle_deg, 1.0)
-    return cv2.warpAffine(img, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
+    return cv2.warpAffine(img, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
 def _highpass(p: np.ndarray, sigma: float) -> np.ndarray:
     """Profile minus its Gaussian smoothing (removes page-scale trends)."""
     k = int(6 * sigma) | 1
-    smooth = cv2.GaussianBlur(p.reshape(1, -1).astype(np.float64), (k, 1), sigma,
-                              borderType=cv2.BORDER_REFLECT).ravel()
+    smooth = cv2.GaussianBlur(p.reshape(1, -1).astype(np.float64), (k, 1), sigma, borderType=cv2.BORDER_REFLECT).ravel()
     return p - smooth
 
 
@@ -277,8 +288,9 @@ def _scores(img: np.ndarray, angles: np.ndarray, sigma: float) -> np.ndarray:
     return np.array([_profiles(img, float(a), sigma) for a in angles])
 
 
-def _line_angles(g: np.ndarray, max_angle: float, *, coarse: bool = True,
-                 centre: float = 0.0) -> tuple[float, float, float]:
+def _line_angles(
+    g: np.ndarray, max_angle: float, *, coarse: bool = True, centre: float = 0.0
+) -> tuple[float, float, float]:
     """Angles of the horizontal and of the vertical lines of a line-signal image.
 
     Three levels: 1 deg steps over ``+-max_angle`` on a 320 px copy (both families
@@ -387,7 +399,7 @@ def _spectrum(p: np.ndarray, pad: int) -> tuple[np.ndarray, float]:
     x = (p - p.mean()) * np.hanning(n)
     nfft = 1 << int(math.ceil(math.log2(n * pad)))
     spec = np.fft.rfft(x, nfft)
-    return (spec.real ** 2 + spec.imag ** 2), float(nfft)
+    return (spec.real**2 + spec.imag**2), float(nfft)
 
 
 def _alias(f: np.ndarray) -> np.ndarray:
@@ -415,7 +427,7 @@ class _Spectrum:
         self.half = float(self.pad)  # half the Hann main lobe, in padded bins
         self.fmin = max(8.0 / n, 1.0 / (5 * MAX_PX_PER_MM))
         self.lo = int(math.ceil(self.fmin * self.nfft))
-        self.total = float(self.power[self.lo:].sum())
+        self.total = float(self.power[self.lo :].sum())
 
     def peak(self, f: float) -> float:
         """Largest power within half a main lobe of ``f`` (cycles/px); NaN above Nyquist."""
@@ -435,14 +447,14 @@ class _Spectrum:
         w = max(4 * self.half, min(0.45 * c, 24 * self.half))
         a, b = max(0, int(c - w)), min(len(self.power), int(c + w) + 1)
         i0, i1 = int(c - 2 * self.half), int(c + 2 * self.half) + 1
-        band = np.concatenate([self.power[a:max(a, i0)], self.power[min(b, i1):b]])
+        band = np.concatenate([self.power[a : max(a, i0)], self.power[min(b, i1) : b]])
         if band.size == 0:
             return 0.0
         return pk / max(float(np.median(band)), 1e-30)
 
     def strongest(self) -> float:
         """Frequency of the largest power in the grid band, cycles/px."""
-        seg = self.power[self.lo:int(0.5 * self.nfft) + 1]
+        seg = self.power[self.lo : int(0.5 * self.nfft) + 1]
         return (self.lo + int(np.argmax(seg))) / self.nfft
 
 
@@ -561,8 +573,7 @@ def estimate_grid(image: np.ndarray, *, max_angle: float = 15.0) -> GridEstimate
 _MAX_SHEAR_DEG = 3.0
 
 
-def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0,
-                      near: float | None = None) -> GridEstimate:
+def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0, near: float | None = None) -> GridEstimate:
     """Grid of a line-signal image; ``near`` skips the coarse angle search around it."""
     if float(g.max(initial=0.0)) <= 0.0:
         return GridEstimate(float("nan"), float("nan"), 0.0, 0.0, False)
@@ -575,8 +586,7 @@ def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0,
     h, w = g.shape
     if abs(ah) > 0.005 or abs(av) > 0.005:
         m = shear_matrix(ah, av, (w, h))
-        r = cv2.warpAffine(g, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                           borderValue=0.0)
+        r = cv2.warpAffine(g, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     else:
         r = g
     ax_y = _axis_scale(r.sum(axis=1, dtype=np.float64), h)
@@ -585,8 +595,7 @@ def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0,
     conf, x, y = _combine(ax_x, ax_y)
     if conf < HAS_GRID_CONFIDENCE:
         return GridEstimate(float("nan"), float("nan"), ah, 0.0, False, shear_deg=av - ah)
-    return GridEstimate(x, y, ah, conf, True, ax_x.minor_resolved and ax_y.minor_resolved,
-                        shear_deg=av - ah)
+    return GridEstimate(x, y, ah, conf, True, ax_x.minor_resolved and ax_y.minor_resolved, shear_deg=av - ah)
 
 
 #: Width of paper (mm) a page image plausibly shows along its longer side.

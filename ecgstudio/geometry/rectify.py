@@ -176,14 +176,18 @@ def rotate_quarter(image: np.ndarray, turn: int) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(np.rot90(image, -((turn // 90) % 4))), m
 
 
-def _warp(image: np.ndarray, hmat: np.ndarray, size: tuple[int, int], *,
-          border: float | tuple[int, int, int] = _WHITE, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+def _warp(
+    image: np.ndarray,
+    hmat: np.ndarray,
+    size: tuple[int, int],
+    *,
+    border: float | tuple[int, int, int] = _WHITE,
+    interp: int = cv2.INTER_LINEAR,
+) -> np.ndarray:
     """warpPerspective (or warpAffine when the last row is [0, 0, 1])."""
     if np.allclose(hmat[2], [0.0, 0.0, 1.0], atol=1e-12):
-        return cv2.warpAffine(image, hmat[:2], size, flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=border)
-    return cv2.warpPerspective(image, hmat, size, flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                               borderValue=border)
+        return cv2.warpAffine(image, hmat[:2], size, flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    return cv2.warpPerspective(image, hmat, size, flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
 def _fit_canvas(hmat: np.ndarray, w: int, h: int, *, max_growth: float = 4.0) -> tuple[np.ndarray, tuple[int, int]]:
@@ -229,8 +233,7 @@ def deskew(image: np.ndarray, angle: float, *, expand: bool = True) -> tuple[np.
     if expand:
         m, size = _fit_canvas(m, w, h)
     border = _WHITE if image.ndim == 3 else 255
-    out = cv2.warpAffine(image, m[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=border)
+    out = cv2.warpAffine(image, m[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
     return out, m[:2].copy()
 
 
@@ -254,8 +257,7 @@ def _ink_mask(rgb: np.ndarray) -> np.ndarray:
 def _banding(p: np.ndarray, sigma: float) -> float:
     """Relative variation of a smoothed profile (trace rows make the row profile banded)."""
     k = int(6 * sigma) | 1
-    s = cv2.GaussianBlur(p.reshape(1, -1).astype(np.float64), (k, 1), sigma,
-                         borderType=cv2.BORDER_REFLECT).ravel()
+    s = cv2.GaussianBlur(p.reshape(1, -1).astype(np.float64), (k, 1), sigma, borderType=cv2.BORDER_REFLECT).ravel()
     return float(s.std() / max(s.mean(), 1e-9))
 
 
@@ -285,8 +287,7 @@ def _polarity(ink: np.ndarray) -> tuple[float, int]:
     the number of windows that voted.
     """
     h, w = ink.shape
-    n, lab, st, _ = cv2.connectedComponentsWithStats(cv2.dilate(ink, np.ones((3, 3), np.uint8)),
-                                                     connectivity=8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(cv2.dilate(ink, np.ones((3, 3), np.uint8)), connectivity=8)
     keep = np.zeros(n, dtype=bool)
     keep[1:] = (st[1:, cv2.CC_STAT_WIDTH] >= 0.02 * w) & (st[1:, cv2.CC_STAT_HEIGHT] < 0.5 * h)
     trace = keep[lab] & (ink > 0)
@@ -309,7 +310,7 @@ def _polarity(ink: np.ndarray) -> tuple[float, int]:
         hi = (peaks[i + 1] + y) // 2 if i < len(peaks) - 1 else min(h, y + h // 10)
         band = trace[lo:hi]
         for j in range(n_win):
-            ys, _xs = np.nonzero(band[:, j * w // n_win:(j + 1) * w // n_win])
+            ys, _xs = np.nonzero(band[:, j * w // n_win : (j + 1) * w // n_win])
             if len(ys) < 20:
                 continue
             rows = np.bincount(ys, minlength=band.shape[0]).astype(np.float64)
@@ -350,7 +351,7 @@ def _text_vote(ink: np.ndarray) -> tuple[float, int]:
 
     order = np.argsort(x)
     for i, a in enumerate(order):
-        for b in order[i + 1:]:
+        for b in order[i + 1 :]:
             if x[b] > x[a] + bw[a] + 1.5 * max(bh[a], bh[b]):
                 break
             if min(bottom[a], bottom[b]) - max(top[a], top[b]) >= 0.5 * min(bh[a], bh[b]):
@@ -506,8 +507,12 @@ def find_paper(image: np.ndarray) -> np.ndarray | None:
     quad = _order_corners(quad)
     # Every corner inside the frame: a corner on the border is where the sheet was cut off.
     tol = max(3.0, 0.01 * max(h, w))
-    if (quad[:, 0].min() < tol or quad[:, 1].min() < tol or quad[:, 0].max() > w - 1 - tol
-            or quad[:, 1].max() > h - 1 - tol):
+    if (
+        quad[:, 0].min() < tol
+        or quad[:, 1].min() < tol
+        or quad[:, 0].max() > w - 1 - tol
+        or quad[:, 1].max() > h - 1 - tol
+    ):
         return None
     inside = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(inside, quad.round().astype(np.int32), 1)
@@ -586,8 +591,7 @@ def _vanishing_point(pts: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.
     return v, np.degrees(np.abs(np.arcsin(np.clip(cross, -1.0, 1.0))))
 
 
-def _family_vp(arr: np.ndarray, centre: np.ndarray, scale: float,
-               horizontal: bool) -> tuple[np.ndarray, bool] | None:
+def _family_vp(arr: np.ndarray, centre: np.ndarray, scale: float, horizontal: bool) -> tuple[np.ndarray, bool] | None:
     """Vanishing point of one line family from strip measurements; None when unreliable.
 
     Returns ``(point, converging)``; a point at infinity along the mean direction when the
@@ -666,13 +670,30 @@ _WORK_SIDE = 1000
 _STRIP_SIDE = 700
 
 
+def page_px_per_mm(page: RectifiedPage) -> float:
+    """The scale a page is digitized at: its grid's, or without a grid that of a whole landscape
+    letter page filling the image's width (a guess, logged as a warning)."""
+    if page.grid.has_grid:
+        return page.grid.px_per_mm
+    px = _letter_guess(page.image.shape[1])
+    logger.warning("no grid found; assuming the image is a whole letter page (%.2f px/mm)", px)
+    return px
+
+
 def _letter_guess(width_px: int) -> float:
     """px/mm of a landscape US-letter page that fills ``width_px``."""
     return width_px / PAPER_SIZES_MM["letter"][0]
 
 
-def rectify(image: np.ndarray, *, corners: np.ndarray | None = None, turn: int | None = None,
-            perspective: bool = True, mm_per_s: float = 25.0, mm_per_mv: float = 10.0) -> RectifiedPage:
+def rectify(
+    image: np.ndarray,
+    *,
+    corners: np.ndarray | None = None,
+    turn: int | None = None,
+    perspective: bool = True,
+    mm_per_s: float = 25.0,
+    mm_per_mv: float = 10.0,
+) -> RectifiedPage:
     """Turn, flatten and deskew a page, then measure its grid.
 
     Steps: quarter turn (:func:`quarter_turn`) -> paper outline (``corners`` or
@@ -712,8 +733,10 @@ def rectify(image: np.ndarray, *, corners: np.ndarray | None = None, turn: int |
     small, f = _downscale(rgb, _WORK_SIDE)
     g_small = line_signal(small)
     if float((g_small > 10).mean()) < 2e-4:
-        raise NotAnEcgError("the image shows no lines (blank or uniform); it does not look like "
-                            "an ECG page - check that the right file was opened")
+        raise NotAnEcgError(
+            "the image shows no lines (blank or uniform); it does not look like "
+            "an ECG page - check that the right file was opened"
+        )
 
     # 1. Quarter turn.
     q = quarter_turn(rgb) if turn is None else int(turn) % 360
@@ -783,8 +806,15 @@ def rectify(image: np.ndarray, *, corners: np.ndarray | None = None, turn: int |
         if abs(ratio - 1.0) > 0.002:
             hmat, size = _fit_on(np.diag([1.0, ratio, 1.0]), hmat, size)
             out = _warp(rgb, hmat, size)
-            grid = GridEstimate(grid.px_per_mm_x, grid.px_per_mm_x, grid.angle_deg, grid.confidence,
-                                grid.has_grid, grid.minor_resolved, grid.shear_deg)
+            grid = GridEstimate(
+                grid.px_per_mm_x,
+                grid.px_per_mm_x,
+                grid.angle_deg,
+                grid.confidence,
+                grid.has_grid,
+                grid.minor_resolved,
+                grid.shear_deg,
+            )
 
     if grid.has_grid:
         cal = Calibration(grid.px_per_mm_x, grid.px_per_mm_y, mm_per_s, mm_per_mv)
@@ -802,8 +832,9 @@ def _fit_on(extra: np.ndarray, hmat: np.ndarray, size: tuple[int, int]) -> tuple
     return shifted @ hmat, new_size
 
 
-def _work_signal(g_small: np.ndarray, f: float, hmat: np.ndarray,
-                 size: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
+def _work_signal(
+    g_small: np.ndarray, f: float, hmat: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The line signal of the page warped so far, at the working resolution."""
     work_f = min(1.0, _WORK_SIDE / max(size))
     work_size = (max(1, round(size[0] * work_f)), max(1, round(size[1] * work_f)))

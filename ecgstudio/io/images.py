@@ -35,9 +35,7 @@ from ..errors import ImageSizeError, UnreadableImageError
 logger = logging.getLogger(__name__)
 
 #: File suffixes (lower case) that :func:`collect_inputs` picks up from folders.
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pdf"}
-)
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pdf"})
 
 #: Pillow format names accepted for raster files (camera JPEGs Pillow treats as MPO open as JPEG).
 _PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF")
@@ -56,8 +54,18 @@ _PDF_MAGIC = b"%PDF-"
 _HOW_TO_FIX = "re-export or re-scan it as PNG, JPEG, TIFF, BMP or PDF"
 
 # Errors Pillow and its plugins raise on corrupt or truncated data.
-_PIL_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError,
-                    TypeError, ZeroDivisionError, MemoryError)
+_PIL_READ_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    MemoryError,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,8 +113,9 @@ def page_stem(source: str | os.PathLike[str], page_index: int, n_pages: int) -> 
     return stem if n_pages == 1 else f"{stem}_p{page_index + 1}"
 
 
-def read_image(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Read the first page of an image or PDF file.
 
     Parameters
@@ -137,8 +146,9 @@ def read_image(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI
         pages.close()
 
 
-def read_pages(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Page]:
+def read_pages(
+    path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[Page]:
     """Read every page of an image or PDF file.
 
     Parameters and errors as in :func:`iter_pages`; this loads all pages at once, so prefer
@@ -152,8 +162,9 @@ def read_pages(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI
     return list(iter_pages(path, pdf_dpi=pdf_dpi, max_pixels=max_pixels))
 
 
-def iter_pages(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Page]:
+def iter_pages(
+    path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Iterator[Page]:
     """Yield the pages of an image or PDF file one at a time.
 
     Only one decoded page is held in memory at a time, so this suits long PDFs and
@@ -193,8 +204,9 @@ def iter_pages(path: str | os.PathLike[str], *, pdf_dpi: float = DEFAULT_PDF_DPI
         with open(path, "rb") as fh:
             head = fh.read(1024)
     except OSError as exc:
-        raise UnreadableImageError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; "
-                                   "check its permissions") from exc
+        raise UnreadableImageError(
+            f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check its permissions"
+        ) from exc
     if _PDF_MAGIC in head:
         return _iter_pdf_pages(path, pdf_dpi=pdf_dpi, max_pixels=max_pixels)
     return _iter_raster_pages(path, max_pixels=max_pixels)
@@ -214,8 +226,9 @@ def file_sha256(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> 
             while chunk := fh.read(chunk_bytes):
                 digest.update(chunk)
     except OSError as exc:
-        raise UnreadableImageError(f"cannot read {os.fspath(path)!r} to hash it: {exc.strerror or exc}; "
-                                   "check the path and its permissions") from exc
+        raise UnreadableImageError(
+            f"cannot read {os.fspath(path)!r} to hash it: {exc.strerror or exc}; check the path and its permissions"
+        ) from exc
     return digest.hexdigest()
 
 
@@ -256,8 +269,10 @@ def collect_inputs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
         p = Path(raw)
         if p.is_dir():
             files = sorted(
-                f for f in p.rglob("*")
-                if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in SUPPORTED_SUFFIXES
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             if not files:
@@ -290,8 +305,9 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         raise UnreadableImageError(f"cannot access {os.fspath(path)!r}: {exc.strerror or exc}") from exc
     if size == 0:
-        raise UnreadableImageError(f"image file {os.fspath(path)!r} is empty (0 bytes); "
-                                   "the copy or download probably failed, copy it again")
+        raise UnreadableImageError(
+            f"image file {os.fspath(path)!r} is empty (0 bytes); the copy or download probably failed, copy it again"
+        )
     return path
 
 

@@ -41,15 +41,31 @@ EDF_ANNOTATIONS_LABEL = "EDF Annotations"
 
 #: Multipliers from voltage units (lower case, without spaces) to mV.
 _MV_PER_UNIT: dict[str, float] = {
-    "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
-    "uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3,
-    "v": 1e3, "volt": 1e3, "volts": 1e3,
+    "mv": 1.0,
+    "millivolt": 1.0,
+    "millivolts": 1.0,
+    "uv": 1e-3,
+    "\u00b5v": 1e-3,
+    "\u03bcv": 1e-3,
+    "microvolt": 1e-3,
+    "microvolts": 1e-3,
+    "v": 1e3,
+    "volt": 1e3,
+    "volts": 1e3,
     "nv": 1e-6,
 }
 #: Other spellings of the standard leads; ``MLII``/``ML2`` and case are handled by ``lead_index``.
 _LEAD_ALIASES: dict[str, str] = {
-    "d1": "I", "di": "I", "d2": "II", "dii": "II", "d3": "III", "diii": "III", "mli": "I",
-    "mliii": "III", "ml3": "III", "ml1": "I",
+    "d1": "I",
+    "di": "I",
+    "d2": "II",
+    "dii": "II",
+    "d3": "III",
+    "diii": "III",
+    "mli": "I",
+    "mliii": "III",
+    "ml3": "III",
+    "ml1": "I",
 }
 _TIME_NAMES = frozenset({"time", "t", "times", "timestamp", "sec", "secs", "seconds", "elapsed"})
 _INDEX_NAMES = frozenset({"", "index", "sample", "samples", "sample_index", "n", "unnamed: 0"})
@@ -67,8 +83,12 @@ class _Channel:
     values: np.ndarray
 
 
-def read_signals(path_or_record: str | os.PathLike[str] | object, *,
-                 leads: Sequence[str] | None = LEAD_NAMES, fs: float | None = None) -> Signals:
+def read_signals(
+    path_or_record: str | os.PathLike[str] | object,
+    *,
+    leads: Sequence[str] | None = LEAD_NAMES,
+    fs: float | None = None,
+) -> Signals:
     """Read a WFDB record, CSV or EDF file into signals in mV.
 
     Parameters
@@ -169,8 +189,7 @@ def canonical_lead_name(name: str) -> tuple[str, float]:
 # lead mapping
 
 
-def _assemble(channels: list[_Channel], leads: Sequence[str] | None, fs: float | None,
-              source: str) -> Signals:
+def _assemble(channels: list[_Channel], leads: Sequence[str] | None, fs: float | None, source: str) -> Signals:
     """Map file channels onto the requested leads and convert them to mV."""
     if not channels:
         raise SignalFormatError(f"{source!r} holds no signals")
@@ -219,8 +238,9 @@ def _assemble(channels: list[_Channel], leads: Sequence[str] | None, fs: float |
         )
     file_fs = rates.pop()
     if fs is not None and not math.isclose(fs, file_fs, rel_tol=1e-6):
-        raise SignalFormatError(f"{source!r} is sampled at {file_fs:g} Hz but fs={fs:g} was given; "
-                                "drop fs= or check the file")
+        raise SignalFormatError(
+            f"{source!r} is sampled at {file_fs:g} Hz but fs={fs:g} was given; drop fs= or check the file"
+        )
     n = max(len(ch.values) for ch in present)
     mv = np.full((n, len(chosen)), np.nan)
     for j, (name, ch, sign) in enumerate(chosen):
@@ -255,14 +275,14 @@ def _classify(path: Path) -> tuple[str, Path]:
     if (path.parent / (path.name + ".hea")).is_file():
         return "wfdb", path
     if not path.exists():
-        raise SignalFormatError(f"signal file {os.fspath(path)!r} does not exist (nor {path.name}.hea); "
-                                "check the path")
+        raise SignalFormatError(f"signal file {os.fspath(path)!r} does not exist (nor {path.name}.hea); check the path")
     if suffix in _CSV_SUFFIXES:
         return "csv", path
     if suffix in (".edf", ".rec"):
         return "edf", path
-    raise SignalFormatError(f"{os.fspath(path)!r} is not a known signal format; "
-                            "expected a WFDB record (.hea), CSV or EDF")
+    raise SignalFormatError(
+        f"{os.fspath(path)!r} is not a known signal format; expected a WFDB record (.hea), CSV or EDF"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,8 +314,9 @@ def _read_wfdb_channels(record: Path) -> list[_Channel]:
 def _channels_from_record(rec: object, source: str) -> list[_Channel]:
     p_signal = getattr(rec, "p_signal", None)
     if p_signal is None:
-        raise SignalFormatError(f"WFDB record {source!r} has no physical signal (p_signal); "
-                                "read it with wfdb.rdrecord(..., physical=True)")
+        raise SignalFormatError(
+            f"WFDB record {source!r} has no physical signal (p_signal); read it with wfdb.rdrecord(..., physical=True)"
+        )
     p_signal = np.asarray(p_signal, dtype=np.float64)
     if p_signal.ndim != 2:
         raise SignalFormatError(f"WFDB record {source!r} has signals of shape {p_signal.shape}, expected 2-D")
@@ -303,8 +324,9 @@ def _channels_from_record(rec: object, source: str) -> list[_Channel]:
     units = list(rec.units or [""] * p_signal.shape[1])
     fs = float(rec.fs)
     if not (math.isfinite(fs) and fs > 0):
-        raise SignalFormatError(f"WFDB record {source!r} states a sampling frequency of {rec.fs}; "
-                                "fix the header's frequency field")
+        raise SignalFormatError(
+            f"WFDB record {source!r} states a sampling frequency of {rec.fs}; fix the header's frequency field"
+        )
     return [_Channel(str(names[k]), str(units[k] or ""), fs, p_signal[:, k]) for k in range(p_signal.shape[1])]
 
 
@@ -323,8 +345,9 @@ def _split_unit(header: str) -> tuple[str, str]:
     return header.strip(), ""
 
 
-def _parse_table(rows: list[list[str]], header: list[str], line_numbers: list[int], source: str,
-                 decimal_comma: bool) -> np.ndarray:
+def _parse_table(
+    rows: list[list[str]], header: list[str], line_numbers: list[int], source: str, decimal_comma: bool
+) -> np.ndarray:
     """``(n_rows, n_cols)`` float64 from text cells; NaN for empty/``nan``/``NA`` cells."""
     cells = np.array(rows, dtype=str)
     if decimal_comma:
@@ -361,8 +384,9 @@ def _read_csv_channels(path: Path, fs: float | None) -> list[_Channel]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SignalFormatError(f"{source!r} is not a text CSV file ({exc.reason}); "
-                                "export the signals as CSV with a header row") from exc
+        raise SignalFormatError(
+            f"{source!r} is not a text CSV file ({exc.reason}); export the signals as CSV with a header row"
+        ) from exc
     except OSError as exc:
         raise SignalFormatError(f"cannot read {source!r}: {exc.strerror or exc}") from exc
     lines = [(k + 1, ln) for k, ln in enumerate(text.splitlines()) if ln.strip() and not ln.lstrip().startswith("#")]
@@ -372,20 +396,20 @@ def _read_csv_channels(path: Path, fs: float | None) -> list[_Channel]:
     delimiter = max([",", ";", "\t"], key=head.count)
     if head.count(delimiter) == 0 and len(head.split()) > 1:
         delimiter = " "
-    reader = csv.reader(io.StringIO("\n".join(ln for _, ln in lines)), delimiter=delimiter,
-                        skipinitialspace=True)
+    reader = csv.reader(io.StringIO("\n".join(ln for _, ln in lines)), delimiter=delimiter, skipinitialspace=True)
     rows = list(reader)
     header = [h.strip() for h in rows[0]]
     if all(_is_float(h) for h in header):
-        raise SignalFormatError(f"{source!r} has no header row; add one naming the leads "
-                                "(e.g. time_s,I,II,...,V6)")
+        raise SignalFormatError(f"{source!r} has no header row; add one naming the leads (e.g. time_s,I,II,...,V6)")
     if len(rows) < 2:
         raise SignalFormatError(f"{source!r} has a header but no samples")
     n_cols = len(header)
     for r, row in enumerate(rows[1:]):
         if len(row) != n_cols:
-            raise SignalFormatError(f"{source!r} line {lines[r + 1][0]} has {len(row)} fields but the header "
-                                    f"has {n_cols}; the file is truncated or not a CSV of signals")
+            raise SignalFormatError(
+                f"{source!r} line {lines[r + 1][0]} has {len(row)} fields but the header "
+                f"has {n_cols}; the file is truncated or not a CSV of signals"
+            )
     # Spreadsheets that separate fields with ";" often write decimal commas.
     decimal_comma = delimiter == ";"
     data = _parse_table(rows[1:], header, [ln for ln, _ in lines[1:]], source, decimal_comma)
@@ -412,8 +436,10 @@ def _read_csv_channels(path: Path, fs: float | None) -> list[_Channel]:
         t = data[:, time_col] * time_scale
         file_fs = _fs_from_time(t, source)
         if fs is not None and not math.isclose(fs, file_fs, rel_tol=0.01):
-            raise SignalFormatError(f"{source!r}: the time column says {file_fs:g} Hz but fs={fs:g} was "
-                                    "given; drop fs= or fix the time column")
+            raise SignalFormatError(
+                f"{source!r}: the time column says {file_fs:g} Hz but fs={fs:g} was "
+                "given; drop fs= or fix the time column"
+            )
         if fs is not None:
             file_fs = fs
     elif fs is None:
@@ -434,8 +460,9 @@ def _is_float(text: str) -> bool:
 def _fs_from_time(t: np.ndarray, source: str) -> float:
     """Sampling frequency in Hz from a uniformly spaced time column (s)."""
     if len(t) < 2:
-        raise SignalFormatError(f"{source!r} has a single sample; the rate cannot be read from the time "
-                                "column, pass fs= instead")
+        raise SignalFormatError(
+            f"{source!r} has a single sample; the rate cannot be read from the time column, pass fs= instead"
+        )
     if not np.all(np.isfinite(t)):
         raise SignalFormatError(f"{source!r}: the time column has empty or non-numeric cells; fill it in")
     span = t[-1] - t[0]
@@ -444,8 +471,10 @@ def _fs_from_time(t: np.ndarray, source: str) -> float:
     fs = (len(t) - 1) / span
     period = 1.0 / fs
     if np.max(np.abs(np.diff(t) - period)) > 0.25 * period:
-        raise SignalFormatError(f"{source!r}: the time column is not evenly spaced (rows missing or out of "
-                                "order); resample to a fixed rate or pass a complete file")
+        raise SignalFormatError(
+            f"{source!r}: the time column is not evenly spaced (rows missing or out of "
+            "order); resample to a fixed rate or pass a complete file"
+        )
     # Undo the rounding of the printed time stamps: 257.50000003 Hz is 257.5 Hz.
     nice = round(fs, 3)
     return nice if abs(nice - fs) <= 1e-6 * fs else fs
@@ -491,7 +520,7 @@ def _read_edf_channels(path: Path) -> list[_Channel]:
 
     def fields(offset: int, width: int) -> list[str]:
         start = offset * ns
-        return [sig[start + k * width: start + (k + 1) * width].strip() for k in range(ns)]
+        return [sig[start + k * width : start + (k + 1) * width].strip() for k in range(ns)]
 
     labels = fields(0, 16)
     transducers = fields(16, 80)
@@ -511,8 +540,9 @@ def _read_edf_channels(path: Path) -> list[_Channel]:
     if n_records < 0:
         n_records = available
     elif available < n_records:
-        raise bad(f"the header promises {n_records} data records but only {available} are present "
-                  "(the file is truncated)")
+        raise bad(
+            f"the header promises {n_records} data records but only {available} are present (the file is truncated)"
+        )
     if reserved.startswith("EDF+D"):
         logger.warning("%s is EDF+D (discontinuous); its records are read back to back", source)
     data = np.frombuffer(raw, dtype="<i2", count=n_records * record_samples).reshape(n_records, record_samples)
@@ -521,7 +551,7 @@ def _read_edf_channels(path: Path) -> list[_Channel]:
     gap_flags: list[bool] = []
     offset = 0
     for k in range(ns):
-        block = data[:, offset: offset + spr[k]]
+        block = data[:, offset : offset + spr[k]]
         offset += spr[k]
         if labels[k] == EDF_ANNOTATIONS_LABEL:
             continue
@@ -540,7 +570,7 @@ def _read_edf_channels(path: Path) -> list[_Channel]:
     if channels and all(gap_flags) and len({len(ch.values) for ch in channels}) == 1 and n_records:
         n = len(channels[0].values)
         per_record = n // n_records
-        tail = np.isnan(np.column_stack([ch.values[n - per_record + 1:] for ch in channels])).all(axis=1)
+        tail = np.isnan(np.column_stack([ch.values[n - per_record + 1 :] for ch in channels])).all(axis=1)
         pad = int(np.argmax(~tail[::-1])) if not tail.all() else len(tail)
         if pad:
             channels = [_Channel(ch.name, ch.unit, ch.fs, ch.values[: n - pad]) for ch in channels]

@@ -54,8 +54,9 @@ _SIDECAR_KEYS = frozenset({"calibration", "layout", "provenance"})
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
-def write_wfdb(signals: Signals, out_dir: str | os.PathLike[str], record_name: str, *,
-               comments: Iterable[str] = ()) -> Path:
+def write_wfdb(
+    signals: Signals, out_dir: str | os.PathLike[str], record_name: str, *, comments: Iterable[str] = ()
+) -> Path:
     """Write a WFDB record (``<record_name>.hea`` and ``.dat``) in mV.
 
     Samples are stored in format 16 at 1000 adu/mV (1 uV resolution, range +-32.767 mV); a lead
@@ -87,8 +88,7 @@ def write_wfdb(signals: Signals, out_dir: str | os.PathLike[str], record_name: s
     import wfdb
 
     if not _NAME_RE.fullmatch(record_name):
-        raise ValueError(f"WFDB record name {record_name!r} may hold only letters, digits, '_' and '-'; "
-                         "rename it")
+        raise ValueError(f"WFDB record name {record_name!r} may hold only letters, digits, '_' and '-'; rename it")
     mv = _checked_mv(signals)
     for name in signals.lead_names:
         if not name or any(c.isspace() for c in name):
@@ -99,8 +99,13 @@ def write_wfdb(signals: Signals, out_dir: str | os.PathLike[str], record_name: s
         gain = _WFDB_GAIN_ADU_PER_MV
         if peak * gain > _WFDB_MAX_ADU - 0.5:
             gain = math.floor((_WFDB_MAX_ADU - 1) / peak * 1000.0) / 1000.0
-            logger.warning("lead %s peaks at %.1f mV, beyond +-32.767 mV; stored at %g adu/mV "
-                           "(%.3g uV steps)", name, peak, gain, 1000.0 / gain)
+            logger.warning(
+                "lead %s peaks at %.1f mV, beyond +-32.767 mV; stored at %g adu/mV (%.3g uV steps)",
+                name,
+                peak,
+                gain,
+                1000.0 / gain,
+            )
         gains.append(gain)
     lines = [" ".join(str(c).split()) for c in comments]  # one header line each
 
@@ -108,10 +113,18 @@ def write_wfdb(signals: Signals, out_dir: str | os.PathLike[str], record_name: s
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{record_name}.", suffix=".tmp", dir=out_dir))
     try:
-        wfdb.wrsamp(record_name, fs=float(signals.fs), units=["mV"] * mv.shape[1],
-                    sig_name=list(signals.lead_names), p_signal=mv, fmt=["16"] * mv.shape[1],
-                    adc_gain=gains, baseline=[0] * mv.shape[1], comments=lines or None,
-                    write_dir=os.fspath(tmp_dir))
+        wfdb.wrsamp(
+            record_name,
+            fs=float(signals.fs),
+            units=["mV"] * mv.shape[1],
+            sig_name=list(signals.lead_names),
+            p_signal=mv,
+            fmt=["16"] * mv.shape[1],
+            adc_gain=gains,
+            baseline=[0] * mv.shape[1],
+            comments=lines or None,
+            write_dir=os.fspath(tmp_dir),
+        )
         targets = []
         for suffix in (".dat", ".hea"):  # header last: a .hea always has its .dat
             tmp_file = tmp_dir / f"{record_name}{suffix}"
@@ -143,16 +156,21 @@ def write_csv(signals: Signals, path: str | os.PathLike[str]) -> Path:
     rows = np.column_stack([signals.time_s(), mv]).tolist()
     # "%.4f" prints NaN as "nan"; no number prints those letters, so they can go wholesale.
     body = "\n".join(row_format % tuple(row) for row in rows).replace("nan", "")
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh, lineterminator="\n").writerow(["time_s", *signals.lead_names])
-            fh.write(body)
-            fh.write("\n")
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerow(["time_s", *signals.lead_names])
+        fh.write(body)
+        fh.write("\n")
     return path
 
 
-def write_edf(signals: Signals, path: str | os.PathLike[str], *, patient: str = "X",
-              recording: str = "ECG Studio", start: dt.datetime | None = None) -> Path:
+def write_edf(
+    signals: Signals,
+    path: str | os.PathLike[str],
+    *,
+    patient: str = "X",
+    recording: str = "ECG Studio",
+    start: dt.datetime | None = None,
+) -> Path:
     """Write an EDF+C file (continuous EDF+) with one 16-bit signal per lead.
 
     Each lead gets its own physical range from its data (the 8-character header fields are
@@ -204,7 +222,7 @@ def write_edf(signals: Signals, path: str | os.PathLike[str], *, patient: str = 
         lo, hi = float(pmin_text), float(pmax_text)
         step = (hi - lo) / (_EDF_DIG_MAX - _EDF_DIG_MIN)
         q = np.rint((col[ok] - lo) / step) + _EDF_DIG_MIN
-        digital[: n, j][ok] = np.clip(q, _EDF_DIG_MIN + 1, _EDF_DIG_MAX).astype("<i2")
+        digital[:n, j][ok] = np.clip(q, _EDF_DIG_MIN + 1, _EDF_DIG_MAX).astype("<i2")
 
     # Time-keeping TALs: "+<onset>\x14\x14\x00" per record, zero padded to a whole number of samples.
     tals = [f"+{k * record_s}\x14\x14\x00".encode("ascii") for k in range(n_records)]
@@ -214,48 +232,62 @@ def write_edf(signals: Signals, path: str | os.PathLike[str], *, patient: str = 
     for k, tal in enumerate(tals):
         annotations[k, : len(tal)] = np.frombuffer(tal, dtype=np.uint8)
     records = np.concatenate(
-        [digital.reshape(n_records, spr, n_leads).transpose(0, 2, 1).reshape(n_records, -1).view(np.uint8),
-         annotations], axis=1,
+        [
+            digital.reshape(n_records, spr, n_leads).transpose(0, 2, 1).reshape(n_records, -1).view(np.uint8),
+            annotations,
+        ],
+        axis=1,
     )
 
     labels = [_edf_label(name) for name in signals.lead_names] + [EDF_ANNOTATIONS_LABEL]
     ns = n_leads + 1
     when = start or dt.datetime(1985, 1, 1)
     startdate = f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year}" if start else "X"
-    header = "".join([
-        _field("0", 8),
-        _field(f"{_edf_token(patient)} X X X", 80),
-        _field(f"Startdate {startdate} X X {_edf_token(recording)}", 80),
-        _field(when.strftime("%d.%m.%y"), 8),
-        _field(when.strftime("%H.%M.%S"), 8),
-        _field(str(256 * (ns + 1)), 8),
-        _field("EDF+C", 44),
-        _field(str(n_records), 8),
-        _field(str(record_s), 8),
-        _field(str(ns), 4),
-        *(_field(label, 16) for label in labels),
-        *(_field(EDF_GAP_NOTE, 80) for _ in range(n_leads)), _field("", 80),
-        *(_field("mV", 8) for _ in range(n_leads)), _field("", 8),
-        *(_field(v, 8) for v in pmins), _field("-1", 8),
-        *(_field(v, 8) for v in pmaxs), _field("1", 8),
-        *(_field(str(_EDF_DIG_MIN), 8) for _ in range(ns)),
-        *(_field(str(_EDF_DIG_MAX), 8) for _ in range(ns)),
-        *(_field("", 80) for _ in range(ns)),
-        *(_field(str(spr), 8) for _ in range(n_leads)), _field(str(ann_spr), 8),
-        *(_field("", 32) for _ in range(ns)),
-    ])
+    header = "".join(
+        [
+            _field("0", 8),
+            _field(f"{_edf_token(patient)} X X X", 80),
+            _field(f"Startdate {startdate} X X {_edf_token(recording)}", 80),
+            _field(when.strftime("%d.%m.%y"), 8),
+            _field(when.strftime("%H.%M.%S"), 8),
+            _field(str(256 * (ns + 1)), 8),
+            _field("EDF+C", 44),
+            _field(str(n_records), 8),
+            _field(str(record_s), 8),
+            _field(str(ns), 4),
+            *(_field(label, 16) for label in labels),
+            *(_field(EDF_GAP_NOTE, 80) for _ in range(n_leads)),
+            _field("", 80),
+            *(_field("mV", 8) for _ in range(n_leads)),
+            _field("", 8),
+            *(_field(v, 8) for v in pmins),
+            _field("-1", 8),
+            *(_field(v, 8) for v in pmaxs),
+            _field("1", 8),
+            *(_field(str(_EDF_DIG_MIN), 8) for _ in range(ns)),
+            *(_field(str(_EDF_DIG_MAX), 8) for _ in range(ns)),
+            *(_field("", 80) for _ in range(ns)),
+            *(_field(str(spr), 8) for _ in range(n_leads)),
+            _field(str(ann_spr), 8),
+            *(_field("", 32) for _ in range(ns)),
+        ]
+    )
     raw_header = header.encode("ascii")
     assert len(raw_header) == 256 * (ns + 1), "EDF header layout"
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(raw_header)
-            fh.write(records.tobytes())
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(raw_header)
+        fh.write(records.tobytes())
     return path
 
 
-def write_json_sidecar(path: str | os.PathLike[str], *, calibration: Calibration | Mapping[str, Any] | None = None,
-                       layout: str | Layout | None = None, provenance: Mapping[str, Any] | None = None,
-                       signals: Signals | None = None) -> Path:
+def write_json_sidecar(
+    path: str | os.PathLike[str],
+    *,
+    calibration: Calibration | Mapping[str, Any] | None = None,
+    layout: str | Layout | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    signals: Signals | None = None,
+) -> Path:
     """Write a pretty JSON file describing where signals came from and how they were scaled.
 
     Parameters
@@ -282,7 +314,7 @@ def write_json_sidecar(path: str | os.PathLike[str], *, calibration: Calibration
     prov: dict[str, Any] = {
         "software": "ecgstudio",
         "software_version": __version__,
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     prov.update(dict(provenance or {}))
     source = prov.get("source_image")
@@ -311,9 +343,14 @@ def write_json_sidecar(path: str | os.PathLike[str], *, calibration: Calibration
     return path
 
 
-def write_signals(signals: Signals, out_dir: str | os.PathLike[str], stem: str, *,
-                  formats: str | Sequence[str] = ("wfdb",),
-                  sidecar: Mapping[str, Any] | None = None) -> list[Path]:
+def write_signals(
+    signals: Signals,
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    *,
+    formats: str | Sequence[str] = ("wfdb",),
+    sidecar: Mapping[str, Any] | None = None,
+) -> list[Path]:
     """Write signals in several formats under one stem.
 
     Parameters
@@ -347,8 +384,7 @@ def write_signals(signals: Signals, out_dir: str | os.PathLike[str], stem: str, 
     wanted = list(dict.fromkeys(f.lower() for f in formats))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown:
-        raise ValueError(f"unknown output format(s) {', '.join(map(repr, unknown))}; "
-                         f"choose from {', '.join(FORMATS)}")
+        raise ValueError(f"unknown output format(s) {', '.join(map(repr, unknown))}; choose from {', '.join(FORMATS)}")
     if sidecar is not None:
         bad = set(sidecar) - _SIDECAR_KEYS
         if bad:
@@ -397,8 +433,10 @@ def _edf_record(fs: float) -> tuple[int, int]:
     """(samples per data record, record duration in whole seconds) for a rate of ``fs`` Hz."""
     ratio = Fraction(fs).limit_denominator(1000)
     if ratio <= 0 or abs(float(ratio) - fs) > 1e-9 * fs:
-        raise ValueError(f"fs = {fs!r} Hz is not a ratio of integers EDF can hold (samples per "
-                         "record / seconds per record); resample to a rate such as 500 Hz")
+        raise ValueError(
+            f"fs = {fs!r} Hz is not a ratio of integers EDF can hold (samples per "
+            "record / seconds per record); resample to a rate such as 500 Hz"
+        )
     return ratio.numerator, ratio.denominator
 
 
@@ -424,7 +462,7 @@ def _edf_physical_range(values: np.ndarray) -> tuple[str, str]:
 def _edf_number(x: float, *, up: bool) -> str:
     """``x`` rounded up (or down) to the most precise decimal text of at most 8 characters."""
     for decimals in range(7, -1, -1):
-        scale = 10 ** decimals
+        scale = 10**decimals
         k = math.ceil(x * scale) if up else math.floor(x * scale)
         # x * scale may round the wrong way by an ulp; the next step out is then the answer.
         for kk in (k, k + 1) if up else (k, k - 1):

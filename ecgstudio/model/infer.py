@@ -8,21 +8,23 @@ import functools
 import numpy as np
 import torch
 
+from ..config import SegmentationConfig
 from .net import TraceNet
-
-#: Pages with more pixels than ``TILE**2``, or a side longer than ``2 * TILE``, are processed in
-#: overlapping tiles of at most ``TILE`` px a side, as few as cover the page, all of one size.
-TILE = 2048
-OVERLAP = 96
 
 
 @torch.no_grad()
-def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.device = "cpu",
-                 exact: bool = False) -> np.ndarray:
+def predict_maps(
+    model: TraceNet,
+    image: np.ndarray,
+    *,
+    device: str | torch.device = "cpu",
+    exact: bool = False,
+    config: SegmentationConfig = SegmentationConfig(),
+) -> np.ndarray:
     """Per-pixel probabilities ``(channels, H, W)`` float32 for an RGB uint8 page ``(H, W, 3)``.
 
-    The page is padded to the network's stride; a large page (:data:`TILE`) is cut into tiles
-    overlapping by at least ``2 * OVERLAP`` px, and only each tile's inner part is kept, so thin
+    The page is padded to the network's stride; a large page (:attr:`SegmentationConfig.tile_px`) is cut
+    into tiles overlapping by at least ``2 * overlap_px``, and only each tile's inner part is kept, so thin
     traces at tile borders are not lost.  A long band (the rows of a page, segmented again more
     finely) stays in one piece while it holds no more pixels than one tile.  The network runs in
     bfloat16 where the processor has it natively (about twice as fast); ``exact`` keeps float32
@@ -31,27 +33,28 @@ def predict_maps(model: TraceNet, image: np.ndarray, *, device: str | torch.devi
     model.eval()
     h, w = image.shape[:2]
     out = np.zeros((model.config.out_channels, h, w), np.float32)
-    whole = h * w <= TILE * TILE and max(h, w) <= 2 * TILE
-    ys, th = ([0], h) if whole else _tiles(h)
-    xs, tw = ([0], w) if whole else _tiles(w)
+    tile_px, overlap = config.tile_px, config.overlap_px
+    whole = h * w <= tile_px * tile_px and max(h, w) <= 2 * tile_px
+    ys, th = ([0], h) if whole else _tiles(h, tile_px, overlap)
+    xs, tw = ([0], w) if whole else _tiles(w, tile_px, overlap)
     for y0 in ys:
         for x0 in xs:
-            tile = image[y0:y0 + th, x0:x0 + tw]
+            tile = image[y0 : y0 + th, x0 : x0 + tw]
             probs = _run(model, tile, device, exact)
             # Keep the inner part except at the page's own borders.
-            ty0 = 0 if y0 == 0 else OVERLAP
-            tx0 = 0 if x0 == 0 else OVERLAP
-            out[:, y0 + ty0:y0 + tile.shape[0], x0 + tx0:x0 + tile.shape[1]] = probs[:, ty0:, tx0:]
+            ty0 = 0 if y0 == 0 else overlap
+            tx0 = 0 if x0 == 0 else overlap
+            out[:, y0 + ty0 : y0 + tile.shape[0], x0 + tx0 : x0 + tile.shape[1]] = probs[:, ty0:, tx0:]
     return out
 
 
-def _tiles(n: int) -> tuple[list[int], int]:
-    """Starts and size of the fewest equal tiles of at most :data:`TILE` px covering ``n`` px,
-    neighbours overlapping by at least ``2 * OVERLAP``."""
-    if n <= TILE:
+def _tiles(n: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Starts and size of the fewest equal tiles of at most ``tile`` px covering ``n`` px,
+    neighbours overlapping by at least ``2 * overlap``."""
+    if n <= tile:
         return [0], n
-    count = int(np.ceil((n - 2 * OVERLAP) / (TILE - 2 * OVERLAP)))
-    size = min(TILE, int(np.ceil((n + (count - 1) * 2 * OVERLAP) / count)))
+    count = int(np.ceil((n - 2 * overlap) / (tile - 2 * overlap)))
+    size = min(tile, int(np.ceil((n + (count - 1) * 2 * overlap) / count)))
     return [int(round(k * (n - size) / (count - 1))) for k in range(count)], size
 
 

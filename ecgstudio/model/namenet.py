@@ -46,14 +46,60 @@ DEFAULT_READER = resource_path("models/leadnames.pt")
 
 #: How each class may be printed (machines differ: ``MLII`` on Holter strips, ``AVR`` in capitals).
 _SPELLINGS = {
-    "I": ["I"], "II": ["II", "II", "MLII", "ML II"], "III": ["III"],
-    "aVR": ["aVR", "aVR", "AVR", "avR"], "aVL": ["aVL", "aVL", "AVL", "avL"], "aVF": ["aVF", "aVF", "AVF", "avF"],
+    "I": ["I"],
+    "II": ["II", "II", "MLII", "ML II"],
+    "III": ["III"],
+    "aVR": ["aVR", "aVR", "AVR", "avR"],
+    "aVL": ["aVL", "aVL", "AVL", "avL"],
+    "aVF": ["aVF", "aVF", "AVF", "avF"],
     **{f"V{k}": [f"V{k}"] for k in range(1, 7)},
     "-aVR": ["-aVR", "-aVR", "-AVR", "\u2013aVR"],
 }
-_OTHER_WORDS = ["V", "aV", "a", "L", "R", "F", "IV", "V7", "V8", "V0", "25mm/s", "10mm/mV", "mm/s", "Hz",
-                "HR", "PR", "QT", "QRS", "ms", "bpm", "ID:", "Age", "Sex", "Male", "Name", "0.5", "150",
-                "x1", "X", "Y", "Z", "Lead", "ECG", "P", "T", "1", "2", "5", "10", "25", "S", "M", "N"]
+_OTHER_WORDS = [
+    "V",
+    "aV",
+    "a",
+    "L",
+    "R",
+    "F",
+    "IV",
+    "V7",
+    "V8",
+    "V0",
+    "25mm/s",
+    "10mm/mV",
+    "mm/s",
+    "Hz",
+    "HR",
+    "PR",
+    "QT",
+    "QRS",
+    "ms",
+    "bpm",
+    "ID:",
+    "Age",
+    "Sex",
+    "Male",
+    "Name",
+    "0.5",
+    "150",
+    "x1",
+    "X",
+    "Y",
+    "Z",
+    "Lead",
+    "ECG",
+    "P",
+    "T",
+    "1",
+    "2",
+    "5",
+    "10",
+    "25",
+    "S",
+    "M",
+    "N",
+]
 
 
 @dataclass(frozen=True)
@@ -67,18 +113,34 @@ class NameReaderCard:
     metrics: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "version": self.version, "architecture": "NameNet", "classes": list(self.classes),
-            "input": {"crop_mm": [CROP_H_MM, CROP_W_MM], "px_per_mm": CROP_PX_PER_MM, "channels": "grey",
-                      "normalisation": "normalise_crops"},
-            "sha256": self.sha256, "training": self.training, "metrics": self.metrics,
-        }, indent=2)
+        return json.dumps(
+            {
+                "version": self.version,
+                "architecture": "NameNet",
+                "classes": list(self.classes),
+                "input": {
+                    "crop_mm": [CROP_H_MM, CROP_W_MM],
+                    "px_per_mm": CROP_PX_PER_MM,
+                    "channels": "grey",
+                    "normalisation": "normalise_crops",
+                },
+                "sha256": self.sha256,
+                "training": self.training,
+                "metrics": self.metrics,
+            },
+            indent=2,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> NameReaderCard:
         data = json.loads(text)
-        return cls(version=data["version"], classes=tuple(data["classes"]), sha256=data["sha256"],
-                   training=data.get("training", {}), metrics=data.get("metrics", {}))
+        return cls(
+            version=data["version"],
+            classes=tuple(data["classes"]),
+            sha256=data["sha256"],
+            training=data.get("training", {}),
+            metrics=data.get("metrics", {}),
+        )
 
 
 class NameNet(nn.Module):
@@ -91,9 +153,15 @@ class NameNet(nn.Module):
         layers: list[nn.Module] = []
         c_in = 1
         for c in widths:
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(c_in, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             c_in = c
         self.features = nn.Sequential(*layers)
         h, w = CROP_SHAPE[0] // 8, CROP_SHAPE[1] // 8
@@ -120,10 +188,14 @@ _SUPER = 3  # crops are drawn at 3x and reduced, so strokes are antialiased like
 
 @functools.lru_cache(maxsize=1)
 def _font_files() -> tuple[str, ...]:
-    roots = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("C:/Windows/Fonts"),
-             Path("/Library/Fonts"), Path("/System/Library/Fonts")]
-    found = sorted(str(p) for root in roots if root.is_dir() for p in root.rglob("*.tt[fc]")
-                   if "Math" not in p.name)
+    roots = [
+        Path("/usr/share/fonts"),
+        Path("/usr/local/share/fonts"),
+        Path("C:/Windows/Fonts"),
+        Path("/Library/Fonts"),
+        Path("/System/Library/Fonts"),
+    ]
+    found = sorted(str(p) for root in roots if root.is_dir() for p in root.rglob("*.tt[fc]") if "Math" not in p.name)
     return tuple(found)
 
 
@@ -132,12 +204,16 @@ def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
 
 
-_HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
-            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN)
+_HERSHEY = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+)
 
 
-def _draw_word(canvas: np.ndarray, text: str, cx: float, cy: float, height_px: float,
-               rng: np.random.Generator) -> None:
+def _draw_word(canvas: np.ndarray, text: str, cx: float, cy: float, height_px: float, rng: np.random.Generator) -> None:
     """Draw ``text`` (ink = 255) centred at (cx, cy) with capitals about ``height_px`` tall."""
     fonts = _font_files()
     if rng.random() < 0.25:
@@ -186,13 +262,19 @@ def _clutter(ink: np.ndarray, px_mm: float, rng: np.random.Generator) -> None:
         ys = y0 + rng.normal(0, 0.15 * px_mm, xs.size).cumsum() * 0.3
         for _ in range(int(rng.integers(0, 3))):
             k = int(rng.integers(0, xs.size))
-            ys[k:k + 3] -= rng.uniform(-1, 1) * rng.uniform(3, 12) * px_mm
+            ys[k : k + 3] -= rng.uniform(-1, 1) * rng.uniform(3, 12) * px_mm
         cv2.polylines(ink, [np.c_[xs, ys].astype(np.int32)], False, 255, thick, cv2.LINE_AA)
     if rng.random() < 0.3:  # a separator bar or a pulse edge
         x = rng.uniform(0, w)
         top = h / 2 + rng.uniform(-7, 2) * px_mm
-        cv2.line(ink, (round(x), round(top)), (round(x), round(top + rng.uniform(4, 10) * px_mm)), 255,
-                 max(thick, round(rng.uniform(0.3, 0.8) * px_mm)), cv2.LINE_AA)
+        cv2.line(
+            ink,
+            (round(x), round(top)),
+            (round(x), round(top + rng.uniform(4, 10) * px_mm)),
+            255,
+            max(thick, round(rng.uniform(0.3, 0.8) * px_mm)),
+            cv2.LINE_AA,
+        )
 
 
 def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -215,8 +297,11 @@ def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
         _clutter(ink, px_mm, rng)
     if rng.random() < 0.2:  # condensed or widened printing
         f = rng.uniform(0.8, 1.2)
-        ink = cv2.resize(cv2.resize(ink, None, fx=f, fy=1.0), (w, h), interpolation=cv2.INTER_LINEAR) \
-            if f < 1 else cv2.resize(ink, None, fx=f, fy=1.0)[:, :w]
+        ink = (
+            cv2.resize(cv2.resize(ink, None, fx=f, fy=1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+            if f < 1
+            else cv2.resize(ink, None, fx=f, fy=1.0)[:, :w]
+        )
     angle = rng.normal(0, 1.5)
     ink = cv2.warpAffine(ink, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
     darkness = rng.uniform(0.45, 1.0)
@@ -230,7 +315,7 @@ def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
     if rng.random() < 0.15:
         img = np.where(img < rng.uniform(100, 180), 0, 255).astype(np.uint8)
     elif rng.random() < 0.3:
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
+        _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return img, label
 
@@ -244,8 +329,16 @@ def render_batch(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.
 # --------------------------------------------------------------------------------------------
 # training, saving, loading
 
-def train_reader(out: str | Path, *, steps: int = 3000, batch: int = 96, lr: float = 2e-3, seed: int = 0,
-                 progress: Callable[[int, float], None] | None = None) -> NameReaderCard:
+
+def train_reader(
+    out: str | Path,
+    *,
+    steps: int = 3000,
+    batch: int = 96,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> NameReaderCard:
     """Train a reader from scratch on rendered crops and save it (weights + card) to ``out``.
 
     The card records the accuracy on 2000 held-out crops (another seed).
@@ -270,8 +363,14 @@ def train_reader(out: str | Path, *, steps: int = 3000, batch: int = 96, lr: flo
     accuracy = reader_accuracy(net, np.random.default_rng(seed + 10_000), n=2000)
     card = NameReaderCard(
         version=time.strftime("leadnames-%Y%m%d-%H%M%S"),
-        training={"steps": steps, "batch": batch, "lr": lr, "seed": seed, "seconds": round(time.time() - started),
-                  "fonts": len(_font_files()) + len(_HERSHEY)},
+        training={
+            "steps": steps,
+            "batch": batch,
+            "lr": lr,
+            "seed": seed,
+            "seconds": round(time.time() - started),
+            "fonts": len(_font_files()) + len(_HERSHEY),
+        },
         metrics={"held_out_crop_accuracy": round(accuracy, 4)},
     )
     return save_model(net, out, card)

@@ -21,11 +21,6 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 CANONICAL_PX_PER_MM = 6.0
 #: Scales (relative to the canonical one) of the pages the network is trained on.
 TRAINED_SCALES = (0.85, 1.2)
-#: Pages scanned finer than the canonical scale are traced again at up to this many px per mm:
-#: 200 dpi pages (7.87 px/mm) at their own resolution, 10 % beyond the finest scale the network
-#: is trained on, where the shape of the QRS complexes still gains (BENCHMARKS.md).
-FINE_PX_PER_MM = 7.9
-
 OUTPUT_CHANNELS = ("trace", "text")
 
 
@@ -42,8 +37,9 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
-        return cls(widths=tuple(data["widths"]), in_channels=int(data["in_channels"]),
-                   out_channels=int(data["out_channels"]))
+        return cls(
+            widths=tuple(data["widths"]), in_channels=int(data["in_channels"]), out_channels=int(data["out_channels"])
+        )
 
     @property
     def stride(self) -> int:
@@ -54,8 +50,12 @@ class NetConfig:
 class _Block(nn.Sequential):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__(
-            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
         )
 
 
@@ -69,8 +69,12 @@ class TraceNet(nn.Module):
         self.down = nn.ModuleList([_Block(config.in_channels, w[0])] + [_Block(a, b) for a, b in zip(w[:-1], w[1:])])
         # A 1x9 then 9x1 mixing at the bottleneck gives context along the trace direction.
         self.context = nn.Sequential(
-            nn.Conv2d(w[-1], w[-1], (1, 9), padding=(0, 4), bias=False), nn.BatchNorm2d(w[-1]), nn.ReLU(inplace=True),
-            nn.Conv2d(w[-1], w[-1], (9, 1), padding=(4, 0), bias=False), nn.BatchNorm2d(w[-1]), nn.ReLU(inplace=True),
+            nn.Conv2d(w[-1], w[-1], (1, 9), padding=(0, 4), bias=False),
+            nn.BatchNorm2d(w[-1]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[-1], w[-1], (9, 1), padding=(4, 0), bias=False),
+            nn.BatchNorm2d(w[-1]),
+            nn.ReLU(inplace=True),
         )
         self.up = nn.ModuleList([_Block(b + a, a) for a, b in zip(w[:-1], w[1:])])
         self.head = nn.Conv2d(w[0], config.out_channels, 1)

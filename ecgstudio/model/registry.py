@@ -49,9 +49,9 @@ __all__ = [
     "ModelRegistryError",
     "ModelVersion",
     "activate",
-    "check_version_name",
     "active_model_path",
     "active_version",
+    "check_version_name",
     "default_data_dir",
     "get_version",
     "list_versions",
@@ -137,20 +137,25 @@ def _read_card(weights: Path) -> ModelCard:
     """The card of a weights file, checked against the weights' sha256."""
     card_file = card_path(weights)
     if not weights.is_file() or not card_file.is_file():
-        raise ModelRegistryError(f"model {weights.parent} lacks {weights.name} or {card_file.name}; "
-                                 "delete the folder or pick another version")
+        raise ModelRegistryError(
+            f"model {weights.parent} lacks {weights.name} or {card_file.name}; "
+            "delete the folder or pick another version"
+        )
     try:
         card = ModelCard.from_json(card_file.read_text(encoding="utf-8"))
     except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ModelRegistryError(f"model card {card_file} cannot be read ({exc}); "
-                                 "delete the folder or pick another version") from None
+        raise ModelRegistryError(
+            f"model card {card_file} cannot be read ({exc}); delete the folder or pick another version"
+        ) from None
     try:
         digest = file_sha256(weights)
     except UnreadableImageError as exc:
         raise ModelRegistryError(str(exc)) from None
     if digest != card.sha256:
-        raise ModelRegistryError(f"model weights {weights} do not match their card (sha256 {digest[:12]}... "
-                                 f"expected {card.sha256[:12]}...); the file is corrupt, pick another version")
+        raise ModelRegistryError(
+            f"model weights {weights} do not match their card (sha256 {digest[:12]}... "
+            f"expected {card.sha256[:12]}...); the file is corrupt, pick another version"
+        )
     return card
 
 
@@ -189,9 +194,16 @@ def _read_pointer(data_dir: str | os.PathLike[str] | None) -> tuple[str, list[st
 
 def _write_pointer(data_dir: str | os.PathLike[str] | None, active: str, history: list[str]) -> None:
     pointer = models_dir(data_dir) / ACTIVE_FILE
-    text = json.dumps({"format": _POINTER_FORMAT, "version": _POINTER_VERSION, "active": active,
-                       "history": history[-_MAX_HISTORY:], "changed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                      indent=2)
+    text = json.dumps(
+        {
+            "format": _POINTER_FORMAT,
+            "version": _POINTER_VERSION,
+            "active": active,
+            "history": history[-_MAX_HISTORY:],
+            "changed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+        indent=2,
+    )
     try:
         write_text_atomic(pointer, text)
     except OSError as exc:
@@ -250,8 +262,7 @@ def active_model_path(*, data_dir: str | os.PathLike[str] | None = None) -> Path
     return active_version(data_dir=data_dir).path
 
 
-def resolve_model(model: str | os.PathLike[str] | None, *,
-                  data_dir: str | os.PathLike[str] | None = None) -> Path:
+def resolve_model(model: str | os.PathLike[str] | None, *, data_dir: str | os.PathLike[str] | None = None) -> Path:
     """A weights file from a version name, a path, or None (the active version).
 
     A string naming an existing version wins over a relative path of the same spelling.
@@ -259,15 +270,17 @@ def resolve_model(model: str | os.PathLike[str] | None, *,
     if model is None:
         return active_model_path(data_dir=data_dir)
     text = os.fspath(model)
-    if isinstance(model, str) and (text == SHIPPED or (_NAME_RE.fullmatch(text)
-                                                       and (models_dir(data_dir) / text).is_dir())):
+    if isinstance(model, str) and (
+        text == SHIPPED or (_NAME_RE.fullmatch(text) and (models_dir(data_dir) / text).is_dir())
+    ):
         return _version(text, data_dir).path
     path = Path(text)
     if path.is_dir():
         path = path / WEIGHTS_NAME
     if not path.is_file():
-        raise ModelRegistryError(f"no model {text!r}: neither a weights file nor a version name "
-                                 f"(known versions: {_known(data_dir)})")
+        raise ModelRegistryError(
+            f"no model {text!r}: neither a weights file nor a version name (known versions: {_known(data_dir)})"
+        )
     return path
 
 
@@ -284,8 +297,9 @@ def new_version_name(prefix: str = "finetune", *, data_dir: str | os.PathLike[st
     return check_version_name(name)
 
 
-def save_version(model: TraceNet, card: ModelCard, name: str, *,
-                 data_dir: str | os.PathLike[str] | None = None) -> ModelVersion:
+def save_version(
+    model: TraceNet, card: ModelCard, name: str, *, data_dir: str | os.PathLike[str] | None = None
+) -> ModelVersion:
     """Write a new version folder (weights and card); it is not activated.
 
     Nothing is left behind when writing fails: a partly written folder is removed.
@@ -355,8 +369,9 @@ def rollback(*, data_dir: str | os.PathLike[str] | None = None) -> ModelVersion:
         log.info("rolled back from %s to %s", current, previous)
         return ModelVersion(version.name, version.path, version.card, True)
     if current == SHIPPED:
-        raise ModelRegistryError("nothing to roll back to: the shipped model is active and no other model "
-                                 "was active before it")
+        raise ModelRegistryError(
+            "nothing to roll back to: the shipped model is active and no other model was active before it"
+        )
     _write_pointer(data_dir, SHIPPED, [])
     log.info("rolled back from %s to the shipped model", current)
     return ModelVersion(SHIPPED, DEFAULT_MODEL, _read_card(DEFAULT_MODEL), True)

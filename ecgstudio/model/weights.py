@@ -34,7 +34,7 @@ class ModelCard:
     """What a weights file is and how it came to be."""
 
     version: str
-    net: NetConfig = NetConfig()
+    net: NetConfig = field(default_factory=NetConfig)
     px_per_mm: float = CANONICAL_PX_PER_MM
     outputs: tuple[str, ...] = OUTPUT_CHANNELS
     sha256: str = ""
@@ -43,20 +43,34 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "version": self.version, "architecture": "TraceNet", "net": self.net.to_dict(),
-            "input": {"px_per_mm": self.px_per_mm, "channels": "RGB", "scale": "[0, 1]"},
-            "outputs": list(self.outputs), "sha256": self.sha256, "base_model": self.base_model,
-            "training": self.training, "metrics": self.metrics,
-        }, indent=2)
+        return json.dumps(
+            {
+                "version": self.version,
+                "architecture": "TraceNet",
+                "net": self.net.to_dict(),
+                "input": {"px_per_mm": self.px_per_mm, "channels": "RGB", "scale": "[0, 1]"},
+                "outputs": list(self.outputs),
+                "sha256": self.sha256,
+                "base_model": self.base_model,
+                "training": self.training,
+                "metrics": self.metrics,
+            },
+            indent=2,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         data = json.loads(text)
-        return cls(version=data["version"], net=NetConfig.from_dict(data["net"]),
-                   px_per_mm=float(data["input"]["px_per_mm"]), outputs=tuple(data["outputs"]),
-                   sha256=data["sha256"], base_model=data.get("base_model", ""),
-                   training=data.get("training", {}), metrics=data.get("metrics", {}))
+        return cls(
+            version=data["version"],
+            net=NetConfig.from_dict(data["net"]),
+            px_per_mm=float(data["input"]["px_per_mm"]),
+            outputs=tuple(data["outputs"]),
+            sha256=data["sha256"],
+            base_model=data.get("base_model", ""),
+            training=data.get("training", {}),
+            metrics=data.get("metrics", {}),
+        )
 
 
 def card_path(weights: Path) -> Path:
@@ -91,8 +105,10 @@ def verified_state(path: Path, sha256: str, what: str) -> dict:
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise ModelError(f"{what} {path} does not match its card (sha256 {digest[:12]}... expected "
-                         f"{sha256[:12]}...); the file is corrupt or was replaced")
+        raise ModelError(
+            f"{what} {path} does not match its card (sha256 {digest[:12]}... expected "
+            f"{sha256[:12]}...); the file is corrupt or was replaced"
+        )
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError) as exc:
@@ -113,7 +129,9 @@ def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> tuple[TraceNet, ModelCard]:
     """Load weights and card, checking the sha256; the model is returned in eval mode."""
     path = Path(path) if path else DEFAULT_MODEL
-    card = read_card(path, ModelCard.from_json, "model weights", "train one with 'ecgstudio train' or pass --model FILE")
+    card = read_card(
+        path, ModelCard.from_json, "model weights", "train one with 'ecgstudio train' or pass --model FILE"
+    )
     state = verified_state(path, card.sha256, "model weights")
     model = TraceNet(card.net)
     try:

@@ -42,8 +42,9 @@ class RecordPool:
         self._cache: dict[Path, Signals] = {}
 
     @classmethod
-    def from_folders(cls, folders: Sequence[str | Path], *, simulate_share: float = 0.3,
-                     exclude: Sequence[str] = ()) -> RecordPool:
+    def from_folders(
+        cls, folders: Sequence[str | Path], *, simulate_share: float = 0.3, exclude: Sequence[str] = ()
+    ) -> RecordPool:
         """All WFDB headers (``*.hea``) and CSV files under the given folders."""
         paths: list[Path] = []
         for folder in folders:
@@ -98,8 +99,12 @@ def iter_pages(
         if layout:
             fixed["layout"] = layout
         style = PageStyle.random(rng, **fixed)
-        yield render_page(records.pick(rng), style=style, damage=damage_for(damage, rng, severity=severity),
-                          seed=int(rng.integers(2**31)))
+        yield render_page(
+            records.pick(rng),
+            style=style,
+            damage=damage_for(damage, rng, severity=severity),
+            seed=int(rng.integers(2**31)),
+        )
 
 
 def write_page(page: SynthPage, out_dir: str | Path, name: str) -> Path:

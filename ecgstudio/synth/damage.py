@@ -115,9 +115,7 @@ class DamageSettings:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
-                raise ValueError(
-                    f"DamageSettings.{f.name} must be a strength in [0, 1] (0 = off), got {value!r}"
-                )
+                raise ValueError(f"DamageSettings.{f.name} must be a strength in [0, 1] (0 = off), got {value!r}")
             object.__setattr__(self, f.name, float(value))
 
     @classmethod
@@ -503,7 +501,7 @@ def _invert_displacement(
         return dx, dy
 
     px, py = tx.copy(), ty.copy()
-    for it in range(max_iter):
+    for it in range(max_iter):  # noqa: B007 (the count is logged after the loop)
         dx, dy = d(px, py)
         nx, ny = tx - dx, ty - dy
         change = float(np.max(np.abs(nx - px) + np.abs(ny - py), initial=0.0))
@@ -555,8 +553,13 @@ def _draw_curl(rng: np.random.Generator, strength: float, h: int, w: int) -> _Cu
         amp = rng.uniform(0.3, 1.0) * 0.004 * s * diag
         amp_dir = rng.uniform(0.0, 2.0 * math.pi)
         waves.append(
-            (k * math.cos(direction), k * math.sin(direction), rng.uniform(0, 2 * math.pi),
-             amp * math.cos(amp_dir), amp * math.sin(amp_dir))
+            (
+                k * math.cos(direction),
+                k * math.sin(direction),
+                rng.uniform(0, 2 * math.pi),
+                amp * math.cos(amp_dir),
+                amp * math.sin(amp_dir),
+            )
         )
     edge = int(rng.integers(0, 4))
     edge_len = rng.uniform(0.06, 0.15) * (w if edge in (0, 2) else h)
@@ -611,9 +614,13 @@ def _draw_creases(rng: np.random.Generator, strength: float, h: int, w: int, sca
         wobble_k = 2.0 * math.pi / (rng.uniform(1.0, 3.0) * (half_length if not fold else 0.4 * diag))
         creases.append(
             _Crease(
-                x0=float(x0), y0=float(y0), angle=float(angle),
-                half_length=float(half_length), taper=float(taper),
-                wobble_amp=float(wobble_amp), wobble_k=float(wobble_k),
+                x0=float(x0),
+                y0=float(y0),
+                angle=float(angle),
+                half_length=float(half_length),
+                taper=float(taper),
+                wobble_amp=float(wobble_amp),
+                wobble_k=float(wobble_k),
                 wobble_phase=float(rng.uniform(0.0, 2.0 * math.pi)),
                 shade_width=float(shade_width),
                 light=float(light * rng.choice([-1.0, 1.0])),
@@ -688,7 +695,11 @@ def _draw_warp(
             hom = _translation(-px[0], -px[1]) @ hom
             out_w, out_h = w1 - px[0] - px[2], h1 - px[1] - px[3]
         params["crop"] = {
-            "mode": "border" if border else "cut", "left": px[0], "top": px[1], "right": px[2], "bottom": px[3]
+            "mode": "border" if border else "cut",
+            "left": px[0],
+            "top": px[1],
+            "right": px[2],
+            "bottom": px[3],
         }
 
     displacement: list[_Field] = []
@@ -875,8 +886,9 @@ def _add_stains(img: np.ndarray, rng: np.random.Generator, strength: float, scal
         rel = np.hypot(gx, gy) / (radius * r_theta) + rough  # < 1 inside
         edge_w = rng.uniform(0.03, 0.07) if not ring_only else rng.uniform(0.015, 0.03)
         inside = _smoothstep((1.0 - rel) / 0.02)
-        ring = (np.exp(-0.5 * ((rel - (1.0 - edge_w)) / edge_w) ** 2) * inside
-                + 0.3 * np.exp(-0.5 * ((rel - 1.0) / 0.01) ** 2))
+        ring = np.exp(-0.5 * ((rel - (1.0 - edge_w)) / edge_w) ** 2) * inside + 0.3 * np.exp(
+            -0.5 * ((rel - 1.0) / 0.01) ** 2
+        )
         mottled = np.clip(0.75 + 0.35 * _noise_field(rng, gx.shape, 6.0, octaves=2), 0.2, 1.3)
         opacity = rng.uniform(0.5, 1.0) * (0.4 + 0.6 * strength)
         if kind == "water":
@@ -901,8 +913,13 @@ def _add_stains(img: np.ndarray, rng: np.random.Generator, strength: float, scal
                 drop = np.zeros((int(4 * rr) + 3, int(4 * rr) + 3), np.float32)
                 cv2.circle(drop, (drop.shape[1] // 2, drop.shape[0] // 2), max(1, int(rr)), 1.0, -1, cv2.LINE_AA)
                 drop *= opacity * rng.uniform(0.15, 0.4)
-                _tint(img, drop, int(cx + dist * math.cos(a)) - drop.shape[1] // 2,
-                      int(cy + dist * math.sin(a)) - drop.shape[0] // 2, colour)
+                _tint(
+                    img,
+                    drop,
+                    int(cx + dist * math.cos(a)) - drop.shape[1] // 2,
+                    int(cy + dist * math.sin(a)) - drop.shape[0] // 2,
+                    colour,
+                )
 
 
 _PEN_COLOURS = (
@@ -915,14 +932,58 @@ _PEN_COLOURS = (
 )
 _STAMP_COLOURS = ((40, 60, 170), (190, 35, 45), (110, 45, 140), (35, 120, 70), (40, 40, 50))
 _WORDS = (
-    "NSR", "AF?", "old MI", "rpt ECG", "seen", "cardiology", "HR 72", "LBBB", "RBBB", "ok", "chest pain",
-    "Dr. K", "copy", "urgent", "ST elev?", "compare", "sinus", "no change", "?ischaemia", "V1-V3",
-    "review", "QTc 440", "pre-op", "discharge", "ward 7", "bed 12", "normal", "see notes", "post PCI",
-    "fax to GP", "K+ 5.9", "SVT", "trop neg", "Pt. name", "signed", "baseline", "follow up",
+    "NSR",
+    "AF?",
+    "old MI",
+    "rpt ECG",
+    "seen",
+    "cardiology",
+    "HR 72",
+    "LBBB",
+    "RBBB",
+    "ok",
+    "chest pain",
+    "Dr. K",
+    "copy",
+    "urgent",
+    "ST elev?",
+    "compare",
+    "sinus",
+    "no change",
+    "?ischaemia",
+    "V1-V3",
+    "review",
+    "QTc 440",
+    "pre-op",
+    "discharge",
+    "ward 7",
+    "bed 12",
+    "normal",
+    "see notes",
+    "post PCI",
+    "fax to GP",
+    "K+ 5.9",
+    "SVT",
+    "trop neg",
+    "Pt. name",
+    "signed",
+    "baseline",
+    "follow up",
 )
 _STAMP_WORDS = (
-    "RECEIVED", "REVIEWED", "COPY", "CONFIDENTIAL", "CARDIOLOGY", "ECG DEPT", "VERIFIED", "URGENT",
-    "ARCHIVE", "MEDICAL RECORDS", "SCANNED", "ORIGINAL", "FILED",
+    "RECEIVED",
+    "REVIEWED",
+    "COPY",
+    "CONFIDENTIAL",
+    "CARDIOLOGY",
+    "ECG DEPT",
+    "VERIFIED",
+    "URGENT",
+    "ARCHIVE",
+    "MEDICAL RECORDS",
+    "SCANNED",
+    "ORIGINAL",
+    "FILED",
 )
 _STAMP_NAMES = ("ST. MARY HOSPITAL", "CITY CLINIC", "GENERAL HOSPITAL", "HEART CENTRE", "DEPT OF MEDICINE")
 
@@ -937,32 +998,77 @@ def _random_date(rng: np.random.Generator) -> str:
 # right so that letters join.  Extra strokes (dots, bars) follow after a None.
 _GLYPHS: dict[str, tuple] = {
     "a": (
-        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
-        (0.2, 0.0), (0.6, 0.5), (0.65, 1.0), (0.65, 0.15), (0.9, 0.05),
+        (0.0, 0.3),
+        (0.6, 0.95),
+        (0.2, 0.9),
+        (0.0, 0.4),
+        (0.2, 0.0),
+        (0.6, 0.5),
+        (0.65, 1.0),
+        (0.65, 0.15),
+        (0.9, 0.05),
     ),
     "b": (
-        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6),
-        (0.1, 0.0), (0.5, 0.6), (0.3, 0.8), (0.2, 0.5), (0.7, 0.6),
+        (0.0, 0.1),
+        (0.45, 1.7),
+        (0.35, 2.0),
+        (0.15, 1.6),
+        (0.1, 0.0),
+        (0.5, 0.6),
+        (0.3, 0.8),
+        (0.2, 0.5),
+        (0.7, 0.6),
     ),
     "c": ((0.0, 0.2), (0.6, 0.9), (0.35, 1.0), (0.05, 0.5), (0.25, 0.0), (0.7, 0.2)),
     "d": (
-        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
-        (0.2, 0.0), (0.6, 0.5), (0.7, 2.0), (0.65, 0.15), (0.9, 0.05),
+        (0.0, 0.3),
+        (0.6, 0.95),
+        (0.2, 0.9),
+        (0.0, 0.4),
+        (0.2, 0.0),
+        (0.6, 0.5),
+        (0.7, 2.0),
+        (0.65, 0.15),
+        (0.9, 0.05),
     ),
     "e": ((0.0, 0.2), (0.5, 0.55), (0.5, 0.9), (0.2, 0.85), (0.05, 0.4), (0.3, 0.0), (0.7, 0.2)),
     "f": ((0.0, 0.2), (0.5, 1.6), (0.4, 2.0), (0.25, 1.5), (0.2, -0.9), (0.05, -0.6), (0.3, 0.1), (0.7, 0.3)),
     "g": (
-        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4), (0.2, 0.0),
-        (0.6, 0.5), (0.65, 1.0), (0.6, -0.8), (0.3, -1.0), (0.15, -0.6), (0.8, 0.1),
+        (0.0, 0.3),
+        (0.6, 0.95),
+        (0.2, 0.9),
+        (0.0, 0.4),
+        (0.2, 0.0),
+        (0.6, 0.5),
+        (0.65, 1.0),
+        (0.6, -0.8),
+        (0.3, -1.0),
+        (0.15, -0.6),
+        (0.8, 0.1),
     ),
     "h": (
-        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6),
-        (0.1, 0.0), (0.3, 0.8), (0.55, 0.85), (0.55, 0.05), (0.8, 0.1),
+        (0.0, 0.1),
+        (0.45, 1.7),
+        (0.35, 2.0),
+        (0.15, 1.6),
+        (0.1, 0.0),
+        (0.3, 0.8),
+        (0.55, 0.85),
+        (0.55, 0.05),
+        (0.8, 0.1),
     ),
     "i": ((0.0, 0.2), (0.3, 1.0), (0.3, 0.15), (0.55, 0.05), None, (0.3, 1.45), (0.33, 1.5)),
     "k": (
-        (0.0, 0.1), (0.45, 1.7), (0.35, 2.0), (0.15, 1.6), (0.1, 0.0),
-        (0.2, 0.6), (0.6, 0.95), (0.25, 0.5), (0.6, 0.0), (0.8, 0.1),
+        (0.0, 0.1),
+        (0.45, 1.7),
+        (0.35, 2.0),
+        (0.15, 1.6),
+        (0.1, 0.0),
+        (0.2, 0.6),
+        (0.6, 0.95),
+        (0.25, 0.5),
+        (0.6, 0.0),
+        (0.8, 0.1),
     ),
     "l": ((0.0, 0.2), (0.5, 1.5), (0.4, 2.0), (0.2, 1.6), (0.3, 0.2), (0.6, 0.05)),
     "m": ((0.0, 0.0), (0.15, 0.9), (0.25, 0.0), (0.4, 0.95), (0.55, 0.0), (0.7, 0.95), (0.85, 0.05), (1.0, 0.15)),
@@ -970,8 +1076,15 @@ _GLYPHS: dict[str, tuple] = {
     "o": ((0.0, 0.5), (0.3, 1.0), (0.05, 0.6), (0.25, 0.0), (0.55, 0.5), (0.35, 1.0), (0.75, 0.9)),
     "p": ((0.0, 0.2), (0.25, 1.0), (0.15, -1.0), (0.2, 0.6), (0.55, 0.9), (0.5, 0.1), (0.2, 0.2), (0.75, 0.2)),
     "q": (
-        (0.0, 0.3), (0.6, 0.95), (0.2, 0.9), (0.0, 0.4),
-        (0.2, 0.0), (0.6, 0.5), (0.6, -1.0), (0.7, -0.3), (0.9, 0.1),
+        (0.0, 0.3),
+        (0.6, 0.95),
+        (0.2, 0.9),
+        (0.0, 0.4),
+        (0.2, 0.0),
+        (0.6, 0.5),
+        (0.6, -1.0),
+        (0.7, -0.3),
+        (0.9, 0.1),
     ),
     "r": ((0.0, 0.0), (0.2, 0.9), (0.35, 0.7), (0.5, 0.9), (0.5, 0.0), (0.7, 0.1)),
     "s": ((0.0, 0.0), (0.3, 1.0), (0.5, 0.35), (0.15, 0.05), (0.6, 0.1)),
@@ -1011,8 +1124,10 @@ def _catmull_rom(pts: np.ndarray, samples: int = 6) -> np.ndarray:
     out = []
     for i in range(1, len(p) - 2):
         p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
-        out.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
-                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3))
+        out.append(
+            0.5
+            * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+        )
     out.append(pts[-1:])
     return np.vstack(out)
 
@@ -1022,7 +1137,7 @@ def _cursive_strokes(rng: np.random.Generator, text: str, x_height: float) -> li
     strokes: list[np.ndarray] = []
     current: list[np.ndarray] = []
     x = 0.0
-    letters = [g for g in "aceimnorsuvw"]
+    letters = list("aceimnorsuvw")
     wobble = rng.uniform(0.04, 0.1)
     size_var = rng.uniform(0.05, 0.15)
     for ch in text:
@@ -1119,8 +1234,15 @@ def _scrawl(rng: np.random.Generator, scale: float) -> np.ndarray:
             t = np.linspace(0.0, 1.0, 30)
             x0, x1 = pts[:, 0].max(), pts[:, 0].min()
             base = pts[:, 1].max() + 0.3 * x_height
-            strokes.append(np.stack([x0 + (x1 - x0) * t * rng.uniform(0.7, 1.1),
-                                     base + 0.4 * x_height * np.sin(t * math.pi) * rng.uniform(-1, 1)], axis=1))
+            strokes.append(
+                np.stack(
+                    [
+                        x0 + (x1 - x0) * t * rng.uniform(0.7, 1.1),
+                        base + 0.4 * x_height * np.sin(t * math.pi) * rng.uniform(-1, 1),
+                    ],
+                    axis=1,
+                )
+            )
         thick = max(1, int(round(x_height / 10.0 * rng.uniform(0.6, 1.2))))
         patch = _draw_strokes(strokes, thick, rng.uniform(0.2, 0.6), 3.0 * x_height)
         return _rotate_patch(patch, rng.normal(0.0, 8.0))
@@ -1152,8 +1274,15 @@ def _scrawl(rng: np.random.Generator, scale: float) -> np.ndarray:
         n = np.array([-d[1], d[0]])
         for sgn in (-1.0, 1.0):
             end = tip - d * 14.0 * scale + sgn * n * 8.0 * scale
-            cv2.line(patch, tuple(np.round(tip * 16).astype(int)), tuple(np.round(end * 16).astype(int)), 255, thick,
-                     cv2.LINE_AA, shift=4)
+            cv2.line(
+                patch,
+                tuple(np.round(tip * 16).astype(int)),
+                tuple(np.round(end * 16).astype(int)),
+                255,
+                thick,
+                cv2.LINE_AA,
+                shift=4,
+            )
     return _rotate_patch(patch.astype(np.float32) / 255.0, rng.normal(0.0, 12.0))
 
 
@@ -1189,8 +1318,16 @@ def _stamp(rng: np.random.Generator, scale: float) -> np.ndarray:
         words = f"{rng.choice(_STAMP_NAMES)} * {rng.choice(_STAMP_WORDS)} * "
         fs = _fit_text(words, font, strip_w * 0.98, strip_h * 0.5, max(1, thick - 1))
         (tw, th), _ = cv2.getTextSize(words, font, fs, max(1, thick - 1))
-        cv2.putText(strip, words, (int((strip_w - tw) / 2), int((strip_h + th) / 2)), font, fs, 255,
-                    max(1, thick - 1), cv2.LINE_AA)
+        cv2.putText(
+            strip,
+            words,
+            (int((strip_w - tw) / 2), int((strip_h + th) / 2)),
+            font,
+            fs,
+            255,
+            max(1, thick - 1),
+            cv2.LINE_AA,
+        )
         gx, gy = np.meshgrid(np.arange(size, dtype=np.float32) - c, np.arange(size, dtype=np.float32) - c)
         theta = (np.arctan2(gy, gx) + math.pi / 2.0 + rng.uniform(-1.0, 1.0)) % (2.0 * math.pi)
         rad = np.hypot(gx, gy)
@@ -1230,9 +1367,7 @@ def _stamp(rng: np.random.Generator, scale: float) -> np.ndarray:
     return _rotate_patch(alpha, rng.uniform(-35.0, 35.0))
 
 
-def _add_scribbles(
-    img: np.ndarray, text: np.ndarray, rng: np.random.Generator, strength: float, scale: float
-) -> None:
+def _add_scribbles(img: np.ndarray, text: np.ndarray, rng: np.random.Generator, strength: float, scale: float) -> None:
     """Handwriting, pen marks and stamps, blended like ink; their pixels are added to ``text``."""
     h, w = img.shape[:2]
     n_words = int(rng.integers(1, 2 + int(round(2 * strength))))
@@ -1267,8 +1402,15 @@ def _add_scribbles(
 # --------------------------------------------------------------------------------------------
 
 _DESK_COLOURS = (
-    (190, 150, 105), (150, 105, 65), (105, 72, 45), (120, 120, 125), (205, 205, 200),
-    (40, 40, 44), (85, 95, 110), (70, 90, 78), (165, 160, 150),
+    (190, 150, 105),
+    (150, 105, 65),
+    (105, 72, 45),
+    (120, 120, 125),
+    (205, 205, 200),
+    (40, 40, 44),
+    (85, 95, 110),
+    (70, 90, 78),
+    (165, 160, 150),
 )
 
 
@@ -1339,8 +1481,10 @@ def _apply_warp(
     hull = _pixel_hull(low64, step, out_h, out_w)
     tol = 1e-3
     fully_inside = bool(
-        hull[..., 0].min() >= -tol and hull[..., 0].max() <= w - 1 + tol
-        and hull[..., 1].min() >= -tol and hull[..., 1].max() <= h - 1 + tol
+        hull[..., 0].min() >= -tol
+        and hull[..., 0].max() <= w - 1 + tol
+        and hull[..., 1].min() >= -tol
+        and hull[..., 1].max() <= h - 1 + tol
     )
     stacked = np.dstack([masks.trace, masks.grid.view(np.uint8), text.view(np.uint8)])
     m = cv2.remap(stacked, mapxy, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -1352,7 +1496,7 @@ def _apply_warp(
     warped = cv2.remap(rgba, mapxy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     bg = _background(rng, out_h, out_w, photo, scale)
     if photo:  # the paper casts a soft shadow on the desk
-        inside = ((low[..., 0] >= 0) & (low[..., 0] <= w - 1) & (low[..., 1] >= 0) & (low[..., 1] <= h - 1))
+        inside = (low[..., 0] >= 0) & (low[..., 0] <= w - 1) & (low[..., 1] >= 0) & (low[..., 1] <= h - 1)
         blur = max(1.0, 12.0 * scale / step)
         shadow = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), blur)
         dx, dy = rng.uniform(-1.0, 1.0, 2) * blur
@@ -1503,8 +1647,9 @@ def _grey_or_binary(img: np.ndarray, rng: np.random.Generator, scale: float) -> 
         _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     else:
         block = int(round(rng.uniform(25.0, 61.0) * max(scale, 0.3))) | 1
-        binary = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, max(block, 3),
-                                       rng.uniform(8.0, 20.0))
+        binary = cv2.adaptiveThreshold(
+            grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, max(block, 3), rng.uniform(8.0, 20.0)
+        )
     return binary, "binary"
 
 

@@ -42,6 +42,7 @@ GRID_COLORS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]] | None]
 _SHIFT = 4  # cv2 fixed-point bits: polylines are drawn with 1/16 px precision
 _PULSE_S = 0.2  # calibration pulse width in seconds of paper
 _PULSE_MV = 1.0
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 @dataclass(frozen=True)
@@ -149,30 +150,30 @@ class PageStyle:
         ink = (0, 0, 0) if rng.random() < 0.75 else tuple(int(v) for v in rng.integers(0, 90, 3))
         tint = 255 - rng.integers(0, 18) * np.array([rng.random() < 0.5, rng.random() < 0.6, 1.0])
         grids = ["red", "pink", "green", "blue", "grey", "dark", "none"]
-        style = dict(
-            layout=layout,
-            paper=str(rng.choice(["letter", "a4"])),
-            dpi=float(rng.uniform(100, 300)),
-            mm_per_s=25.0 if rng.random() < 0.9 else 50.0,
-            mm_per_mv=gain,
-            grid_color=str(rng.choice(grids, p=[0.28, 0.23, 0.1, 0.1, 0.14, 0.08, 0.07])),
-            minor_grid=bool(rng.random() < 0.85),
-            grid_line_mm=float(rng.uniform(0.06, 0.16)),
-            trace_color=ink,
-            trace_width_mm=float(rng.uniform(0.1, 0.45)),
-            pulse=str(rng.choice(["start", "end", "none"], p=[0.6, 0.15, 0.25])),
-            lead_labels=bool(rng.random() < 0.9),
-            separators=bool(rng.random() < 0.6),
-            header=bool(rng.random() < 0.7),
-            label_below=bool(rng.random() < 0.35),
-            label_drop_mm=float(rng.uniform(3.0, 6.0)),
-            label_mm=float(rng.uniform(2.5, 5.0)),
-            label_font=int(rng.integers(0, 3)),
-            separator_mm=float(rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 0.0,
-            top_space_mm=float(rng.uniform(0, 70)) if rng.random() < 0.3 else 0.0,
-            paper_rgb=tuple(int(v) for v in tint),
-            fade=float(rng.uniform(0, 1)) if rng.random() < 0.2 else 0.0,
-        )
+        style = {
+            "layout": layout,
+            "paper": str(rng.choice(["letter", "a4"])),
+            "dpi": float(rng.uniform(100, 300)),
+            "mm_per_s": 25.0 if rng.random() < 0.9 else 50.0,
+            "mm_per_mv": gain,
+            "grid_color": str(rng.choice(grids, p=[0.28, 0.23, 0.1, 0.1, 0.14, 0.08, 0.07])),
+            "minor_grid": bool(rng.random() < 0.85),
+            "grid_line_mm": float(rng.uniform(0.06, 0.16)),
+            "trace_color": ink,
+            "trace_width_mm": float(rng.uniform(0.1, 0.45)),
+            "pulse": str(rng.choice(["start", "end", "none"], p=[0.6, 0.15, 0.25])),
+            "lead_labels": bool(rng.random() < 0.9),
+            "separators": bool(rng.random() < 0.6),
+            "header": bool(rng.random() < 0.7),
+            "label_below": bool(rng.random() < 0.35),
+            "label_drop_mm": float(rng.uniform(3.0, 6.0)),
+            "label_mm": float(rng.uniform(2.5, 5.0)),
+            "label_font": int(rng.integers(0, 3)),
+            "separator_mm": float(rng.uniform(0.3, 0.8)) if rng.random() < 0.5 else 0.0,
+            "top_space_mm": float(rng.uniform(0, 70)) if rng.random() < 0.3 else 0.0,
+            "paper_rgb": tuple(int(v) for v in tint),
+            "fade": float(rng.uniform(0, 1)) if rng.random() < 0.2 else 0.0,
+        }
         colors = GRID_COLORS[style["grid_color"]]
         if colors is not None and rng.random() < 0.35:  # tinted paper, e.g. pink ECG paper
             k = float(rng.uniform(0.2, 0.6))
@@ -242,7 +243,7 @@ class SynthPage:
             boxes=self.boxes,
             traces=self.traces,
             signals=self.plotted_signals(),
-            confidence={lead: 1.0 for lead in self.layout.leads},
+            confidence=dict.fromkeys(self.layout.leads, 1.0),
             masks=self.masks,
             model_version="ground-truth",
         )
@@ -341,9 +342,16 @@ def render_page(
             x0 = (trace_left_mm + place.t_start_s * style.mm_per_s) * px_mm
             x1 = (trace_left_mm + place.t_end_s * style.mm_per_s) * px_mm
             box = LeadBox(
-                lead=cell.lead, x0=x0, y0=(baseline_mm - 0.6 * row_h_mm) * px_mm, x1=x1,
-                y1=(baseline_mm + 0.4 * row_h_mm) * px_mm, baseline_y=y_base,
-                t_start_s=cell.t_start_s, duration_s=cell.duration_s, row=row, col=cell.col,
+                lead=cell.lead,
+                x0=x0,
+                y0=(baseline_mm - 0.6 * row_h_mm) * px_mm,
+                x1=x1,
+                y1=(baseline_mm + 0.4 * row_h_mm) * px_mm,
+                baseline_y=y_base,
+                t_start_s=cell.t_start_s,
+                duration_s=cell.duration_s,
+                row=row,
+                col=cell.col,
                 inverted=cell.inverted,
             )
             xy = _cell_polyline(shown, cell, box, cal)
@@ -353,8 +361,13 @@ def render_page(
             traces.append(Trace(cell.lead, xy))
             if style.lead_labels:
                 label_dy = style.label_drop_mm * px_mm if style.label_below else -0.3 * row_h_mm * px_mm
-                _draw_text(canvas, cell.label, (x0 + 1.0 * px_mm, y_base + label_dy),
-                           size_px=style.label_mm * px_mm, font_index=style.label_font)
+                _draw_text(
+                    canvas,
+                    cell.label,
+                    (x0 + 1.0 * px_mm, y_base + label_dy),
+                    size_px=style.label_mm * px_mm,
+                    font_index=style.label_font,
+                )
             if style.separators and cell.col > 0:
                 bar = max(thickness, round(style.separator_mm * px_mm))
                 _draw_ink_segment(canvas, [(x0, y_base - 2.5 * px_mm), (x0, y_base + 2.5 * px_mm)], bar)
@@ -369,11 +382,19 @@ def render_page(
     masks = PageMasks(canvas.trace_labels, _grid_mask(image.shape[:2], style), canvas.text_mask)
     page = apply_damage(image, masks, damage, rng)
     return SynthPage(
-        image=page.image, signals=shown, layout=layout, style=style, damage=damage, calibration=cal,
-        clean_boxes=tuple(boxes), clean_traces=tuple(traces),
+        image=page.image,
+        signals=shown,
+        layout=layout,
+        style=style,
+        damage=damage,
+        calibration=cal,
+        clean_boxes=tuple(boxes),
+        clean_traces=tuple(traces),
         boxes=tuple(_warp_box(b, page.warp) for b in boxes),
         traces=tuple(Trace(t.lead, page.warp.map_points(t.xy)) for t in traces),
-        masks=page.masks, warp=page.warp, seed=seed,
+        masks=page.masks,
+        warp=page.warp,
+        seed=seed,
     )
 
 
@@ -388,7 +409,7 @@ def _window(signals: Signals, t0: float, duration_s: float) -> Signals:
     n = int(round(duration_s * signals.fs))
     start = int(round(t0 * signals.fs))
     out = np.full((n, signals.mv.shape[1]), np.nan)
-    part = signals.mv[start:start + n]
+    part = signals.mv[start : start + n]
     out[: len(part)] = part
     return Signals(out, signals.fs, signals.lead_names)
 
@@ -442,15 +463,27 @@ def _draw_ink_segment(canvas: _Canvas, points, thickness: int) -> None:
 def _draw_pulse(canvas: _Canvas, x: float, y_base: float, cal: Calibration, thickness: int) -> None:
     w = _PULSE_S * 25.0 * cal.px_per_mm_x  # printed 5 mm wide whatever the speed
     h = _PULSE_MV * cal.px_per_mv
-    pts = [(x, y_base), (x + 0.2 * w, y_base), (x + 0.2 * w, y_base - h), (x + 0.8 * w, y_base - h),
-           (x + 0.8 * w, y_base), (x + w, y_base)]
+    pts = [
+        (x, y_base),
+        (x + 0.2 * w, y_base),
+        (x + 0.2 * w, y_base - h),
+        (x + 0.8 * w, y_base - h),
+        (x + 0.8 * w, y_base),
+        (x + w, y_base),
+    ]
     _draw_ink_segment(canvas, pts, thickness)
 
 
 @functools.lru_cache(maxsize=64)
 def _font(size_px: int, index: int) -> ImageFont.FreeTypeFont:
-    candidates = [p for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                              "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf") if Path(p).is_file()]
+    candidates = [
+        p
+        for p in (
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+        )
+        if Path(p).is_file()
+    ]
     if index and candidates:
         return ImageFont.truetype(candidates[index % len(candidates)], size_px)
     return ImageFont.load_default(size=size_px)
@@ -461,21 +494,34 @@ def _draw_text(canvas: _Canvas, text: str, xy: tuple[float, float], *, size_px: 
     font = _font(max(6, round(size_px)), font_index)
     draw.text(xy, text, fill=255, font=font, anchor="ls")
     left, top, right, bottom = (int(round(v)) for v in draw.textbbox(xy, text, font=font, anchor="ls"))
-    canvas.text_mask[max(0, top):max(0, bottom), max(0, left):max(0, right)] = True
+    canvas.text_mask[max(0, top) : max(0, bottom), max(0, left) : max(0, right)] = True
 
 
-def _draw_header(canvas: _Canvas, style: PageStyle, signals: Signals, x: float, px_mm: float,
-                 rng: np.random.Generator) -> None:
+def _draw_header(
+    canvas: _Canvas, style: PageStyle, signals: Signals, x: float, px_mm: float, rng: np.random.Generator
+) -> None:
     hr = int(rng.integers(48, 130))
     lines = [
         f"ID: {rng.integers(10**5, 10**8)}   {rng.choice(['Male', 'Female'])}   {rng.integers(18, 95)} yrs   "
-        f"{rng.integers(1, 29):02d}-{rng.choice(['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'])}-"
+        f"{rng.integers(1, 29):02d}-{rng.choice(_MONTHS)}-"
         f"{rng.integers(1995, 2026)} {rng.integers(0, 24):02d}:{rng.integers(0, 60):02d}",
         f"Vent. rate {hr} BPM   PR int {rng.integers(120, 220)} ms   QRS dur {rng.integers(70, 140)} ms   "
         f"QT/QTc {rng.integers(320, 460)}/{rng.integers(380, 500)} ms   P-R-T axes {rng.integers(-30, 90)} "
         f"{rng.integers(-30, 110)} {rng.integers(-30, 90)}",
-        str(rng.choice(["Sinus rhythm", "Normal sinus rhythm", "Sinus bradycardia", "Atrial fibrillation",
-                        "Sinus tachycardia", "Otherwise normal ECG", "Borderline ECG", "Abnormal ECG"])),
+        str(
+            rng.choice(
+                [
+                    "Sinus rhythm",
+                    "Normal sinus rhythm",
+                    "Sinus bradycardia",
+                    "Atrial fibrillation",
+                    "Sinus tachycardia",
+                    "Otherwise normal ECG",
+                    "Borderline ECG",
+                    "Abnormal ECG",
+                ]
+            )
+        ),
         f"{style.mm_per_s:g} mm/s   {style.mm_per_mv:g} mm/mV   0.05-150 Hz   {signals.fs:g} Hz",
     ]
     size = float(rng.uniform(2.6, 3.6)) * px_mm
@@ -576,8 +622,22 @@ def _composite(image: np.ndarray, canvas: _Canvas, style: PageStyle, rng: np.ran
 
 
 def _warp_box(box: LeadBox, warp: Warp) -> LeadBox:
-    corners = np.array([[box.x0, box.y0], [box.x1, box.y0], [box.x1, box.y1], [box.x0, box.y1],
-                        [box.x0, box.baseline_y], [box.x1, box.baseline_y]])
+    corners = np.array(
+        [
+            [box.x0, box.y0],
+            [box.x1, box.y0],
+            [box.x1, box.y1],
+            [box.x0, box.y1],
+            [box.x0, box.baseline_y],
+            [box.x1, box.baseline_y],
+        ]
+    )
     m = warp.map_points(corners)
-    return replace(box, x0=float(m[:4, 0].min()), x1=float(m[:4, 0].max()), y0=float(m[:4, 1].min()),
-                   y1=float(m[:4, 1].max()), baseline_y=float(m[4:, 1].mean()))
+    return replace(
+        box,
+        x0=float(m[:4, 0].min()),
+        x1=float(m[:4, 0].max()),
+        y0=float(m[:4, 1].min()),
+        y1=float(m[:4, 1].max()),
+        baseline_y=float(m[4:, 1].mean()),
+    )

@@ -222,14 +222,10 @@ class SimulationSettings:
         if self.rhythm not in RHYTHMS:
             raise ValueError(f"rhythm={self.rhythm!r} is unknown; use one of {', '.join(RHYTHMS)}")
         if self.conduction not in CONDUCTIONS:
-            raise ValueError(
-                f"conduction={self.conduction!r} is unknown; use one of {', '.join(CONDUCTIONS)}"
-            )
+            raise ValueError(f"conduction={self.conduction!r} is unknown; use one of {', '.join(CONDUCTIONS)}")
         direction = np.asarray(self.st_direction, dtype=float)
         if direction.shape != (3,) or not np.all(np.isfinite(direction)) or not np.any(direction):
-            raise ValueError(
-                f"st_direction={self.st_direction!r} must be three finite numbers, not all zero"
-            )
+            raise ValueError(f"st_direction={self.st_direction!r} must be three finite numbers, not all zero")
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> SimulationSettings:
@@ -247,6 +243,7 @@ class SimulationSettings:
         -------
         SimulationSettings
         """
+
         def chance(p: float) -> bool:
             return bool(rng.random() < p)
 
@@ -382,9 +379,7 @@ def simulate_ecg(
     known = {f.name for f in fields(SimulationSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(
-            f"unknown setting(s) {', '.join(unknown)}; valid names are {', '.join(sorted(known))}"
-        )
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}; valid names are {', '.join(sorted(known))}")
     if settings is None:
         settings = SimulationSettings.random(rng)
     if overrides:
@@ -672,9 +667,7 @@ class _Heart:
                     t_peak = t + (1.0 - 2.3 * _T_SIGMA_RIGHT) * qt
                     j = t + self.qrs_s
                     half = max((t_peak - j) / 2.0, 0.02)
-                    parts.append(
-                        _Bumps.from_rows([(j + half, 1.1 * half, 1.4 * half, 6.0, self.st_vec)])
-                    )
+                    parts.append(_Bumps.from_rows([(j + half, 1.1 * half, 1.4 * half, 6.0, self.st_vec)]))
             else:  # premature ventricular beat
                 qt += self.pvc_qrs_s - 0.08
                 parts.append(self.pvc.shifted(t))
@@ -735,8 +728,7 @@ def _schedule_beats(
             rr = max(rr, 0.25, 0.35 * rr0)
         else:
             rr = rr0 * (
-                1.0 - s.sinus_arrhythmia * math.sin(float(phase(t)))
-                + 0.25 * s.sinus_arrhythmia * rng.standard_normal()
+                1.0 - s.sinus_arrhythmia * math.sin(float(phase(t))) + 0.25 * s.sinus_arrhythmia * rng.standard_normal()
             )
             rr = max(rr, 0.25)
         effective = 0.7 * rr0 + 0.3 * (t - last_v)

@@ -20,11 +20,11 @@ from torch.nn import functional as F
 
 from ..errors import EcgStudioError
 from ..io.atomic import atomic_path
+from ..model.net import CANONICAL_PX_PER_MM, NetConfig, TraceNet, count_parameters
+from ..model.weights import ModelCard, save_model
 from ..synth.batch import RecordPool
 from ..synth.render import PageStyle, SynthPage, render_page
 from .data import random_crops, render_training_page, training_damage
-from .net import CANONICAL_PX_PER_MM, NetConfig, TraceNet, count_parameters
-from .weights import ModelCard, save_model
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def trace_loss(logits: torch.Tensor, targets: torch.Tensor, *, text_weight: torch.Tensor | None = None
-               ) -> torch.Tensor:
+def trace_loss(logits: torch.Tensor, targets: torch.Tensor, *, text_weight: torch.Tensor | None = None) -> torch.Tensor:
     """BCE on both channels plus a soft Dice on the trace ridge (traces are a few % of pixels).
 
     ``text_weight`` (shape ``(batch,)``), when given, scales each sample's text-channel BCE: a
@@ -114,8 +113,9 @@ def validation_pages(config: TrainConfig, records: RecordPool) -> list[SynthPage
     pages = []
     for k in range(config.val_pages):
         style = PageStyle.random(rng, dpi=25.4 * CANONICAL_PX_PER_MM, layout="3x4+1" if k % 2 == 0 else None)
-        pages.append(render_page(records.pick(rng), style=style, damage=training_damage(rng, 0.3),
-                                 seed=int(rng.integers(2**31))))
+        pages.append(
+            render_page(records.pick(rng), style=style, damage=training_damage(rng, 0.3), seed=int(rng.integers(2**31)))
+        )
     return pages
 
 
@@ -152,8 +152,11 @@ def evaluate_crops(model: TraceNet, batches, device: torch.device) -> dict:
         fp += float((pred & ~truth).sum())
         fn += float((~pred & truth).sum())
     model.train()
-    return {"val_loss": float(np.mean(losses)), "val_precision": tp / max(1.0, tp + fp),
-            "val_recall": tp / max(1.0, tp + fn)}
+    return {
+        "val_loss": float(np.mean(losses)),
+        "val_precision": tp / max(1.0, tp + fp),
+        "val_recall": tp / max(1.0, tp + fn),
+    }
 
 
 def train(
@@ -200,15 +203,27 @@ def train(
     rng = np.random.default_rng([config.seed, state.step])
     val = validation_set(config, records)
     val_pages = validation_pages(config, records)
-    log.info("training %d-parameter TraceNet on %s, %d real records (+ simulated)", count_parameters(model),
-             device, len(records))
+    log.info(
+        "training %d-parameter TraceNet on %s, %d real records (+ simulated)",
+        count_parameters(model),
+        device,
+        len(records),
+    )
     buffer: list[tuple[np.ndarray, np.ndarray]] = []
     t0, running = time.perf_counter(), []
 
     def save_checkpoint() -> None:
         with atomic_path(checkpoint) as tmp:
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": state.step,
-                        "pages_rendered": state.pages_rendered, "history": state.history}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "step": state.step,
+                    "pages_rendered": state.pages_rendered,
+                    "history": state.history,
+                },
+                tmp,
+            )
 
     while state.step < config.steps:
         if len(buffer) < config.buffer_pages // 2 or state.step % config.page_every == 0:
@@ -216,8 +231,10 @@ def train(
             state.pages_rendered += 1
             if len(buffer) > config.buffer_pages:
                 buffer.pop(int(rng.integers(len(buffer))))
-        crops = [random_crops(*buffer[int(rng.integers(len(buffer)))], rng, size=config.crop, count=1)
-                 for _ in range(config.batch_size)]
+        crops = [
+            random_crops(*buffer[int(rng.integers(len(buffer)))], rng, size=config.crop, count=1)
+            for _ in range(config.batch_size)
+        ]
         x = torch.from_numpy(np.concatenate([c[0] for c in crops])).to(device, memory_format=torch.channels_last)
         t = torch.from_numpy(np.concatenate([c[1] for c in crops])).to(device)
         for group in optimiser.param_groups:
@@ -245,15 +262,23 @@ def train(
             break
 
     model.eval()
-    final = state.history[-1] if state.history else {**evaluate_crops(model, val, device),
-                                                      "val_snr_db": validation_snr(model, val_pages, device)}
+    final = (
+        state.history[-1]
+        if state.history
+        else {**evaluate_crops(model, val, device), "val_snr_db": validation_snr(model, val_pages, device)}
+    )
     card = ModelCard(
         version=f"tracenet-{time.strftime('%Y%m%d-%H%M%S')}",
         net=model.config,
         base_model=base_model,
-        training={**{k: v for k, v in asdict(config).items() if k != "net"}, "steps_done": state.step,
-                  "pages_rendered": state.pages_rendered, "real_records": len(records), "device": str(device),
-                  "parameters": count_parameters(model)},
+        training={
+            **{k: v for k, v in asdict(config).items() if k != "net"},
+            "steps_done": state.step,
+            "pages_rendered": state.pages_rendered,
+            "real_records": len(records),
+            "device": str(device),
+            "parameters": count_parameters(model),
+        },
         metrics={k: v for k, v in final.items() if k.startswith("val_")},
     )
     card = save_model(model, Path(out) if out else work_dir / "tracenet.pt", card)

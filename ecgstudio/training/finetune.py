@@ -11,7 +11,7 @@ Steps of :func:`finetune`:
    and resampled to :data:`~ecgstudio.model.net.CANONICAL_PX_PER_MM` exactly as
    :class:`~ecgstudio.pipeline.Digitizer` does, and the label's corrected traces (input-image
    pixels) are carried through the same homography and rasterised with
-   :func:`~ecgstudio.model.data.trace_heatmap`.  The text target is the label's ``masks.text``
+   :func:`~ecgstudio.training.data.trace_heatmap`.  The text target is the label's ``masks.text``
    (dark pixels only, as for synthetic pages) or, without masks, zeros with a low weight.
 4. **Validate the base model** on the held-out pages (:func:`labeled_validation_snr`: segmentation,
    :func:`~ecgstudio.pipeline.analyse_maps` and :func:`~ecgstudio.metrics.score_record` against the
@@ -50,14 +50,14 @@ from ..errors import EcgStudioError, UnreadableImageError
 from ..geometry import map_points, rectify
 from ..io.images import file_sha256, read_image
 from ..labels import LabelRecord, ReviewStatus, check_image, iter_label_files, load_labels
+from ..model import registry
+from ..model.infer import predict_maps
+from ..model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
+from ..model.weights import ModelCard, load_model
 from ..results import Signals, Trace
 from ..synth.batch import RecordPool
-from . import registry
 from .data import random_crops, render_training_page, trace_heatmap
-from .infer import predict_maps
-from .net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .train import pick_device, trace_loss
-from .weights import ModelCard, load_model
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,15 @@ DEFAULT_MINUTES = 10.0
 _USABLE_STATUS = (ReviewStatus.REVIEWED, ReviewStatus.CORRECTED)
 _DARK_TEXT = 160  # as in data.page_targets: only dark pixels of a text box are ink
 _MAX_CENTRES = 50_000
-_STAGES = ("reading labels", "building samples", "validating base model", "training",
-           "validating new model", "saving", "done")
+_STAGES = (
+    "reading labels",
+    "building samples",
+    "validating base model",
+    "training",
+    "validating new model",
+    "saving",
+    "done",
+)
 
 
 class FinetuneError(EcgStudioError):
@@ -287,7 +294,7 @@ class LabeledSample:
     centres: np.ndarray
 
     def targets(self) -> np.ndarray:
-        """Targets ``(2, H, W)`` float32 (trace ridge, text) like :func:`~ecgstudio.model.data.page_targets`."""
+        """Targets ``(2, H, W)`` float32 (trace ridge, text) like :func:`~ecgstudio.training.data.page_targets`."""
         return np.stack([self.trace.astype(np.float32) / 255.0, self.text.astype(np.float32)])
 
 
@@ -356,8 +363,10 @@ def collect_label_files(labels: str | os.PathLike[str] | Iterable[str | os.PathL
                 seen.add(key)
                 out.append(f)
     if not out:
-        raise FinetuneError("no label files selected: pick the reviewed pages (.labels.h5 files or their "
-                            "folder) to fine-tune on; review and save at least 2 pages first")
+        raise FinetuneError(
+            "no label files selected: pick the reviewed pages (.labels.h5 files or their "
+            "folder) to fine-tune on; review and save at least 2 pages first"
+        )
     return out
 
 
@@ -397,8 +406,9 @@ def _load_record(path: Path) -> LabelRecord:
     try:
         return load_labels(path)
     except EcgStudioError as exc:
-        raise FinetuneError(f"cannot fine-tune on {path}: {exc}. Fix it or leave the page out of the "
-                            "selection") from exc
+        raise FinetuneError(
+            f"cannot fine-tune on {path}: {exc}. Fix it or leave the page out of the selection"
+        ) from exc
 
 
 def _locate_image(path: Path, record: LabelRecord) -> LabelSource:
@@ -408,15 +418,15 @@ def _locate_image(path: Path, record: LabelRecord) -> LabelSource:
     except UnreadableImageError as exc:
         raise FinetuneError(f"{exc}. Or leave the page out of the selection") from exc
     except EcgStudioError as exc:
-        raise FinetuneError(f"cannot fine-tune on {path}: {exc}. Or leave the page out of the "
-                            "selection") from exc
+        raise FinetuneError(f"cannot fine-tune on {path}: {exc}. Or leave the page out of the selection") from exc
     except OSError as exc:
         raise FinetuneError(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from exc
     return LabelSource(path, digest, image_path, record)
 
 
-def split_sources(sources: Sequence[LabelSource], *, val_fraction: float = 0.2, seed: int = 0
-                  ) -> tuple[list[LabelSource], list[LabelSource]]:
+def split_sources(
+    sources: Sequence[LabelSource], *, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[LabelSource], list[LabelSource]]:
     """Split pages into ``(train, validation)``, deterministically.
 
     Pages are ordered by a hash of ``seed`` and the image's sha256, so a page stays on its side
@@ -430,8 +440,10 @@ def split_sources(sources: Sequence[LabelSource], *, val_fraction: float = 0.2, 
     """
     n = len(sources)
     if n < 2:
-        raise FinetuneError(f"fine-tuning needs at least 2 reviewed pages (one to train on, one held out to "
-                            f"check the new model), got {n}; review and save more pages")
+        raise FinetuneError(
+            f"fine-tuning needs at least 2 reviewed pages (one to train on, one held out to "
+            f"check the new model), got {n}; review and save more pages"
+        )
     order = sorted(sources, key=lambda s: hashlib.sha256(f"{seed}:{s.image_sha256}".encode()).hexdigest())
     n_val = min(n - 1, max(1, round(val_fraction * n)))
     return order[n_val:], order[:n_val]
@@ -469,10 +481,11 @@ def build_sample(source: LabelSource, *, text_weight_without_mask: float = 0.1) 
         raise FinetuneError(f"cannot read {where}: {exc}") from exc
     h, w = image.shape[:2]
     lh, lw = dig.image_size
-    if (h, w) != (lh, lw):
-        if abs(h / w - lh / lw) > 0.01 * (lh / lw):
-            raise FinetuneError(f"{where}: the image is {w}x{h} px but the labels describe {lw}x{lh} px; "
-                                "review the page again in ECG Studio")
+    if (h, w) != (lh, lw) and abs(h / w - lh / lw) > 0.01 * (lh / lw):
+        raise FinetuneError(
+            f"{where}: the image is {w}x{h} px but the labels describe {lw}x{lh} px; "
+            "review the page again in ECG Studio"
+        )
     to_input = np.diag([w / lw, h / lh, 1.0])  # labels of a PDF rendered at another resolution
     try:
         page = rectify(image)
@@ -484,8 +497,9 @@ def build_sample(source: LabelSource, *, text_weight_without_mask: float = 0.1) 
         cal = dig.calibration
         px_per_mm = float(np.sqrt(cal.px_per_mm_x * cal.px_per_mm_y)) * float(np.sqrt(w * h / (lw * lh)))
     scale = CANONICAL_PX_PER_MM / px_per_mm
-    canon = cv2.resize(page.image, None, fx=scale, fy=scale,
-                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canon = cv2.resize(
+        page.image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
     to_canon = np.diag([scale, scale, 1.0]) @ page.homography @ to_input
     shape = canon.shape[:2]
 
@@ -494,8 +508,9 @@ def build_sample(source: LabelSource, *, text_weight_without_mask: float = 0.1) 
     if not (ridge > 0.5).any():
         raise FinetuneError(f"{where} has no traces on the page; correct the page in ECG Studio or leave it out")
     if dig.masks is not None and dig.masks.text.shape == (lh, lw):
-        warped = cv2.warpPerspective(dig.masks.text.astype(np.uint8), to_canon, (shape[1], shape[0]),
-                                     flags=cv2.INTER_NEAREST)
+        warped = cv2.warpPerspective(
+            dig.masks.text.astype(np.uint8), to_canon, (shape[1], shape[0]), flags=cv2.INTER_NEAREST
+        )
         text = (warped > 0) & (canon.min(axis=2) < _DARK_TEXT)
         text_weight = 1.0
     else:
@@ -508,16 +523,30 @@ def build_sample(source: LabelSource, *, text_weight_without_mask: float = 0.1) 
     centres = np.argwhere(trace > 127).astype(np.int32)
     if len(centres) > _MAX_CENTRES:
         centres = centres[np.linspace(0, len(centres) - 1, _MAX_CENTRES).astype(int)]
-    return LabeledSample(source, canon, trace, text, text_weight, to_canon, dig.signals, windows,
-                         float(dig.calibration.mm_per_s), centres)
+    return LabeledSample(
+        source,
+        canon,
+        trace,
+        text,
+        text_weight,
+        to_canon,
+        dig.signals,
+        windows,
+        float(dig.calibration.mm_per_s),
+        centres,
+    )
 
 
 # -------------------------------------------------------------------------------------------- validation
 
 
-def labeled_validation_snr(model: TraceNet, samples: Sequence[LabeledSample], *,
-                           device: str | torch.device = "cpu",
-                           should_stop: Callable[[], bool] | None = None) -> float:
+def labeled_validation_snr(
+    model: TraceNet,
+    samples: Sequence[LabeledSample],
+    *,
+    device: str | torch.device = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+) -> float:
     """Mean per-lead SNR (dB) of the model's digitizations of labelled pages, against their signals.
 
     Each page is segmented, analysed with :func:`~ecgstudio.pipeline.analyse_maps` (paper speed
@@ -537,8 +566,9 @@ def labeled_validation_snr(model: TraceNet, samples: Sequence[LabeledSample], *,
     scores: list[float] = []
     for sample in samples:
         if should_stop and should_stop():
-            raise FinetuneCancelled("fine-tune cancelled during validation; nothing was saved and the "
-                                    "active model is unchanged")
+            raise FinetuneCancelled(
+                "fine-tune cancelled during validation; nothing was saved and the active model is unchanged"
+            )
         maps = predict_maps(net, sample.image, device=device)
         try:
             result = analyse_maps(maps[0], maps[1], sample.image, DigitizeOptions(mm_per_s=sample.mm_per_s))
@@ -568,9 +598,13 @@ def _labeled_crop(sample: LabeledSample, rng: np.random.Generator, size: int) ->
         cy, cx = int(rng.integers(h)), int(rng.integers(w))
     y0 = int(np.clip(cy - size // 2, 0, h - size))
     x0 = int(np.clip(cx - size // 2, 0, w - size))
-    x = image[y0:y0 + size, x0:x0 + size].transpose(2, 0, 1).astype(np.float32) / 255.0
-    t = np.stack([trace[y0:y0 + size, x0:x0 + size].astype(np.float32) / 255.0,
-                  text[y0:y0 + size, x0:x0 + size].astype(np.float32)])
+    x = image[y0 : y0 + size, x0 : x0 + size].transpose(2, 0, 1).astype(np.float32) / 255.0
+    t = np.stack(
+        [
+            trace[y0 : y0 + size, x0 : x0 + size].astype(np.float32) / 255.0,
+            text[y0 : y0 + size, x0 : x0 + size].astype(np.float32),
+        ]
+    )
     return x, t
 
 
@@ -591,8 +625,10 @@ class _Synthetic:
             self.pages.pop(int(self.rng.integers(len(self.pages) - 1)))  # never the newest
 
     def crops(self, count: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        picks = [random_crops(*self.pages[int(self.rng.integers(len(self.pages)))], self.rng, size=size, count=1)
-                 for _ in range(count)]
+        picks = [
+            random_crops(*self.pages[int(self.rng.integers(len(self.pages)))], self.rng, size=size, count=1)
+            for _ in range(count)
+        ]
         return np.concatenate([p[0] for p in picks]), np.concatenate([p[1] for p in picks])
 
 
@@ -604,10 +640,14 @@ def _lr(config: FinetuneConfig, step: int, progress: float) -> float:
 
 def _disk_message(exc: OSError, where: Path) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"not enough disk space to save the fine-tuned model in {where}: free some space and run "
-                "the fine-tune again (nothing was saved; the active model is unchanged)")
-    return (f"cannot save the fine-tuned model in {where}: {exc.strerror or exc}; check the folder's "
-            "permissions and run the fine-tune again (nothing was saved; the active model is unchanged)")
+        return (
+            f"not enough disk space to save the fine-tuned model in {where}: free some space and run "
+            "the fine-tune again (nothing was saved; the active model is unchanged)"
+        )
+    return (
+        f"cannot save the fine-tuned model in {where}: {exc.strerror or exc}; check the folder's "
+        "permissions and run the fine-tune again (nothing was saved; the active model is unchanged)"
+    )
 
 
 def _check_free_space(where: Path, needed: int) -> None:
@@ -619,15 +659,21 @@ def _check_free_space(where: Path, needed: int) -> None:
     except OSError:
         return
     if free < needed:
-        raise FinetuneError(f"only {free / 1e6:.1f} MB free in {folder}; a fine-tuned model needs about "
-                            f"{needed / 1e6:.1f} MB: free some space first (nothing was changed)")
+        raise FinetuneError(
+            f"only {free / 1e6:.1f} MB free in {folder}; a fine-tuned model needs about "
+            f"{needed / 1e6:.1f} MB: free some space first (nothing was changed)"
+        )
 
 
 class _Reporter:
     """Progress messages and cancel checks of one run."""
 
-    def __init__(self, progress: Callable[[FinetuneProgress], None] | None,
-                 should_stop: Callable[[], bool] | None, total_steps: int) -> None:
+    def __init__(
+        self,
+        progress: Callable[[FinetuneProgress], None] | None,
+        should_stop: Callable[[], bool] | None,
+        total_steps: int,
+    ) -> None:
         self.progress = progress
         self.should_stop = should_stop
         self.t0 = time.perf_counter()
@@ -641,18 +687,32 @@ class _Reporter:
     def __call__(self, stage: str, fraction: float, message: str) -> None:
         self.stage = stage
         if self.progress is not None:
-            self.progress(FinetuneProgress(stage, float(min(1.0, max(0.0, fraction))), self.step, self.total,
-                                           self.loss, self.before, self.after, time.perf_counter() - self.t0,
-                                           self.left, message))
+            self.progress(
+                FinetuneProgress(
+                    stage,
+                    float(min(1.0, max(0.0, fraction))),
+                    self.step,
+                    self.total,
+                    self.loss,
+                    self.before,
+                    self.after,
+                    time.perf_counter() - self.t0,
+                    self.left,
+                    message,
+                )
+            )
 
     def check_cancel(self) -> None:
         if self.should_stop is not None and self.should_stop():
-            raise FinetuneCancelled(f"fine-tune cancelled during '{self.stage}' after {self.step} training steps; "
-                                    "nothing was saved and the active model is unchanged")
+            raise FinetuneCancelled(
+                f"fine-tune cancelled during '{self.stage}' after {self.step} training steps; "
+                "nothing was saved and the active model is unchanged"
+            )
 
 
-def _gather_sources(files: list[Path], config: FinetuneConfig, report: _Reporter
-                    ) -> tuple[list[LabelSource], list[tuple[Path, str]]]:
+def _gather_sources(
+    files: list[Path], config: FinetuneConfig, report: _Reporter
+) -> tuple[list[LabelSource], list[tuple[Path, str]]]:
     """Usable label sources (reviewed, image checked, one per image) and the files left out."""
     sources: list[LabelSource] = []
     skipped: list[tuple[Path, str]] = []
@@ -679,14 +739,17 @@ def _gather_sources(files: list[Path], config: FinetuneConfig, report: _Reporter
         seen_images[source.image_sha256] = path
         sources.append(source)
     if not sources:
-        raise FinetuneError(f"none of the {len(files)} selected pages can be used "
-                            f"({'; '.join(f'{p.name}: {why}' for p, why in skipped[:3])}); "
-                            "review and save the pages in ECG Studio first")
+        raise FinetuneError(
+            f"none of the {len(files)} selected pages can be used "
+            f"({'; '.join(f'{p.name}: {why}' for p, why in skipped[:3])}); "
+            "review and save the pages in ECG Studio first"
+        )
     return sources, skipped
 
 
-def _build_samples(groups: list[list[LabelSource]], config: FinetuneConfig, report: _Reporter,
-                   skipped: list[tuple[Path, str]]) -> list[list[LabeledSample]]:
+def _build_samples(
+    groups: list[list[LabelSource]], config: FinetuneConfig, report: _Reporter, skipped: list[tuple[Path, str]]
+) -> list[list[LabeledSample]]:
     n = sum(len(g) for g in groups)
     done = 0
     out: list[list[LabeledSample]] = []
@@ -707,8 +770,15 @@ def _build_samples(groups: list[list[LabelSource]], config: FinetuneConfig, repo
     return out
 
 
-def _train(model: TraceNet, samples: list[LabeledSample], config: FinetuneConfig, device: torch.device,
-           train_end: float, reserve_s: float, report: _Reporter) -> tuple[int, list[float], int]:
+def _train(
+    model: TraceNet,
+    samples: list[LabeledSample],
+    config: FinetuneConfig,
+    device: torch.device,
+    train_end: float,
+    reserve_s: float,
+    report: _Reporter,
+) -> tuple[int, list[float], int]:
     """The training loop; returns ``(steps, losses, synthetic pages rendered)``."""
     rng = np.random.default_rng(config.seed)
     n_syn = min(int(round(config.batch_size * config.synthetic_share)), config.batch_size - 1)
@@ -747,8 +817,9 @@ def _train(model: TraceNet, samples: list[LabeledSample], config: FinetuneConfig
         losses.append(float(loss.item()))
 
         per_step = (time.perf_counter() - t_start) / step
-        by_budget = step + int(max(0.0, train_end - time.perf_counter()) / per_step) if math.isfinite(train_end) \
-            else None
+        by_budget = (
+            step + int(max(0.0, train_end - time.perf_counter()) / per_step) if math.isfinite(train_end) else None
+        )
         total = min(n for n in (config.steps, by_budget) if n is not None)
         report.step, report.total = step, total
         report.loss = float(np.mean(losses[-20:]))
@@ -817,16 +888,19 @@ def finetune(
         raise FinetuneError(f"cannot start from model {base or 'active'}: {exc}") from exc
     stride = model.config.stride
     if config.crop % stride:
-        raise FinetuneError(f"crop {config.crop} px is not a multiple of the network's stride {stride}; "
-                            f"use {config.crop - config.crop % stride + stride}")
+        raise FinetuneError(
+            f"crop {config.crop} px is not a multiple of the network's stride {stride}; "
+            f"use {config.crop - config.crop % stride + stride}"
+        )
     try:
         name = registry.check_version_name(name) if name else registry.new_version_name(data_dir=data_dir)
     except registry.ModelRegistryError as exc:
         raise FinetuneError(str(exc)) from exc
     version_dir = registry.models_dir(data_dir) / name
     if version_dir.exists():
-        raise FinetuneError(f"a model version named {name!r} already exists in {version_dir.parent}; "
-                            "choose another name")
+        raise FinetuneError(
+            f"a model version named {name!r} already exists in {version_dir.parent}; choose another name"
+        )
     _check_free_space(version_dir, 2 * base_path.stat().st_size + (1 << 20))
 
     # -- labels, split, samples
@@ -837,8 +911,9 @@ def finetune(
     if not val_set and len(train_set) >= 2:  # the held-out pages were left out (skip_bad_labels)
         val_set = [train_set.pop()]
     if not train_set or not val_set:
-        raise FinetuneError("too few usable pages left to train on and to validate with (at least 2 needed); "
-                            "review and save more pages")
+        raise FinetuneError(
+            "too few usable pages left to train on and to validate with (at least 2 needed); review and save more pages"
+        )
 
     # -- the base model's score, training, the new model's score
     report(_STAGES[2], 0.08, f"scoring the base model on {len(val_set)} held-out pages")
@@ -863,11 +938,22 @@ def finetune(
     report.after, report.left = after, 1.0
     report(_STAGES[5], 0.98, f"saving model version {name}")
     seconds = time.perf_counter() - report.t0
-    label_rows = [{"label": str(s.source.label_path), "label_sha256": s.source.label_sha256,
-                   "image": str(s.source.image_path), "image_sha256": s.source.image_sha256, "split": split}
-                  for split, group in (("train", train_set), ("validation", val_set)) for s in group]
+    label_rows = [
+        {
+            "label": str(s.source.label_path),
+            "label_sha256": s.source.label_sha256,
+            "image": str(s.source.image_path),
+            "image_sha256": s.source.image_sha256,
+            "split": split,
+        }
+        for split, group in (("train", train_set), ("validation", val_set))
+        for s in group
+    ]
     card = ModelCard(
-        version=name, net=base_card.net, px_per_mm=base_card.px_per_mm, outputs=base_card.outputs,
+        version=name,
+        net=base_card.net,
+        px_per_mm=base_card.px_per_mm,
+        outputs=base_card.outputs,
         base_model=f"{base_card.version} (sha256 {base_card.sha256})",
         training={
             "kind": "finetune",
@@ -879,9 +965,14 @@ def finetune(
             "synthetic_pages_rendered": rendered,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
         },
-        metrics={"val_snr_db_before": before, "val_snr_db_after": after, "val_pages": len(val_set),
-                 "train_pages": len(train_set), "final_loss": float(np.mean(losses[-20:])) if losses else None,
-                 "improved": bool(improved)},
+        metrics={
+            "val_snr_db_before": before,
+            "val_snr_db_after": after,
+            "val_pages": len(val_set),
+            "train_pages": len(train_set),
+            "final_loss": float(np.mean(losses[-20:])) if losses else None,
+            "improved": bool(improved),
+        },
     )
     model.eval()
     try:
@@ -896,14 +987,26 @@ def finetune(
             version = registry.activate(name, data_dir=data_dir)
             activated = True
         except registry.ModelRegistryError as exc:
-            raise FinetuneError(f"the new model version {name} was saved but could not be activated: {exc}. "
-                                f"Activate it later from the model list") from exc
-    verdict = (f"activated: {after:.2f} dB vs {before:.2f} dB" if activated
-               else f"kept inactive: {after:.2f} dB vs {before:.2f} dB for the base model")
+            raise FinetuneError(
+                f"the new model version {name} was saved but could not be activated: {exc}. "
+                f"Activate it later from the model list"
+            ) from exc
+    verdict = (
+        f"activated: {after:.2f} dB vs {before:.2f} dB"
+        if activated
+        else f"kept inactive: {after:.2f} dB vs {before:.2f} dB for the base model"
+    )
     report.left = 0.0
     report(_STAGES[6], 1.0, f"model {name} saved, {verdict}")
     return FinetuneResult(
-        version=version, activated=activated, val_snr_before_db=before, val_snr_after_db=after, steps=steps,
-        seconds=time.perf_counter() - report.t0, train_labels=tuple(s.source.label_path for s in train_set),
-        val_labels=tuple(s.source.label_path for s in val_set), skipped=tuple(skipped), base=base_path,
+        version=version,
+        activated=activated,
+        val_snr_before_db=before,
+        val_snr_after_db=after,
+        steps=steps,
+        seconds=time.perf_counter() - report.t0,
+        train_labels=tuple(s.source.label_path for s in train_set),
+        val_labels=tuple(s.source.label_path for s in val_set),
+        skipped=tuple(skipped),
+        base=base_path,
     )

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from ..arrays import polyline_runs
+from ..model.net import CANONICAL_PX_PER_MM, TRAINED_SCALES
 from ..results import Trace
 from ..synth.batch import RecordPool
 from ..synth.damage import DamageSettings
 from ..synth.render import PageStyle, SynthPage, render_page
-from .net import CANONICAL_PX_PER_MM, TRAINED_SCALES
 
 _RIDGE_SIGMA_PX = 0.8
 _SHIFT = 4
@@ -76,17 +76,21 @@ def training_damage(rng: np.random.Generator, severity: float) -> DamageSettings
     return replace(d, quarter_turn=0.0, rotation=min(d.rotation, 0.15), perspective=min(d.perspective, 0.15))
 
 
-def render_training_page(rng: np.random.Generator, records: RecordPool, *, severity: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+def render_training_page(
+    rng: np.random.Generator, records: RecordPool, *, severity: float = 0.6
+) -> tuple[np.ndarray, np.ndarray]:
     """One random page near the canonical scale: ``(image (H, W, 3) uint8, targets (2, H, W) float32)``."""
     dpi = 25.4 * CANONICAL_PX_PER_MM * float(rng.uniform(*TRAINED_SCALES))
     style = PageStyle.random(rng, dpi=dpi)
-    page = render_page(records.pick(rng), style=style, damage=training_damage(rng, severity),
-                       seed=int(rng.integers(2**31)))
+    page = render_page(
+        records.pick(rng), style=style, damage=training_damage(rng, severity), seed=int(rng.integers(2**31))
+    )
     return page.image, page_targets(page)
 
 
-def random_crops(image: np.ndarray, targets: np.ndarray, rng: np.random.Generator, *, size: int, count: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def random_crops(
+    image: np.ndarray, targets: np.ndarray, rng: np.random.Generator, *, size: int, count: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` crops of ``size`` px, most of them centred near trace ink.
 
     Returns images ``(count, 3, size, size)`` float32 in [0, 1] and targets ``(count, 2, size, size)``.
@@ -107,6 +111,6 @@ def random_crops(image: np.ndarray, targets: np.ndarray, rng: np.random.Generato
             cy, cx = int(rng.integers(h)), int(rng.integers(w))
         y0 = int(np.clip(cy - size // 2, 0, h - size))
         x0 = int(np.clip(cx - size // 2, 0, w - size))
-        xs_out.append(image[y0:y0 + size, x0:x0 + size].transpose(2, 0, 1))
-        ts_out.append(targets[:, y0:y0 + size, x0:x0 + size])
+        xs_out.append(image[y0 : y0 + size, x0 : x0 + size].transpose(2, 0, 1))
+        ts_out.append(targets[:, y0 : y0 + size, x0 : x0 + size])
     return np.stack(xs_out).astype(np.float32) / 255.0, np.stack(ts_out)

@@ -1,0 +1,174 @@
+"""The engine's settings: one frozen :class:`EngineConfig`, nested per stage.
+
+Every knob a stage has lives here, with the default the benchmarks chose (BENCHMARKS.md);
+physical facts (paper sizes, lead names, the scale the network was trained at) stay constants
+of their modules.  A stage function takes its own part (``find_rows(..., config=RowsConfig())``);
+:class:`ecgstudio.pipeline.Digitizer` takes the whole, so a test or a benchmark tries another
+setting by passing another config instead of changing a module's globals::
+
+    config = EngineConfig(path=PathConfig(jump_cost=0.5))
+    Digitizer(config=config).digitize(image)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Running the trace network over a page (:mod:`ecgstudio.segmentation`)."""
+
+    #: Pages with more pixels than ``tile_px**2``, or a side longer than ``2 * tile_px``, are
+    #: processed in overlapping tiles of at most this many px a side, as few as cover the page.
+    tile_px: int = 2048
+    #: Tiles overlap by at least twice this (px); only each tile's inner part is kept.
+    overlap_px: int = 96
+    #: Pages scanned finer than the canonical scale are traced again at up to this many px per
+    #: mm: 200 dpi pages (7.87 px/mm) at their own resolution, 10 % beyond the finest scale the
+    #: network is trained on, where the shape of the QRS complexes still gains (BENCHMARKS.md).
+    fine_px_per_mm: float = 7.9
+    #: ... where the page's own resolution allows at least this many times the canonical scale
+    #: (on the benchmark pages +0.7 dB at 7.2 px/mm and +0.4 dB more at 7.9).
+    min_fine_gain: float = 1.1
+
+
+@dataclass(frozen=True)
+class RowsConfig:
+    """Finding the rows of traces (:mod:`ecgstudio.layout`)."""
+
+    #: Trace probability counted as ink in the row profile.
+    threshold: float = 0.3
+    #: A candidate row with more of its trace mass than this within 3 px of one line is a ruled line.
+    max_straight_share: float = 0.6
+    #: A candidate row drawn along less than this share of the best row's coverage is a broken line.
+    min_coverage_share: float = 0.75
+    #: A straight candidate row is kept only if unbroken: at least this share of the best coverage.
+    unbroken_share: float = 0.97
+    #: A broken (not straight) candidate row is kept after all where it continues the kept rows'
+    #: lattice: one pitch from a kept row within this share of the pitch ...
+    lattice_tolerance: float = 0.12
+    #: ... drawn along at least this share of the kept rows' common columns ...
+    min_lattice_overlap: float = 0.8
+    #: ... and covering at least this share of the best coverage.
+    min_lattice_coverage: float = 0.5
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Calibration pulses, gain and speed (:mod:`ecgstudio.calibration`)."""
+
+    #: Below this source resolution (px per mm) calibration pulses are not measured.
+    min_pulse_px_per_mm: float = 3.0
+    #: Gain assumed where the user gives none and no pulse is measured (mm/mV).
+    default_mm_per_mv: float = 10.0
+    #: Paper speed assumed where the user gives none (mm/s).
+    default_mm_per_s: float = 25.0
+
+
+@dataclass(frozen=True)
+class NamesConfig:
+    """Reading the printed lead names (:mod:`ecgstudio.leadnames`)."""
+
+    #: Below this source resolution (px per mm) lead names are not read (aVL and aVF blur together).
+    min_px_per_mm: float = 3.5
+    #: A read counts where the reader gives one name at least this probability.
+    min_read_prob: float = 0.8
+    #: Words read per box, nearest to its start first.
+    max_words_per_box: int = 16
+
+
+@dataclass(frozen=True)
+class BoxesConfig:
+    """Placing the lead boxes in time (:mod:`ecgstudio.boxes`)."""
+
+    #: A box's start moves onto a major grid line this far (mm) before or after it.
+    origin_snap_mm: tuple[float, float] = (-0.2, 0.5)
+    #: Sample corners are looked for only where one sample spans at least this many pixels ...
+    min_sample_px: float = 1.0
+    #: ... and trusted only where the best phase leaves at most this share of the typical phase's misfit.
+    max_corner_misfit: float = 0.8
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    """The Viterbi search for a row's trace (:mod:`ecgstudio.path`), in pixels of the traced page."""
+
+    threshold: float = 0.7  # probability that counts as ink
+    max_segments: int = 6  # candidates per column
+    jump_cost: float = 0.35  # per pixel of vertical gap between consecutive segments
+    gap_cost: float = 3.0  # per column left empty
+    enter_gap_cost: float = 4.0  # to start or end a gap
+    baseline_weight: float = 6.0  # penalty per row spacing beyond half a spacing from the own baseline
+    text_weight: float = 4.0  # penalty for a segment on non-signal ink (probability 1)
+    reentry_cost: float = 0.15  # per pixel between where a gap began and where the trace resumes
+    #: A separator tick: a dark upright bar at least this tall (mm) ...
+    separator_min_mm: float = 2.5
+    #: ... and this wide (columns), whose columns start and end together within this many px.
+    separator_min_cols: int = 2
+    separator_even_px: int = 2
+    #: How far (mm) a trace read again from finer maps may move from where it was first read.
+    retrace_reach_mm: float = 1.5
+
+
+@dataclass(frozen=True)
+class StrokesConfig:
+    """Turning a path into curve points (:mod:`ecgstudio.strokes`)."""
+
+    #: A segment this much taller (px) than the row's flat-trace segment holds a steep stroke.
+    stroke_px: float = 1.5
+    #: Least rise (px) between two turning points for their stroke to be followed row by row.
+    min_rise_px: int = 4
+    #: A tall run at most this many columns wide between two flat columns is a line crossing the
+    #: trace (a dark grid line, a separator) ...
+    crossing_max_px: int = 2
+    #: ... or, between columns of any height, one this many times taller than they are ...
+    crossing_height_ratio: float = 3.0
+    #: ... and at least this tall (px).
+    crossing_min_px: int = 24
+    #: A stroke that turns where printed text begins is followed along the ink at most this far
+    #: (mm): a deep S wave runs on through the lead name printed under it, while the network calls
+    #: the shared ink text and the path turns at the name's top.  Ink running on further is a
+    #: ruled line.
+    through_text_max_mm: float = 8.0
+    #: Only turns of strokes at least this tall (mm, prominence) are followed.
+    through_text_min_stroke_mm: float = 1.5
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    """From traces to samples in mV (:mod:`ecgstudio.signals`)."""
+
+    #: Paper (mm) on either side of a change of lead within a row whose samples are left out.
+    lead_change_mm: float = 0.4
+    #: Output samples finer than a traced trace are low-passed at this share of the traced
+    #: frame's pixels per second (zero-phase, second order).
+    band_limit: float = 0.4
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How the columns of a page follow each other in time (:mod:`ecgstudio.timing`)."""
+
+    #: The simultaneous reading must match the rhythm strip at least this well (normalised
+    #: cross-correlation of beat envelopes) ...
+    min_match: float = 0.5
+    #: ... and this much better than the consecutive reading.
+    min_margin: float = 0.3
+    #: Residual misplacement searched either way when matching, seconds.
+    search_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Every setting of the digitizing engine, one part per stage."""
+
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    rows: RowsConfig = field(default_factory=RowsConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    names: NamesConfig = field(default_factory=NamesConfig)
+    boxes: BoxesConfig = field(default_factory=BoxesConfig)
+    path: PathConfig = field(default_factory=PathConfig)
+    strokes: StrokesConfig = field(default_factory=StrokesConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
