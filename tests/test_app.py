@@ -16,16 +16,16 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtTest import QTest
 
-from ecgstudio.app.document import PageDocument, PageRef, splice, stroke_to_columns  # noqa: E402
-from ecgstudio.app.scan_view import Tool  # noqa: E402
-from ecgstudio.app.window import SAMPLE_SCAN, MainWindow  # noqa: E402
-from ecgstudio.errors import NotAnEcgError  # noqa: E402
-from ecgstudio.labels import ImageIdentity, ReviewStatus, load_labels  # noqa: E402
-from ecgstudio.pipeline import DigitizeOptions  # noqa: E402
+from ecgstudio.app.document import PageDocument, PageRef, splice, stroke_to_columns
+from ecgstudio.app.scan_view import Tool
+from ecgstudio.app.window import SAMPLE_SCAN, MainWindow
+from ecgstudio.errors import NotAnEcgError
+from ecgstudio.labels import ImageIdentity, ReviewStatus, load_labels
+from ecgstudio.pipeline import DigitizeOptions
 
 WAIT_MS = 90_000  # digitizing the sample takes a few seconds, more on a loaded machine
 
@@ -73,8 +73,7 @@ def make_window(studio_window, digitizer):
 
 def open_and_wait(qtbot, window: MainWindow, paths) -> PageDocument:
     window.open_paths(paths)
-    qtbot.waitUntil(lambda: window.document is not None or (not window.busy and window.banner_text()),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.document is not None or (not window.busy and window.banner_text()), timeout=WAIT_MS)
     assert window.document is not None, window.banner_text()
     return window.document
 
@@ -108,8 +107,7 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
     doc.move_point(k, i, xy0[i, 1] - 15, merge_key="api-drag")
     doc.move_point(k, i, xy0[i, 1] - 25, merge_key="api-drag")  # same drag: one undo step
     assert doc.traces[k].xy[i, 1] == pytest.approx(xy0[i, 1] - 25)
-    changed = [lead for lead in doc.lead_names
-               if not np.array_equal(before[lead], doc.column(lead), equal_nan=True)]
+    changed = [lead for lead in doc.lead_names if not np.array_equal(before[lead], doc.column(lead), equal_nan=True)]
     assert changed == ["V2"]
     assert np.nanmax(doc.column("V2") - before["V2"]) == pytest.approx(25 / doc.calibration.px_per_mv, rel=0.1)
     assert doc.undo_stack.count() == 1
@@ -358,8 +356,7 @@ def test_folder_worklist_filter_sort_accept_and_next(qtbot, make_window, tmp_pat
     assert w.worklist_dock.isVisible()
 
     QTest.keyClick(w, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # accept, go to next
-    qtbot.waitUntil(lambda: w.document is not None and w.document.page.source.name == "b_second.jpg",
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.document is not None and w.document.page.source.name == "b_second.jpg", timeout=WAIT_MS)
     first = load_labels(folder / "labels" / "a_first.labels.h5")
     assert first.review.status == ReviewStatus.REVIEWED and first.review.reviewer == "Dr Test"
     assert w.document.label_path == folder / "labels" / "ward" / "b_second.labels.h5"
@@ -398,8 +395,9 @@ def test_export_and_drop_and_cli(qtbot, make_window, tmp_path, monkeypatch) -> N
     shutil.copy(SAMPLE_SCAN, other)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(other))])
-    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     w.dropEvent(drop)
     qtbot.waitUntil(lambda: w.document is not None and w.document.page.source == other, timeout=WAIT_MS)
 
@@ -442,8 +440,9 @@ def test_document_edits_without_widgets(qtbot, digitizer) -> None:
 
     image = read_pages(SAMPLE_SCAN)[0].image
     dig = digitizer.digitize(image, DigitizeOptions())
-    doc = PageDocument.from_digitization(PageRef(SAMPLE_SCAN), image, dig,
-                                         identity=ImageIdentity.from_array(SAMPLE_SCAN, image), reviewer="me")
+    doc = PageDocument.from_digitization(
+        PageRef(SAMPLE_SCAN), image, dig, identity=ImageIdentity.from_array(SAMPLE_SCAN, image), reviewer="me"
+    )
     fresh = doc.record()
     np.testing.assert_array_equal(doc.signals.mv, dig.signals.mv)
 
@@ -466,8 +465,9 @@ def test_splice_and_stroke_helpers() -> None:
     conf = np.full(10, 0.5, np.float32)
     out, c = splice(xy, conf, 3, 5, None, None)
     assert len(out) == 8 and np.isnan(out[3]).all() and c.dtype == np.float32
-    again, _ = splice(out, c, 2.5, 6.5, np.array([[3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]]),
-                      np.ones(4, np.float32))
+    again, _ = splice(
+        out, c, 2.5, 6.5, np.array([[3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]]), np.ones(4, np.float32)
+    )
     assert np.isfinite(again).all() and len(again) == 10 and (again[3:7, 1] == 0).all()
     end, _ = splice(xy, conf, 7, 20, None, None)
     assert len(end) == 7 and np.isfinite(end).all()  # no dangling gap at the end

@@ -23,25 +23,26 @@ import torch
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer
 
-import ecgstudio.model.finetune as ft  # noqa: E402
-from ecgstudio.app.rerun import ProposalChange, proposal_change  # noqa: E402
-from ecgstudio.app.window import MainWindow  # noqa: E402
-from ecgstudio.app.worklist import CHANGE_COLUMN, CHANGED_COLOR  # noqa: E402
-from ecgstudio.io.images import read_pages  # noqa: E402
-from ecgstudio.labels import Review, ReviewStatus, load_labels, save_labels  # noqa: E402
-from ecgstudio.model import registry  # noqa: E402
-from ecgstudio.model.finetune import FinetuneConfig  # noqa: E402
-from ecgstudio.model.weights import DEFAULT_MODEL, ModelCard, load_model  # noqa: E402
-from ecgstudio.results import Signals  # noqa: E402
-from ecgstudio.synth.batch import write_pages  # noqa: E402
+import ecgstudio.training.finetune as ft
+from ecgstudio.app.rerun import proposal_change
+from ecgstudio.app.window import MainWindow
+from ecgstudio.app.worklist import CHANGE_COLUMN, CHANGED_COLOR, ProposalChange
+from ecgstudio.io.images import read_pages
+from ecgstudio.labels import Review, ReviewStatus, load_labels, save_labels
+from ecgstudio.model import registry
+from ecgstudio.model.weights import DEFAULT_MODEL, ModelCard, load_model
+from ecgstudio.results import Signals
+from ecgstudio.synth.batch import write_pages
+from ecgstudio.training.finetune import FinetuneConfig
 
 WAIT_MS = 90_000
 #: Two steps on tiny crops, no synthetic pages, one torch thread (several threads on a busy
 #: machine spin): a run takes a few seconds on a CPU.
-QUICK = FinetuneConfig(steps=2, batch_size=2, crop=64, warmup_steps=1, synthetic_share=0.0, device="cpu",
-                       val_fraction=0.5, threads=1)
+QUICK = FinetuneConfig(
+    steps=2, batch_size=2, crop=64, warmup_steps=1, synthetic_share=0.0, device="cpu", val_fraction=0.5, threads=1
+)
 
 
 def _key(image: np.ndarray) -> str:
@@ -67,8 +68,10 @@ def worklist(tmp_path) -> tuple[Path, dict]:
     proposed = labels / "page_00002.labels.h5"
     record = load_labels(proposed)
     save_labels(replace(record, review=Review(ReviewStatus.PROPOSED)), proposed)
-    truths = {_key(read_pages(p)[0].image): load_labels(labels / f"{p.stem}.labels.h5").digitization
-              for p in sorted(folder.glob("*.png"))}
+    truths = {
+        _key(read_pages(p)[0].image): load_labels(labels / f"{p.stem}.labels.h5").digitization
+        for p in sorted(folder.glob("*.png"))
+    }
     return folder, truths
 
 
@@ -160,7 +163,7 @@ def test_finetune_in_a_worker_process_then_rerun_marks_changed_pages(qtbot, make
     assert len(ticks) > 20 and np.diff(ticks).max() < 1.5  # the window kept handling events throughout
 
     versions = registry.list_versions(data_dir=tmp_path / "data")
-    assert [v.name for v in versions][0] == registry.SHIPPED and len(versions) == 2
+    assert next(v.name for v in versions) == registry.SHIPPED and len(versions) == 2
     new = versions[1]
     assert new.active and new.path.is_relative_to(tmp_path / "data" / "models")
     assert {"validating base model", "training", "done"} <= set(seen)
@@ -203,8 +206,9 @@ def test_a_worker_process_that_dies_is_reported(qtbot, make_window, worklist, tm
 # ---------------------------------------------------------------------- outcomes and errors (thread)
 
 
-def test_finetune_kept_inactive_then_versions_dialog_switches_and_rolls_back(qtbot, make_window, worklist,
-                                                                              tmp_path, fixed_scores) -> None:
+def test_finetune_kept_inactive_then_versions_dialog_switches_and_rolls_back(
+    qtbot, make_window, worklist, tmp_path, fixed_scores
+) -> None:
     folder, _ = worklist
     data_dir = tmp_path / "data"
     fixed_scores += [12.0, 11.5]  # the new model does worse on the held-out page
@@ -254,7 +258,8 @@ def test_finetune_cancel_saves_nothing(qtbot, make_window, worklist, tmp_path, f
     dialog = w.finetune_dialog
     dialog.budget.setCurrentIndex(0)  # 2 minutes
     w.finetune_runner.progress.connect(
-        lambda p: dialog.cancel_button.click() if p.stage == "training" and dialog.cancel_button.isEnabled() else None)
+        lambda p: dialog.cancel_button.click() if p.stage == "training" and dialog.cancel_button.isEnabled() else None
+    )
     qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.finetune_runner.running, timeout=WAIT_MS)
     text = w.banner_text()
@@ -265,8 +270,9 @@ def test_finetune_cancel_saves_nothing(qtbot, make_window, worklist, tmp_path, f
     assert w.settings.finetune_minutes == 2.0
 
 
-def test_finetune_errors_are_messages_in_the_window(qtbot, make_window, worklist, tmp_path, monkeypatch,
-                                                    fixed_scores) -> None:
+def test_finetune_errors_are_messages_in_the_window(
+    qtbot, make_window, worklist, tmp_path, monkeypatch, fixed_scores
+) -> None:
     folder, _ = worklist
     labels = folder / "labels"
     data_dir = tmp_path / "data"
@@ -318,8 +324,7 @@ def test_finetune_needs_reviewed_pages(qtbot, make_window, worklist) -> None:
 # ---------------------------------------------------------------------- re-run on the worklist
 
 
-def test_rerun_marks_changed_pages_and_never_overwrites_reviewed_ones(qtbot, make_window, worklist,
-                                                                      tmp_path) -> None:
+def test_rerun_marks_changed_pages_and_never_overwrites_reviewed_ones(qtbot, make_window, worklist, tmp_path) -> None:
     folder, _ = worklist
     labels = folder / "labels"
     data_dir = tmp_path / "data"

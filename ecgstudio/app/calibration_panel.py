@@ -5,8 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, \
-    QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..paper import LAYOUTS
 from ..pipeline import DigitizeOptions
@@ -56,11 +66,16 @@ class CalibrationPanel(QWidget):
         for name in sorted(LAYOUTS):
             self.layout_combo.addItem(name, name)
         self.columns_combo = QComboBox()
-        for label, value in (("auto (from the rhythm strip)", "auto"), ("consecutive (standard)", "consecutive"),
-                             ("all from 0 s", "from-zero")):
+        for label, value in (
+            ("auto (from the rhythm strip)", "auto"),
+            ("consecutive (standard)", "consecutive"),
+            ("all from 0 s", "from-zero"),
+        ):
             self.columns_combo.addItem(label, value)
-        self.columns_combo.setToolTip("Which seconds each column shows: the standard printout continues "
-                                      "each column where the one before ends; some start every column at 0 s")
+        self.columns_combo.setToolTip(
+            "Which seconds each column shows: the standard printout continues "
+            "each column where the one before ends; some start every column at 0 s"
+        )
         self.use_cal = QCheckBox("Use the speed and gain above")
         self.use_cal.setChecked(True)
         self.rerun_button = QPushButton("Run the model again")
@@ -145,8 +160,12 @@ class CalibrationPanel(QWidget):
     def refresh(self) -> None:
         """Show the document's calibration without editing it."""
         cal = self.document.calibration
-        for spin, value in ((self.px_x, cal.px_per_mm_x), (self.px_y, cal.px_per_mm_y),
-                            (self.speed, cal.mm_per_s), (self.gain, cal.mm_per_mv)):
+        for spin, value in (
+            (self.px_x, cal.px_per_mm_x),
+            (self.px_y, cal.px_per_mm_y),
+            (self.speed, cal.mm_per_s),
+            (self.gain, cal.mm_per_mv),
+        ):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
@@ -169,9 +188,13 @@ class CalibrationPanel(QWidget):
     def options(self, fs: float) -> DigitizeOptions:
         cal = self.document.calibration if self.document else None
         use = self.use_cal.isChecked() and cal is not None
-        return DigitizeOptions(layout=self.layout_combo.currentData(), fs=fs,
-                               mm_per_s=cal.mm_per_s if use else None, mm_per_mv=cal.mm_per_mv if use else None,
-                               columns=self.columns_combo.currentData())
+        return DigitizeOptions(
+            layout=self.layout_combo.currentData(),
+            fs=fs,
+            mm_per_s=cal.mm_per_s if use else None,
+            mm_per_mv=cal.mm_per_mv if use else None,
+            columns=self.columns_combo.currentData(),
+        )
 
     def _rerun(self) -> None:
         if self.document is not None:

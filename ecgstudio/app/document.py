@@ -2,13 +2,14 @@
 
 A :class:`PageDocument` holds the page image and an immutable :class:`PageState` (calibration,
 lead boxes, pixel traces, signal columns, review, masks).  Every edit builds a new state from
-the current one and pushes a :class:`~ecgstudio.app.commands.StateCommand` on the document's
+the current one and pushes a :class:`StateCommand` on the document's
 ``QUndoStack``; undo and redo swap whole states, so they restore exactly what was there, and a
 state shares every unchanged array with its predecessor.
 
-Signals are re-derived with :func:`ecgstudio.extract.assemble_signals` (each box maps its own
-columns to its own time window) for the leads an edit touches only; the other leads keep the columns they had (for a fresh page, the engine's
-own output).  Nothing here draws: the views listen to :attr:`PageDocument.changed` and
+Signals are re-derived with :func:`ecgstudio.signals.assemble_signals` (each box maps its own
+columns to its own time window) for the leads an edit touches only;
+the other leads keep the columns they had (for a fresh page, the engine's own output).
+Nothing here draws: the views listen to :attr:`PageDocument.changed` and
 :attr:`PageDocument.selectionChanged`.
 
 Coordinates are input-image pixels, as in :class:`~ecgstudio.results.Digitization`.
@@ -25,15 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..arrays import true_runs
-from ..extract import assemble_signals, cut_trace, path_polyline, trace_row
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
 from ..results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
-from .commands import StateCommand
+from ..signals import assemble_signals
+from ..strokes import trace_in_box
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,13 @@ class Change:
         def union(a, b):
             return None if a is None or b is None else a | b
 
-        return Change(self.boxes or other.boxes, union(self.traces, other.traces), union(self.leads, other.leads),
-                      self.calibration or other.calibration, self.review or other.review)
+        return Change(
+            self.boxes or other.boxes,
+            union(self.traces, other.traces),
+            union(self.leads, other.leads),
+            self.calibration or other.calibration,
+            self.review or other.review,
+        )
 
 
 EVERYTHING = Change(boxes=True, traces=None, leads=None, calibration=True, review=True)
@@ -150,8 +156,16 @@ class PageDocument(QObject):
     changed = Signal(object)  # Change
     selectionChanged = Signal(int)  # box index, -1 for none
 
-    def __init__(self, page: PageRef, image: np.ndarray, record: LabelRecord, *, label_path: Path | None = None,
-                 reviewer: str = "", parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        page: PageRef,
+        image: np.ndarray,
+        record: LabelRecord,
+        *,
+        label_path: Path | None = None,
+        reviewer: str = "",
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         dig = record.digitization
         self.page = page
@@ -170,16 +184,30 @@ class PageDocument(QObject):
         self.undo_stack = QUndoStack(self)
         self._gray: np.ndarray | None = None
         self._selected = -1
-        self._state = PageState(dig.calibration, tuple(dig.boxes), tuple(dig.traces),
-                                tuple(_frozen(dig.signals.mv[:, i]) for i in range(dig.signals.mv.shape[1])),
-                                record.review, dig.masks, dig.signals.n_samples)
+        self._state = PageState(
+            dig.calibration,
+            tuple(dig.boxes),
+            tuple(dig.traces),
+            tuple(_frozen(dig.signals.mv[:, i]) for i in range(dig.signals.mv.shape[1])),
+            record.review,
+            dig.masks,
+            dig.signals.n_samples,
+        )
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_digitization(cls, page: PageRef, image: np.ndarray, digitization: Digitization, *,
-                          identity: ImageIdentity, label_path: Path | None = None, reviewer: str = "",
-                          parent: QObject | None = None) -> PageDocument:
+    def from_digitization(
+        cls,
+        page: PageRef,
+        image: np.ndarray,
+        digitization: Digitization,
+        *,
+        identity: ImageIdentity,
+        label_path: Path | None = None,
+        reviewer: str = "",
+        parent: QObject | None = None,
+    ) -> PageDocument:
         """A document of fresh model output (status ``proposed``)."""
         record = LabelRecord(identity, digitization, Review(ReviewStatus.PROPOSED), Provenance.now())
         return cls(page, image, record, label_path=label_path, reviewer=reviewer, parent=parent)
@@ -227,9 +255,18 @@ class PageDocument(QObject):
 
     def digitization(self) -> Digitization:
         s = self._state
-        return Digitization(image_size=self.image_size, layout=self.layout, calibration=s.calibration,
-                            boxes=s.boxes, traces=s.traces, signals=self.signals, confidence=dict(self.confidence),
-                            masks=s.masks, model_version=self.model_version, timings_s=dict(self.timings_s))
+        return Digitization(
+            image_size=self.image_size,
+            layout=self.layout,
+            calibration=s.calibration,
+            boxes=s.boxes,
+            traces=s.traces,
+            signals=self.signals,
+            confidence=dict(self.confidence),
+            masks=s.masks,
+            model_version=self.model_version,
+            timings_s=dict(self.timings_s),
+        )
 
     def record(self) -> LabelRecord:
         """The label record of the page as it is now (provenance as last saved or loaded)."""
@@ -322,7 +359,7 @@ class PageDocument(QObject):
         shortest = MIN_MISSING_S * self.fs
         for a, b in true_runs(blank):
             if b - a >= shortest:
-                out[n0 + a: n0 + b] = True
+                out[n0 + a : n0 + b] = True
         return out
 
     def missing_spans(self, k: int) -> list[tuple[float, float, float]]:
@@ -375,8 +412,15 @@ class PageDocument(QObject):
     def _push(self, state: PageState, change: Change, text: str, merge_key: str | None = None) -> None:
         self.undo_stack.push(StateCommand(self, self._state, state, change, text, merge_key))
 
-    def _columns(self, calibration: Calibration, boxes: Sequence[LeadBox], traces: Sequence[Trace], n_samples: int,
-                 leads: Iterable[str] | None, base: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    def _columns(
+        self,
+        calibration: Calibration,
+        boxes: Sequence[LeadBox],
+        traces: Sequence[Trace],
+        n_samples: int,
+        leads: Iterable[str] | None,
+        base: tuple[np.ndarray, ...],
+    ) -> tuple[np.ndarray, ...]:
         """Signal columns with ``leads`` (None: all) re-derived from boxes and traces."""
         if leads is None or any(len(c) != n_samples for c in base):
             wanted = set(self.lead_names)
@@ -385,8 +429,14 @@ class PageDocument(QObject):
         if not wanted:
             return base
         pick = [k for k, b in enumerate(boxes) if b.lead in wanted]
-        sig = assemble_signals(tuple(boxes[k] for k in pick), tuple(traces[k] for k in pick), calibration,
-                               fs=self.fs, duration_s=n_samples / self.fs, page_boxes=boxes)
+        sig = assemble_signals(
+            tuple(boxes[k] for k in pick),
+            tuple(traces[k] for k in pick),
+            calibration,
+            fs=self.fs,
+            duration_s=n_samples / self.fs,
+            page_boxes=boxes,
+        )
         cols = list(base) if all(len(c) == n_samples for c in base) else [None] * len(self.lead_names)
         for i, name in enumerate(self.lead_names):
             if name in wanted or cols[i] is None:
@@ -401,11 +451,21 @@ class PageDocument(QObject):
             lead_status[lead] = ReviewStatus.CORRECTED
         return Review(ReviewStatus.CORRECTED, lead_status, self.reviewer, utc_now(), r.note)
 
-    def _edit(self, text: str, *, boxes: tuple[LeadBox, ...] | None = None, traces: tuple[Trace, ...] | None = None,
-              calibration: Calibration | None = None, masks: PageMasks | None | bool = False,
-              n_samples: int | None = None, changed_traces: frozenset[int] | None = frozenset(),
-              leads: Iterable[str] | None = (), boxes_changed: bool = False, merge_key: str | None = None,
-              columns: tuple[np.ndarray, ...] | None = None) -> None:
+    def _edit(
+        self,
+        text: str,
+        *,
+        boxes: tuple[LeadBox, ...] | None = None,
+        traces: tuple[Trace, ...] | None = None,
+        calibration: Calibration | None = None,
+        masks: PageMasks | bool | None = False,
+        n_samples: int | None = None,
+        changed_traces: frozenset[int] | None = frozenset(),
+        leads: Iterable[str] | None = (),
+        boxes_changed: bool = False,
+        merge_key: str | None = None,
+        columns: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
         """Build the next state from the current one and push it as one undoable edit."""
         s = self._state
         boxes = s.boxes if boxes is None else boxes
@@ -417,8 +477,13 @@ class PageDocument(QObject):
             columns = self._columns(calibration, boxes, traces, n, leads, s.columns)
         review = self._edited_review(() if leads is None else leads)
         state = PageState(calibration, boxes, traces, columns, review, s.masks if masks is False else masks, n)
-        change = Change(boxes=boxes_changed, traces=changed_traces, leads=leads,
-                        calibration=calibration is not s.calibration, review=True)
+        change = Change(
+            boxes=boxes_changed,
+            traces=changed_traces,
+            leads=leads,
+            calibration=calibration is not s.calibration,
+            review=True,
+        )
         self._push(state, change, text, merge_key)
 
     # ------------------------------------------------------------------ calibration
@@ -433,8 +498,12 @@ class PageDocument(QObject):
         old = self.calibration
         if calibration == old:
             return
-        if not (calibration.px_per_mm_x > 0 and calibration.px_per_mm_y > 0 and calibration.mm_per_s > 0
-                and calibration.mm_per_mv > 0):
+        if not (
+            calibration.px_per_mm_x > 0
+            and calibration.px_per_mm_y > 0
+            and calibration.mm_per_s > 0
+            and calibration.mm_per_mv > 0
+        ):
             raise ValueError(f"calibration values must be positive, got {calibration}")
         factor = old.px_per_s / calibration.px_per_s
         boxes = self.boxes
@@ -446,8 +515,16 @@ class PageDocument(QObject):
         else:  # values are (baseline - y) / px_per_mv: a new gain only rescales them
             ratio = old.px_per_mv / calibration.px_per_mv
             columns = tuple(_frozen(c * ratio) for c in self._state.columns)
-        self._edit("Change calibration", boxes=boxes, calibration=calibration, n_samples=n, leads=None,
-                   boxes_changed=boxes is not self.boxes, merge_key=merge_key, columns=columns)
+        self._edit(
+            "Change calibration",
+            boxes=boxes,
+            calibration=calibration,
+            n_samples=n,
+            leads=None,
+            boxes_changed=boxes is not self.boxes,
+            merge_key=merge_key,
+            columns=columns,
+        )
 
     def apply_ruler(self, p1: tuple[float, float], p2: tuple[float, float], mm: float, *, axis: str = "both") -> float:
         """Set px/mm from two points ``mm`` millimetres apart; returns the measured px/mm.
@@ -488,18 +565,26 @@ class PageDocument(QObject):
             raise ValueError("a lead box needs a positive width, height and duration")
         if box.lead not in self.lead_names:
             raise ValueError(f"unknown lead {box.lead!r}; choose one of {', '.join(self.lead_names)}")
-        boxes = self.boxes[:k] + (box,) + self.boxes[k + 1:]
+        boxes = self.boxes[:k] + (box,) + self.boxes[k + 1 :]
         traces = self.traces
         if box.lead != old.lead:
-            traces = traces[:k] + (replace(traces[k], lead=box.lead),) + traces[k + 1:]
-        self._edit(text, boxes=boxes, traces=traces, leads={old.lead, box.lead}, changed_traces=frozenset({k}),
-                   boxes_changed=True, merge_key=merge_key)
+            traces = traces[:k] + (replace(traces[k], lead=box.lead),) + traces[k + 1 :]
+        self._edit(
+            text,
+            boxes=boxes,
+            traces=traces,
+            leads={old.lead, box.lead},
+            changed_traces=frozenset({k}),
+            boxes_changed=True,
+            merge_key=merge_key,
+        )
 
     def move_box(self, k: int, dx: float, dy: float) -> None:
         """Move box ``k`` by ``(dx, dy)`` px; its time window stays, so its trace's timing shifts."""
         b = self.boxes[k]
-        self.set_box(k, replace(b, x0=b.x0 + dx, x1=b.x1 + dx, y0=b.y0 + dy, y1=b.y1 + dy,
-                                baseline_y=b.baseline_y + dy))
+        self.set_box(
+            k, replace(b, x0=b.x0 + dx, x1=b.x1 + dx, y0=b.y0 + dy, y1=b.y1 + dy, baseline_y=b.baseline_y + dy)
+        )
 
     def resize_box(self, k: int, x0: float, y0: float, x1: float, y1: float) -> None:
         """New corners for box ``k``.
@@ -512,16 +597,22 @@ class PageDocument(QObject):
         y0, y1 = sorted((y0, y1))
         baseline = min(max(b.baseline_y, y0), y1)
         s_per_px = b.duration_s / b.width if b.width > 0 else 1.0 / self.calibration.px_per_s
-        self.set_box(k, replace(b, x0=x0, y0=y0, x1=x1, y1=y1, baseline_y=baseline,
-                                duration_s=(x1 - x0) * s_per_px), text="Resize box")
+        self.set_box(
+            k,
+            replace(b, x0=x0, y0=y0, x1=x1, y1=y1, baseline_y=baseline, duration_s=(x1 - x0) * s_per_px),
+            text="Resize box",
+        )
 
     def rename_box(self, k: int, lead: str) -> None:
         self.set_box(k, replace(self.boxes[k], lead=lead), text=f"Rename lead to {lead}")
 
     def set_box_timing(self, k: int, *, t_start_s: float | None = None, duration_s: float | None = None) -> None:
         b = self.boxes[k]
-        new = replace(b, t_start_s=b.t_start_s if t_start_s is None else float(t_start_s),
-                      duration_s=b.duration_s if duration_s is None else float(duration_s))
+        new = replace(
+            b,
+            t_start_s=b.t_start_s if t_start_s is None else float(t_start_s),
+            duration_s=b.duration_s if duration_s is None else float(duration_s),
+        )
         self.set_box(k, new, text="Change lead timing", merge_key=f"timing:{k}")
 
     def set_inverted(self, k: int, inverted: bool) -> None:
@@ -545,12 +636,32 @@ class PageDocument(QObject):
         t_start = max(0.0, round((x0 - left) / px_per_s, 2))
         rows = sorted({(round(b.baseline_y), b.row) for b in self.boxes})
         row = min(rows, key=lambda r: abs(r[0] - (y0 + y1) / 2))[1] if rows else 0
-        box = LeadBox(lead, x0, y0, x1, y1, baseline_y=(y0 + y1) / 2, t_start_s=t_start,
-                      duration_s=(x1 - x0) / px_per_s, row=row, col=0)
+        box = LeadBox(
+            lead,
+            x0,
+            y0,
+            x1,
+            y1,
+            baseline_y=(y0 + y1) / 2,
+            t_start_s=t_start,
+            duration_s=(x1 - x0) / px_per_s,
+            row=row,
+            col=0,
+        )
         k = len(self.boxes)
-        trace = self._extract(box) if self.masks is not None else Trace(lead, np.zeros((0, 2)), np.zeros(0, np.float32))
-        self._edit(f"Add box {lead}", boxes=self.boxes + (box,), traces=self.traces + (trace,), leads={lead},
-                   changed_traces=frozenset({k}), boxes_changed=True)
+        trace = (
+            trace_in_box(self.masks.trace, box)
+            if self.masks is not None
+            else Trace(lead, np.zeros((0, 2)), np.zeros(0, np.float32))
+        )
+        self._edit(
+            f"Add box {lead}",
+            boxes=self.boxes + (box,),
+            traces=self.traces + (trace,),
+            leads={lead},
+            changed_traces=frozenset({k}),
+            boxes_changed=True,
+        )
         self.select(k)
         return k
 
@@ -565,25 +676,39 @@ class PageDocument(QObject):
             masks = PageMasks(labels, masks.grid, masks.text)
         if self._selected == k:
             self.select(-1)
-        self._edit(f"Delete box {lead}", boxes=self.boxes[:k] + self.boxes[k + 1:],
-                   traces=self.traces[:k] + self.traces[k + 1:], masks=masks, leads={lead},
-                   changed_traces=None, boxes_changed=True)
+        self._edit(
+            f"Delete box {lead}",
+            boxes=self.boxes[:k] + self.boxes[k + 1 :],
+            traces=self.traces[:k] + self.traces[k + 1 :],
+            masks=masks,
+            leads={lead},
+            changed_traces=None,
+            boxes_changed=True,
+        )
 
     # ------------------------------------------------------------------ traces
 
     def _with_trace(self, k: int, trace: Trace, text: str, merge_key: str | None = None) -> None:
-        traces = self.traces[:k] + (trace,) + self.traces[k + 1:]
+        traces = self.traces[:k] + (trace,) + self.traces[k + 1 :]
         self._edit(text, traces=traces, leads={self.boxes[k].lead}, changed_traces=frozenset({k}), merge_key=merge_key)
 
-    def set_trace(self, k: int, xy: np.ndarray, confidence: np.ndarray | None = None, *, text: str = "Edit trace",
-                  merge_key: str | None = None) -> None:
+    def set_trace(
+        self,
+        k: int,
+        xy: np.ndarray,
+        confidence: np.ndarray | None = None,
+        *,
+        text: str = "Edit trace",
+        merge_key: str | None = None,
+    ) -> None:
         """Replace the points of trace ``k`` outright (``(n, 2)`` px, NaN rows for gaps)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         conf = None if confidence is None else np.asarray(confidence, dtype=np.float32)
         self._with_trace(k, Trace(self.boxes[k].lead, xy, conf), text, merge_key)
 
-    def move_point(self, k: int, i: int, y: float, *, radius_px: float = DRAG_RADIUS_PX,
-                   merge_key: str | None = None) -> None:
+    def move_point(
+        self, k: int, i: int, y: float, *, radius_px: float = DRAG_RADIUS_PX, merge_key: str | None = None
+    ) -> None:
         """Drag point ``i`` of trace ``k`` to row ``y``; neighbours within ``radius_px`` columns follow.
 
         Points keep their columns (a trace is one value per column).  Moved points get full
@@ -630,25 +755,12 @@ class PageDocument(QObject):
     def reextract_box(self, k: int) -> None:
         """Run the engine's trace extraction again inside box ``k`` on the model's ink mask.
 
-        Uses :func:`ecgstudio.extract.trace_row` (the pipeline's path search) on the page's
-        trace mask cropped to the box, so a moved or resized box gets the ink inside it.
+        Uses :func:`ecgstudio.strokes.trace_in_box` (the engine's path search and strokes) on the
+        page's trace mask cropped to the box, so a moved or resized box gets the ink inside it.
         """
         if self.masks is None:
             raise ValueError("this page has no trace mask to extract from; run the model on it again")
-        self._with_trace(k, self._extract(self.boxes[k]), f"Re-extract {self.boxes[k].lead}")
-
-    def _extract(self, box: LeadBox) -> Trace:
-        h, w = self.masks.trace.shape
-        x0, x1 = max(0, int(math.floor(box.x0))), min(w - 1, int(math.ceil(box.x1)))
-        y0, y1 = max(0, int(math.floor(box.y0))), min(h, int(math.ceil(box.y1)) + 1)
-        if x1 - x0 < 2 or y1 - y0 < 3:
-            return Trace(box.lead, np.zeros((0, 2)), np.zeros(0, np.float32))
-        prob = (self.masks.trace[y0:y1, x0:x1 + 1] > 0).astype(np.float32)
-        baseline = min(max(box.baseline_y, y0), y1 - 1) - y0
-        path = trace_row(prob, baseline_y=baseline, spacing=max(4.0, box.height), x_start=0, x_end=x1 - x0)
-        xy, conf = path_polyline(path, prob=prob)
-        xy = xy + np.array([x0, y0], dtype=float)
-        return cut_trace(xy, conf, box)
+        self._with_trace(k, trace_in_box(self.masks.trace, self.boxes[k]), f"Re-extract {self.boxes[k].lead}")
 
     # ------------------------------------------------------------------ review
 
@@ -658,8 +770,9 @@ class PageDocument(QObject):
         edited = r.status == ReviewStatus.CORRECTED or ReviewStatus.CORRECTED in r.lead_status.values()
         lead_status = {b.lead: ReviewStatus.REVIEWED for b in self.boxes}
         lead_status.update({lead: s for lead, s in r.lead_status.items() if s == ReviewStatus.CORRECTED})
-        review = Review(ReviewStatus.CORRECTED if edited else ReviewStatus.REVIEWED, lead_status, self.reviewer,
-                        utc_now(), r.note)
+        review = Review(
+            ReviewStatus.CORRECTED if edited else ReviewStatus.REVIEWED, lead_status, self.reviewer, utc_now(), r.note
+        )
         self._push(replace(self._state, review=review), Change(review=True), "Accept page")
 
     def set_note(self, note: str) -> None:
@@ -676,8 +789,15 @@ class PageDocument(QObject):
         if d.signals.fs != self.fs or tuple(d.signals.lead_names) != self.lead_names:
             self.fs = float(d.signals.fs)
             self.lead_names = tuple(d.signals.lead_names)
-        state = PageState(d.calibration, tuple(d.boxes), tuple(d.traces), cols,
-                          Review(ReviewStatus.PROPOSED, {}, "", "", self.review.note), d.masks, d.signals.n_samples)
+        state = PageState(
+            d.calibration,
+            tuple(d.boxes),
+            tuple(d.traces),
+            cols,
+            Review(ReviewStatus.PROPOSED, {}, "", "", self.review.note),
+            d.masks,
+            d.signals.n_samples,
+        )
         self.select(-1)
         self._push(state, EVERYTHING, "Run the model again")
 
@@ -710,7 +830,9 @@ def stroke_to_columns(points: np.ndarray) -> np.ndarray:
     return np.column_stack([cols, np.interp(cols, ux, uy)])
 
 
-def snap_to_ink(gray: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_PX, min_contrast: float = 30.0) -> np.ndarray:
+def snap_to_ink(
+    gray: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_PX, min_contrast: float = 30.0
+) -> np.ndarray:
     """Move each point to the darkest pixel within ``radius`` rows of its column (sub-pixel).
 
     A point stays where it is when its window holds no ink (the darkest pixel is less than
@@ -731,16 +853,22 @@ def snap_to_ink(gray: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_P
             continue
         pos = float(i)
         if 0 < i < len(col) - 1:
-            l, m, r = col[i - 1], col[i], col[i + 1]
-            denom = l - 2 * m + r
+            left, m, r = col[i - 1], col[i], col[i + 1]
+            denom = left - 2 * m + r
             if denom > 0:
-                pos = i + 0.5 * (l - r) / denom
+                pos = i + 0.5 * (left - r) / denom
         out[j, 1] = r0 + pos
     return out
 
 
-def splice(xy: np.ndarray, confidence: np.ndarray | None, x_from: float, x_to: float,
-           new_xy: np.ndarray | None, new_conf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def splice(
+    xy: np.ndarray,
+    confidence: np.ndarray | None,
+    x_from: float,
+    x_to: float,
+    new_xy: np.ndarray | None,
+    new_conf: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Replace the points of a polyline whose column lies in ``[x_from, x_to]``.
 
     ``new_xy`` (points ordered by column) takes their place; None erases the stretch, leaving
@@ -779,3 +907,47 @@ def splice(xy: np.ndarray, confidence: np.ndarray | None, x_from: float, x_to: f
     if out_c is not None:
         result_c = np.where(rows >= 0, out_c[np.maximum(rows, 0)], 0).astype(out_c.dtype)
     return result, result_c
+
+
+#: Command id shared by every mergeable edit; the merge key decides whether two really merge.
+_MERGE_ID = 0x5EC6
+
+
+class StateCommand(QUndoCommand):
+    """Replace the document's state with ``after`` (redo) or ``before`` (undo).
+
+    Consecutive commands with the same ``merge_key`` (one drag, one spin-box sweep) merge into
+    one undo step that goes back to the first command's ``before``.
+    """
+
+    def __init__(
+        self,
+        document: PageDocument,
+        before: PageState,
+        after: PageState,
+        change: Change,
+        text: str,
+        merge_key: str | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.document = document
+        self.before = before
+        self.after = after
+        self.change = change
+        self.merge_key = merge_key
+
+    def id(self) -> int:
+        return _MERGE_ID if self.merge_key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, StateCommand) or other.merge_key != self.merge_key:
+            return False
+        self.after = other.after
+        self.change = self.change | other.change
+        return True
+
+    def redo(self) -> None:
+        self.document._apply(self.after, self.change)
+
+    def undo(self) -> None:
+        self.document._apply(self.before, self.change)

@@ -1,4 +1,4 @@
-"""The studio's fine-tune job: one call of :func:`ecgstudio.model.finetune.finetune`, reported through a queue.
+"""The studio's fine-tune job: one call of :func:`ecgstudio.training.finetune.finetune`, reported through a queue.
 
 :func:`run_job` is the target of the worker process the studio starts (multiprocessing
 ``spawn`` context) or, in tests, of a thread.  It puts ``(kind, payload)`` messages on a queue:
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EcgStudioError
-from ..model.finetune import FinetuneConfig
+from ..training.finetune import FinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,30 +76,47 @@ def run_job(request: FinetuneRequest, messages: Any, stop: Any) -> None:
     stop : event-like
         Anything with ``is_set``; once set, the run stops at the next page or step.
     """
-    from ..model.finetune import FinetuneCancelled, finetune
+    from ..training.finetune import FinetuneCancelled, finetune
 
     try:
-        result = finetune(list(request.labels), config=request.config, name=request.name,
-                          data_dir=request.data_dir, progress=lambda p: messages.put((PROGRESS, p)),
-                          should_stop=stop.is_set)
+        result = finetune(
+            list(request.labels),
+            config=request.config,
+            name=request.name,
+            data_dir=request.data_dir,
+            progress=lambda p: messages.put((PROGRESS, p)),
+            should_stop=stop.is_set,
+        )
     except FinetuneCancelled as exc:
         messages.put((FAILED, FinetuneFailure(str(exc), cancelled=True)))
     except EcgStudioError as exc:  # FinetuneError, ModelRegistryError, ...: messages for people
         messages.put((FAILED, FinetuneFailure(str(exc))))
     except MemoryError:
-        messages.put((FAILED, FinetuneFailure(
-            "not enough memory to fine-tune; close other programs, or fine-tune on fewer pages at a time "
-            "(nothing was saved; the active model is unchanged)")))
+        messages.put(
+            (
+                FAILED,
+                FinetuneFailure(
+                    "not enough memory to fine-tune; close other programs, or fine-tune on fewer pages at a time "
+                    "(nothing was saved; the active model is unchanged)"
+                ),
+            )
+        )
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             text = "not enough disk space to fine-tune; free some space and try again"
         else:
             text = f"a file could not be read or written ({exc.strerror or exc}); check the folders' permissions"
         messages.put((FAILED, FinetuneFailure(f"{text} (nothing was saved; the active model is unchanged)")))
-    except Exception as exc:  # noqa: BLE001 - the studio must get an answer whatever happens
+    except Exception as exc:
         log.exception("fine-tune failed")
-        messages.put((FAILED, FinetuneFailure(
-            f"the fine-tune failed unexpectedly ({type(exc).__name__}: {exc}); the active model is unchanged. "
-            "Please report this.")))
+        messages.put(
+            (
+                FAILED,
+                FinetuneFailure(
+                    f"the fine-tune failed unexpectedly ({type(exc).__name__}: {exc}); the active model is unchanged. "
+                    "Please report this."
+                ),
+            )
+        )
     else:
         messages.put((DONE, result))

@@ -46,8 +46,9 @@ class FinetuneRunner(QObject):
     finished = Signal(object)  # FinetuneResult
     failed = Signal(str, bool)  # message for people, cancelled
 
-    def __init__(self, *, mode: str = "process", poll_ms: int = 100, kill_after_s: float = 20.0,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, *, mode: str = "process", poll_ms: int = 100, kill_after_s: float = 20.0, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -89,21 +90,29 @@ class FinetuneRunner(QObject):
             if self.mode == "process":
                 ctx = multiprocessing.get_context("spawn")
                 self._queue, self._stop = ctx.Queue(), ctx.Event()
-                self._worker = ctx.Process(target=run_job, args=(request, self._queue, self._stop),
-                                           name="ecgstudio-finetune", daemon=True)
+                self._worker = ctx.Process(
+                    target=run_job, args=(request, self._queue, self._stop), name="ecgstudio-finetune", daemon=True
+                )
             else:
                 self._queue, self._stop = queue.Queue(), threading.Event()
-                self._worker = threading.Thread(target=run_job, args=(request, self._queue, self._stop),
-                                                name="ecgstudio-finetune", daemon=True)
+                self._worker = threading.Thread(
+                    target=run_job, args=(request, self._queue, self._stop), name="ecgstudio-finetune", daemon=True
+                )
             self._worker.start()
         except OSError as exc:
             self._release()
-            message = (f"could not start the fine-tune ({exc.strerror or exc}); close other programs and try "
-                       "again (the active model is unchanged)")
+            message = (
+                f"could not start the fine-tune ({exc.strerror or exc}); close other programs and try "
+                "again (the active model is unchanged)"
+            )
             QTimer.singleShot(0, lambda: self.failed.emit(message, False))
             return
-        log.info("fine-tune started (%s%s) on %d label files", self.mode,
-                 f", pid {self.pid}" if self.pid else "", len(request.labels))
+        log.info(
+            "fine-tune started (%s%s) on %d label files",
+            self.mode,
+            f", pid {self.pid}" if self.pid else "",
+            len(request.labels),
+        )
         self._timer.start()
 
     def cancel(self) -> None:
@@ -153,13 +162,21 @@ class FinetuneRunner(QObject):
             final = self._drain()  # what was sent just before the end
             if final is None:
                 final = (FAILED, self._lost())
-        if (final is None and self._cancel_at is not None and self.mode == "process"
-                and time.monotonic() - self._cancel_at > self.kill_after_s):
-            log.warning("the fine-tune process did not stop within %.0f s of cancel; terminating it",
-                        self.kill_after_s)
+        if (
+            final is None
+            and self._cancel_at is not None
+            and self.mode == "process"
+            and time.monotonic() - self._cancel_at > self.kill_after_s
+        ):
+            log.warning("the fine-tune process did not stop within %.0f s of cancel; terminating it", self.kill_after_s)
             self._worker.terminate()
-            final = (FAILED, FinetuneFailure("fine-tune cancelled (stopped forcefully); nothing was saved and "
-                                             "the active model is unchanged", True))
+            final = (
+                FAILED,
+                FinetuneFailure(
+                    "fine-tune cancelled (stopped forcefully); nothing was saved and the active model is unchanged",
+                    True,
+                ),
+            )
         if final is None:
             return
         self._release()  # the process may still be exiting: it is reaped later, the window never waits
@@ -205,8 +222,9 @@ class FinetuneRunner(QObject):
                 worker.close()
                 self._exiting.remove(entry)
             elif time.monotonic() - since > self.kill_after_s:
-                log.warning("the fine-tune process is still running %.0f s after its answer; terminating it",
-                            self.kill_after_s)
+                log.warning(
+                    "the fine-tune process is still running %.0f s after its answer; terminating it", self.kill_after_s
+                )
                 worker.terminate()
         if self._exiting and not self._reaper.isActive():
             self._reaper.start()

@@ -16,11 +16,10 @@ SELFTEST_TIMEOUT_S = 300.0
 
 def _application(qt_args: Sequence[str] = ()):
     """The QApplication (made once, with ``qt_args`` such as ``-platform offscreen``), set up for ECG Studio."""
+    import pyqtgraph as pg
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
-
-    import pyqtgraph as pg
 
     from ..resources import resource_path
 
@@ -56,12 +55,18 @@ def run(paths: Sequence[str | os.PathLike[str]] = ()) -> int:
     """
     import platform
 
-    if (platform.system() == "Linux" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
-            and not os.environ.get("QT_QPA_PLATFORM")):
+    if (
+        platform.system() == "Linux"
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
         from ..errors import EcgStudioError
 
-        raise EcgStudioError("no display to open the window on (DISPLAY is not set); run ECG Studio on a desktop, "
-                             "or use `ecgstudio digitize` on a server")
+        raise EcgStudioError(
+            "no display to open the window on (DISPLAY is not set); run ECG Studio on a desktop, "
+            "or use `ecgstudio digitize` on a server"
+        )
     from PySide6.QtCore import QTimer
 
     app = _application()
@@ -143,9 +148,11 @@ def selftest(*, timeout_s: float = SELFTEST_TIMEOUT_S) -> str:
                 raise EcgStudioError(f"opening the sample failed: {reason}")
             if doc.label_path is None or not doc.label_path.is_file():
                 raise EcgStudioError(f"the sample's labels were not saved to {doc.label_path}")
-            summary = (f"selftest ok: ECG Studio {__version__}, {SAMPLE_SCAN.name}: layout {doc.layout}, "
-                       f"{len(doc.lead_names)} leads, {len(doc.boxes)} boxes, model {doc.model_version or '?'}, "
-                       f"proposals in {seconds:.1f} s")
+            summary = (
+                f"selftest ok: ECG Studio {__version__}, {SAMPLE_SCAN.name}: layout {doc.layout}, "
+                f"{len(doc.lead_names)} leads, {len(doc.boxes)} boxes, model {doc.model_version or '?'}, "
+                f"proposals in {seconds:.1f} s"
+            )
         finally:
             window.close()
             window.deleteLater()

@@ -15,12 +15,25 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, \
-    QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..errors import EcgStudioError
 from ..model import registry
-from ..model.finetune import FinetuneProgress, FinetuneResult
+from ..training.finetune import FinetuneProgress, FinetuneResult
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +73,22 @@ def finetune_result_text(result: FinetuneResult) -> str:
     """The message shown when a fine-tune finished: the version, SNR before -> after, active or not."""
     name = result.version.name
     n_val = len(result.val_labels)
-    snr = (f"validation SNR {result.val_snr_before_db:.1f} dB -> {result.val_snr_after_db:.1f} dB on "
-           f"{n_val} held-out page{'s' if n_val != 1 else ''}")
+    snr = (
+        f"validation SNR {result.val_snr_before_db:.1f} dB -> {result.val_snr_after_db:.1f} dB on "
+        f"{n_val} held-out page{'s' if n_val != 1 else ''}"
+    )
     if result.activated:
-        text = (f"Fine-tune finished: the new model version {name} is now active ({snr}; {result.steps} steps "
-                f"in {duration_text(result.seconds)}). New pages are digitized with it; Model > Re-run model on "
-                "worklist updates the proposals of new and proposed pages.")
+        text = (
+            f"Fine-tune finished: the new model version {name} is now active ({snr}; {result.steps} steps "
+            f"in {duration_text(result.seconds)}). New pages are digitized with it; Model > Re-run model on "
+            "worklist updates the proposals of new and proposed pages."
+        )
     else:
-        text = (f"Fine-tune finished: the new model version {name} was saved but kept inactive: not better than "
-                f"the current model ({snr}). The current model stays active; Model > Model versions can still "
-                "switch to it.")
+        text = (
+            f"Fine-tune finished: the new model version {name} was saved but kept inactive: not better than "
+            f"the current model ({snr}). The current model stays active; Model > Model versions can still "
+            "switch to it."
+        )
     if result.skipped:
         path, why = result.skipped[0]
         more = f" and {len(result.skipped) - 1} more" if len(result.skipped) > 1 else ""
@@ -103,10 +122,12 @@ class FinetuneDialog(QDialog):
         self.setWindowTitle("Fine-tune the model - ECG Studio")
         self.setModal(False)
         self.resize(560, 520)
-        intro = QLabel("Train the model further on the pages you reviewed, so it learns your paper, scanner and "
-                       "pens. Some pages are held out to check the new model; it becomes active only if it "
-                       "does better on them than the current model. Synthetic pages are mixed in so it keeps "
-                       "what it knew.")
+        intro = QLabel(
+            "Train the model further on the pages you reviewed, so it learns your paper, scanner and "
+            "pens. Some pages are held out to check the new model; it becomes active only if it "
+            "does better on them than the current model. Synthetic pages are mixed in so it keeps "
+            "what it knew."
+        )
         intro.setWordWrap(True)
         intro.setStyleSheet("color: #333;")
         self.pages = QLabel()
@@ -143,8 +164,10 @@ class FinetuneDialog(QDialog):
         form.addRow("Training loss:", self.loss)
         form.addRow("Validation SNR:", self.snr)
         form.addRow("Time left:", self.left)
-        self.snr.setToolTip("Mean per-lead SNR of the digitized held-out pages against your reviewed signals "
-                            "(higher is better): current model -> new model")
+        self.snr.setToolTip(
+            "Mean per-lead SNR of the digitized held-out pages against your reviewed signals "
+            "(higher is better): current model -> new model"
+        )
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMinimumHeight(130)
         self.plot.setMaximumHeight(170)
@@ -154,8 +177,9 @@ class FinetuneDialog(QDialog):
         self.plot.setLabel("left", "loss")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#2f6fd0", width=2), symbol="o", symbolSize=4,
-                                    symbolBrush="#2f6fd0", symbolPen=None)
+        self.curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#2f6fd0", width=2), symbol="o", symbolSize=4, symbolBrush="#2f6fd0", symbolPen=None
+        )
         self._losses: list[tuple[int, float]] = []
 
         self.result = QLabel()
@@ -201,11 +225,16 @@ class FinetuneDialog(QDialog):
         """Say which pages will be used (reviewed and corrected ones), how many are left out, the base model."""
         names = ", ".join(p.name.removesuffix(".labels.h5") for p in labels[:6])
         more = f" and {len(labels) - 6} more" if len(labels) > 6 else ""
-        other = (f" {left_out} other page{'s are' if left_out != 1 else ' is'} not reviewed yet and "
-                 f"{'are' if left_out != 1 else 'is'} left out." if left_out else "")
+        other = (
+            f" {left_out} other page{'s are' if left_out != 1 else ' is'} not reviewed yet and "
+            f"{'are' if left_out != 1 else 'is'} left out."
+            if left_out
+            else ""
+        )
         start = f" The fine-tune starts from the active model, <b>{base}</b>." if base else ""
-        self.pages.setText(f"<b>{len(labels)} reviewed pages</b> of this worklist will be used: {names}{more}."
-                           f"{other}{start}")
+        self.pages.setText(
+            f"<b>{len(labels)} reviewed pages</b> of this worklist will be used: {names}{more}.{other}{start}"
+        )
         self.pages.setToolTip("\n".join(str(p) for p in labels))
 
     def set_running(self, running: bool) -> None:
@@ -247,8 +276,10 @@ class FinetuneDialog(QDialog):
         if level in ("ok", "info"):
             self.bar.setValue(100)
             self.left.setText("-")
-        self.result.setStyleSheet(f"QLabel {{ {_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])} padding: 8px; "
-                                  "border-radius: 4px; font-size: 13px; }")
+        self.result.setStyleSheet(
+            f"QLabel {{ {_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])} padding: 8px; "
+            "border-radius: 4px; font-size: 13px; }"
+        )
         self.result.setText(text)
         self.result.show()
         self.rerun_button.setVisible(can_rerun)
@@ -280,9 +311,11 @@ class ModelVersionsDialog(QDialog):
         self.setModal(False)
         self.resize(720, 340)
         self.versions: list[registry.ModelVersion] = []
-        intro = QLabel("The model that digitizes your pages. Fine-tunes are saved here as new versions; the "
-                       "active one (●) makes new proposals. Switching does not change saved pages: re-run the "
-                       "model on a worklist to update its proposals.")
+        intro = QLabel(
+            "The model that digitizes your pages. Fine-tunes are saved here as new versions; the "
+            "active one (●) makes new proposals. Switching does not change saved pages: re-run the "
+            "model on a worklist to update its proposals."
+        )
         intro.setWordWrap(True)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
@@ -340,9 +373,11 @@ class ModelVersionsDialog(QDialog):
                 snr = "-" if after is None else f"{after:.1f} dB"
                 if after is not None and before is not None:
                     snr += f" (base {before:.1f} dB)"
-                snr_tip = ("Mean per-lead SNR on the held-out reviewed pages; base: the model it started from. "
-                           + ("It scored better than its base." if metrics.get("improved") else
-                              "It did not score better than its base."))
+                snr_tip = "Mean per-lead SNR on the held-out reviewed pages; base: the model it started from. " + (
+                    "It scored better than its base."
+                    if metrics.get("improved")
+                    else "It did not score better than its base."
+                )
                 n_train, n_val = metrics.get("train_pages"), metrics.get("val_pages")
                 pages = f"{n_train} + {n_val} held out" if n_train is not None else "-"
                 try:
@@ -402,8 +437,9 @@ class ModelVersionsDialog(QDialog):
         self.activeChanged.emit(version)
 
     def _say(self, text: str, level: str) -> None:
-        self.note.setStyleSheet(f"QLabel {{ {_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])} padding: 6px; "
-                                "border-radius: 4px; }")
+        self.note.setStyleSheet(
+            f"QLabel {{ {_LEVEL_STYLE.get(level, _LEVEL_STYLE['info'])} padding: 6px; border-radius: 4px; }}"
+        )
         self.note.setText(text)
         log.info("%s", text)
 

@@ -23,66 +23,12 @@ from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatu
 from ..pipeline import DigitizeOptions
 from ..results import Signals
 from .worker import Engine
-from .worklist import UNREADABLE, WorkItem, WorklistModel, peek_label
+from .worklist import UNREADABLE, ProposalChange, WorkItem, WorklistModel, peek_label
 
 log = logging.getLogger(__name__)
 
 #: Statuses whose proposals a re-run replaces.
 RERUN_STATUSES = (ReviewStatus.NEW.value, ReviewStatus.PROPOSED.value)
-#: A page changed when its signals moved by more than this on average (mV; 0.1 mm at 10 mm/mV)...
-CHANGE_MV = 0.01
-#: ...or when more than this share of its samples was found by only one of the two proposals.
-CHANGE_COVERAGE = 0.01
-
-
-@dataclass(frozen=True)
-class ProposalChange:
-    """How a page's new proposal differs from its previous one.
-
-    Attributes
-    ----------
-    mean_abs_mv : float
-        Mean ``|new - old|`` in mV over the samples finite in both (NaN when none are).
-    max_lead : str
-        The lead that moved most ("" when none compare).
-    max_lead_mv : float
-        That lead's mean ``|new - old|`` in mV.
-    coverage : float
-        Share of the samples, finite in either proposal, that only one of them has.
-    first : bool
-        The page had no proposal before (nothing to compare with).
-    """
-
-    mean_abs_mv: float = math.nan
-    max_lead: str = ""
-    max_lead_mv: float = math.nan
-    coverage: float = 0.0
-    first: bool = False
-
-    @property
-    def changed(self) -> bool:
-        if self.first:
-            return False
-        return bool(self.mean_abs_mv > CHANGE_MV) or self.coverage > CHANGE_COVERAGE
-
-    @property
-    def size(self) -> float:
-        """A number to rank changes by (mV; coverage counts as 1 mV per 100 %)."""
-        if self.first:
-            return -1.0
-        return (0.0 if math.isnan(self.mean_abs_mv) else self.mean_abs_mv) + self.coverage
-
-    def describe(self) -> str:
-        if self.first:
-            return "first proposal for this page (nothing to compare with)"
-        if math.isnan(self.mean_abs_mv):
-            mean = "no samples found by both proposals"
-        else:
-            mean = f"mean |new - old| {self.mean_abs_mv:.3f} mV"
-            if self.max_lead:
-                mean += f", most in {self.max_lead} ({self.max_lead_mv:.3f} mV)"
-        verdict = "changed" if self.changed else "unchanged"
-        return f"{verdict}: {mean}; {100 * self.coverage:.1f} % of samples found by only one of them"
 
 
 def proposal_change(old: Signals | None, new: Signals) -> ProposalChange:
@@ -180,23 +126,30 @@ class RerunSummary:
             parts.append("No page to re-run: every page of the worklist is reviewed or corrected.")
         else:
             stop = " (stopped)" if self.cancelled else ""
-            parts.append(f"Re-ran model{model} on {len(self.done)} of {self.planned} new or proposed "
-                         f"page{'s' if self.planned != 1 else ''}{stop}:")
+            parts.append(
+                f"Re-ran model{model} on {len(self.done)} of {self.planned} new or proposed "
+                f"page{'s' if self.planned != 1 else ''}{stop}:"
+            )
             compared, changed = self.compared, self.changed
             if compared:
                 line = f"{len(changed)} of {len(compared)} page{'s' if len(compared) != 1 else ''} changed"
                 if changed:
                     title, c = max(changed, key=lambda tc: tc[1].size)
-                    how = (f"{c.mean_abs_mv:.3f} mV on average" if not math.isnan(c.mean_abs_mv)
-                           else f"{100 * c.coverage:.0f} % of samples differ")
+                    how = (
+                        f"{c.mean_abs_mv:.3f} mV on average"
+                        if not math.isnan(c.mean_abs_mv)
+                        else f"{100 * c.coverage:.0f} % of samples differ"
+                    )
                     line += f"; largest change: {title} ({how})"
                 parts.append(line + ".")
             first = len(self.done) - len(compared)
             if first:
                 parts.append(f"{first} page{'s' if first != 1 else ''} got a first proposal.")
         if self.kept:
-            parts.append(f"{self.kept} reviewed or corrected page{'s were' if self.kept != 1 else ' was'} not "
-                         "touched: a re-run only replaces the proposals of new and proposed pages.")
+            parts.append(
+                f"{self.kept} reviewed or corrected page{'s were' if self.kept != 1 else ' was'} not "
+                "touched: a re-run only replaces the proposals of new and proposed pages."
+            )
         for title, why in self.skipped[:3]:
             parts.append(f"Left {title} alone: {why}.")
         if len(self.skipped) > 3:
@@ -227,8 +180,15 @@ class WorklistRerun(QObject):
     replaced = Signal(int)  # model row whose proposal was replaced and saved
     finished = Signal(object)  # RerunSummary
 
-    def __init__(self, engine: Engine, model: WorklistModel, *, may_replace: Callable[[int], bool],
-                 options: DigitizeOptions = DigitizeOptions(), parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        model: WorklistModel,
+        *,
+        may_replace: Callable[[int], bool],
+        options: DigitizeOptions = DigitizeOptions(),
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.engine = engine
         self.model = model
@@ -336,8 +296,9 @@ class WorklistRerun(QObject):
             try:
                 save_labels(record, item.label_path)
             except (LabelFormatError, OSError) as exc:
-                summary.failed.append((item.page.title, f"its new proposal could not be saved to "
-                                                        f"{item.label_path}: {exc}"))
+                summary.failed.append(
+                    (item.page.title, f"its new proposal could not be saved to {item.label_path}: {exc}")
+                )
             else:
                 change = proposal_change(cur["old"], result.signals)
                 item.update_from(record)

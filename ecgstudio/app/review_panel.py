@@ -4,8 +4,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, \
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSizePolicy, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..labels import ReviewStatus
 from .document import LOW_LEAD_CONFIDENCE, Change, PageDocument
@@ -60,8 +76,9 @@ class ReviewPanel(QWidget):
         """Show a status without a document (e.g. while the model runs)."""
         color = STATUS_COLORS.get(status, "#b00020")
         self.status.setText(text)
-        self.status.setStyleSheet(f"QLabel {{ background: {color}; color: white; font-weight: bold; "
-                                  "border-radius: 4px; padding: 3px; }")
+        self.status.setStyleSheet(
+            f"QLabel {{ background: {color}; color: white; font-weight: bold; border-radius: 4px; padding: 3px; }}"
+        )
 
     def _on_changed(self, change: Change) -> None:
         if change.review:

@@ -19,10 +19,17 @@ from enum import StrEnum
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QCursor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, \
-    QPixmap
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsLineItem, QGraphicsPathItem, \
-    QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import QBrush, QColor, QCursor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsLineItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+)
 
 from .document import Change, PageDocument
 
@@ -39,7 +46,7 @@ class Tool(StrEnum):
 
 TOOL_HINTS = {
     Tool.SELECT: "Click a box to select it; drag it to move it, drag an edge or corner to resize it. "
-                 "Drag the background to pan, wheel to zoom.",
+    "Drag the background to pan, wheel to zoom.",
     Tool.POINTS: "Drag a point of a trace up or down; its neighbours follow.",
     Tool.PEN: "Draw over the trace to replace that stretch (snapped to the ink when 'Snap to ink' is on).",
     Tool.ERASER: "Drag across a stretch of a trace to erase it (those samples become blank).",
@@ -113,7 +120,7 @@ class _Label(QGraphicsItem):
         fm = QFontMetricsF(self.font)
         self._rect = QRectF(0, 0, fm.horizontalAdvance(text) + 8, fm.height() + 2)
 
-    def boundingRect(self) -> QRectF:  # noqa: N802
+    def boundingRect(self) -> QRectF:
         return self._rect
 
     def paint(self, painter: QPainter, option, widget=None) -> None:
@@ -258,8 +265,13 @@ class ScanView(QGraphicsView):
         sel = self.document.selected if self.document else -1
         for k, (rect, label, trace) in enumerate(zip(self._boxes, self._labels, self._traces)):
             on = k == sel
-            rect.setPen(_pen(SELECTED_COLOR if on else BOX_COLOR, 2.5 if on else 1.3,
-                             Qt.PenStyle.SolidLine if on else Qt.PenStyle.DashLine))
+            rect.setPen(
+                _pen(
+                    SELECTED_COLOR if on else BOX_COLOR,
+                    2.5 if on else 1.3,
+                    Qt.PenStyle.SolidLine if on else Qt.PenStyle.DashLine,
+                )
+            )
             rect.setZValue(_Z_BOX + (0.5 if on else 0))
             label.color = SELECTED_COLOR if on else BOX_COLOR
             label.update()
@@ -309,20 +321,21 @@ class ScanView(QGraphicsView):
         if self.document is None or not 0 <= k < len(self.document.boxes):
             return
         b = self.document.boxes[k]
-        self.fitInView(QRectF(b.x0, b.y0, b.width, b.height).adjusted(-40, -40, 40, 40),
-                       Qt.AspectRatioMode.KeepAspectRatio)
+        self.fitInView(
+            QRectF(b.x0, b.y0, b.width, b.height).adjusted(-40, -40, 40, 40), Qt.AspectRatioMode.KeepAspectRatio
+        )
         self._fitted = False
         self.zoomChanged.emit(self.zoom)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event) -> None:  # noqa: N802
+    def wheelEvent(self, event) -> None:
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom_by(1.15 ** steps)
+            self.zoom_by(1.15**steps)
         event.accept()
 
     # ------------------------------------------------------------------ tools
@@ -382,10 +395,11 @@ class ScanView(QGraphicsView):
         hits = doc.boxes_at(p.x(), p.y())
         return hits[0] if hits else -1
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802
+    def mousePressEvent(self, event) -> None:
         p = self.mapToScene(event.position().toPoint())
         if event.button() == Qt.MouseButton.MiddleButton or (
-                event.button() == Qt.MouseButton.LeftButton and self._begin(p) == "pan"):
+            event.button() == Qt.MouseButton.LeftButton and self._begin(p) == "pan"
+        ):
             self._drag = {"mode": "pan", "last": event.position()}
             self.viewport().setCursor(QCursor(Qt.CursorShape.ClosedHandCursor))
             event.accept()
@@ -426,8 +440,13 @@ class ScanView(QGraphicsView):
             marker.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             marker.setPen(_pen(TOOL_COLOR, 2))
             marker.setPos(QPointF(*doc.traces[k].xy[i]))
-            self._drag = {"mode": "point", "k": k, "i": i, "key": f"point-drag-{next(self._drag_ids)}",
-                          "marker": marker}
+            self._drag = {
+                "mode": "point",
+                "k": k,
+                "i": i,
+                "key": f"point-drag-{next(self._drag_ids)}",
+                "marker": marker,
+            }
             return "point"
         if tool in (Tool.PEN, Tool.ERASER):
             hits = doc.boxes_at(p.x(), p.y())
@@ -451,7 +470,7 @@ class ScanView(QGraphicsView):
             return "add"
         return "none"
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event) -> None:
         p = self.mapToScene(event.position().toPoint())
         drag = self._drag
         if drag is None:
@@ -504,7 +523,7 @@ class ScanView(QGraphicsView):
             y1 = max(y1 + dy, y0 + 4)
         return QRectF(QPointF(x0, y0), QPointF(x1, y1))
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event) -> None:
         p = self.mapToScene(event.position().toPoint())
         drag, self._drag = self._drag, None
         doc = self.document
@@ -515,7 +534,8 @@ class ScanView(QGraphicsView):
         try:
             if mode == "pan":
                 self.set_tool(self.tool) if self.tool != Tool.SELECT else self.viewport().setCursor(
-                    QCursor(Qt.CursorShape.ArrowCursor))
+                    QCursor(Qt.CursorShape.ArrowCursor)
+                )
             elif mode in ("move", "resize") and doc is not None:
                 rect = self._drag_rect(drag, p)
                 moved = (p - drag["start"]).manhattanLength() * self.zoom >= 3
@@ -589,10 +609,11 @@ class ScanView(QGraphicsView):
             line.setPen(_pen(TOOL_COLOR, 2))
             (self.rulerMeasured if self.tool == Tool.RULER else self.pulseMeasured).emit(a, b)
         else:
-            self.hint.emit("Now click the second point." if self.tool == Tool.RULER
-                           else "Now click the top of the pulse.")
+            self.hint.emit(
+                "Now click the second point." if self.tool == Tool.RULER else "Now click the top of the pulse."
+            )
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self._cancel_tool()
             if self.document is not None and self.tool == Tool.SELECT:

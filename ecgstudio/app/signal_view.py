@@ -68,8 +68,9 @@ class SignalView(pg.PlotWidget):
         for item in (self._minor, self._major):
             item.setZValue(-10)
             plot.addItem(item)
-        self._selection = pg.LinearRegionItem(orientation="horizontal", movable=False,
-                                              brush=pg.mkBrush(0, 80, 200, 22), pen=pg.mkPen(None))
+        self._selection = pg.LinearRegionItem(
+            orientation="horizontal", movable=False, brush=pg.mkBrush(0, 80, 200, 22), pen=pg.mkPen(None)
+        )
         self._selection.setZValue(-20)
         self._selection.hide()
         plot.addItem(self._selection)
@@ -195,7 +196,7 @@ class SignalView(pg.PlotWidget):
     def _manual_range(self, *_: object) -> None:
         self._auto_fit = False
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.__dict__.get("_auto_fit"):  # pyqtgraph calls this from its constructor too
             self.reset_view()
@@ -206,8 +207,9 @@ class SignalView(pg.PlotWidget):
         if not self._names:
             return
         n = len(self._names)
-        self.getPlotItem().getViewBox().setRange(xRange=(0, max(self._duration, 0.1)),
-                                                 yRange=(-ROW_MV * (n - 0.5), ROW_MV * 0.5), padding=0.01)
+        self.getPlotItem().getViewBox().setRange(
+            xRange=(0, max(self._duration, 0.1)), yRange=(-ROW_MV * (n - 0.5), ROW_MV * 0.5), padding=0.01
+        )
         self._update_minor()
 
     @property

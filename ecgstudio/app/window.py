@@ -6,7 +6,7 @@ The window wires the pieces together and talks to the engine through
 operations of the :class:`~ecgstudio.app.document.PageDocument`.
 
 The Model menu fine-tunes the model on the worklist's reviewed pages
-(:func:`ecgstudio.model.finetune.finetune` in a worker process, see
+(:func:`ecgstudio.training.finetune.finetune` in a worker process, see
 :class:`~ecgstudio.app.finetune_runner.FinetuneRunner`), lists and switches model versions
 (:mod:`ecgstudio.model.registry`) and re-runs the model on the worklist's new and proposed
 pages (:class:`~ecgstudio.app.rerun.WorklistRerun`).  Model versions live in ``data_dir``
@@ -25,16 +25,32 @@ from typing import Any
 
 from PySide6.QtCore import QPointF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, \
-    QProgressBar, QPushButton, QSizePolicy, QSlider, QSplitter, QStackedWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
 from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels, utc_now
 from ..model import registry
-from ..model.finetune import FinetuneConfig
 from ..pipeline import DigitizeOptions
 from ..resources import resource_path
+from ..training.finetune import FinetuneConfig
 from .calibration_panel import CalibrationPanel
 from .document import PageDocument, PageRef
 from .finetune_job import FinetuneRequest
@@ -97,8 +113,10 @@ class WelcomePanel(QWidget):
         super().__init__()
         title = QLabel("ECG Studio")
         title.setStyleSheet("font-size: 28px; font-weight: bold; color: #243b55;")
-        sub = QLabel("Turn paper ECGs into calibrated 12-lead signals: check the model's proposals, "
-                     "correct them, and save them as labels.")
+        sub = QLabel(
+            "Turn paper ECGs into calibrated 12-lead signals: check the model's proposals, "
+            "correct them, and save them as labels."
+        )
         sub.setWordWrap(True)
         sub.setStyleSheet("font-size: 14px; color: #333;")
         buttons = QHBoxLayout()
@@ -115,8 +133,10 @@ class WelcomePanel(QWidget):
             buttons.addWidget(b)
             if text.startswith("Open the sample"):
                 b.setEnabled(SAMPLE_SCAN.is_file())
-                b.setStyleSheet("font-size: 14px; padding: 6px 18px; font-weight: bold; color: white; "
-                                "background: #2f6fd0; border: 1px solid #2459a8; border-radius: 4px;")
+                b.setStyleSheet(
+                    "font-size: 14px; padding: 6px 18px; font-weight: bold; color: white; "
+                    "background: #2f6fd0; border: 1px solid #2459a8; border-radius: 4px;"
+                )
                 self.sample_button = b
         buttons.addStretch(1)
         self.where = QLabel()
@@ -129,7 +149,8 @@ class WelcomePanel(QWidget):
             "<li>Check them on the scan (left) and as signals on ECG paper (right). Red marks low confidence.</li>"
             "<li>Fix what is wrong: calibration, boxes, traces. Every edit can be undone (Ctrl+Z).</li>"
             "<li>Accept (Ctrl+Enter): the page is saved as reviewed and the next one opens.</li></ol>"
-            "You can also drop files or a folder onto this window.")
+            "You can also drop files or a folder onto this window."
+        )
         tips.setWordWrap(True)
         tips.setTextFormat(Qt.TextFormat.RichText)
         tips.setStyleSheet("font-size: 13px; color: #333;")
@@ -160,7 +181,8 @@ class WelcomePanel(QWidget):
         self.where.setText(
             "<b>Where labels go</b><br>Nothing is written next to your scans. A folder's pages are saved in "
             "<code>&lt;folder&gt;/labels/</code>; single files in your data folder:<br>"
-            f"<code>{root}</code>")
+            f"<code>{root}</code>"
+        )
 
 
 class MainWindow(QMainWindow):
@@ -187,9 +209,17 @@ class MainWindow(QMainWindow):
         Where a fine-tune runs: a worker process (the studio) or a thread (fast tests).
     """
 
-    def __init__(self, *, settings: AppSettings | None = None, digitizer_factory: Callable[[], Any] | None = None,
-                 labels_root: Path | None = None, autosave_ms: int = 800, data_dir: Path | None = None,
-                 finetune_config: FinetuneConfig | None = None, finetune_mode: str = "process") -> None:
+    def __init__(
+        self,
+        *,
+        settings: AppSettings | None = None,
+        digitizer_factory: Callable[[], Any] | None = None,
+        labels_root: Path | None = None,
+        autosave_ms: int = 800,
+        data_dir: Path | None = None,
+        finetune_config: FinetuneConfig | None = None,
+        finetune_mode: str = "process",
+    ) -> None:
         super().__init__()
         self.settings = settings or AppSettings()
         self.labels_root = Path(labels_root) if labels_root else user_labels_root()
@@ -204,7 +234,6 @@ class MainWindow(QMainWindow):
         self._keep_label: tuple[Path, str] | None = None  # a label file to set aside before saving over it
         self._job: dict | None = None
         self._pages_cache: tuple[Path, list[Page]] | None = None
-        self._message = ""
         self.setWindowTitle("ECG Studio")
         self.setAcceptDrops(True)
         self.resize(DEFAULT_SIZE)
@@ -236,9 +265,11 @@ class MainWindow(QMainWindow):
         self.signal_title.setToolTip("One small square is 0.04 s by 0.1 mV, as on ECG paper; click a lead to select it")
         for label in (self.scan_title, self.signal_title):
             label.setStyleSheet("font-weight: bold; padding: 2px 4px; color: #243b55;")
-        self.legend = QLabel('<span style="color:#00a03c">&#9632;</span> trace &nbsp; '
-                             '<span style="color:#005ac8">&#9632;</span> selected &nbsp; '
-                             '<span style="color:#e61e1e">&#9632;</span> low confidence / no trace found')
+        self.legend = QLabel(
+            '<span style="color:#00a03c">&#9632;</span> trace &nbsp; '
+            '<span style="color:#005ac8">&#9632;</span> selected &nbsp; '
+            '<span style="color:#e61e1e">&#9632;</span> low confidence / no trace found'
+        )
         self.legend.setStyleSheet("color: #333; padding: 2px 6px;")
         self.legend.setToolTip("Red over a trace: faint ink. A red bar: the model found no trace there.")
         self.legend.setWordWrap(True)
@@ -279,8 +310,7 @@ class MainWindow(QMainWindow):
         self.worklist_dock = self._dock("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.review_dock = self._dock("Review", self.review_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.lead_dock = self._dock("Leads", self.lead_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.calibration_dock = self._dock("Calibration", self.calibration_panel,
-                                           Qt.DockWidgetArea.RightDockWidgetArea)
+        self.calibration_dock = self._dock("Calibration", self.calibration_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.lead_dock, self.calibration_dock)
         self.lead_dock.raise_()
         self.resizeDocks([self.worklist_dock, self.review_dock], [270, 275], Qt.Orientation.Horizontal)
@@ -299,8 +329,9 @@ class MainWindow(QMainWindow):
         self.rerun_progress.setMaximumWidth(200)
         self.rerun_progress.hide()
         self.rerun_stop = QPushButton("Stop")
-        self.rerun_stop.setToolTip("Stop re-running the model on the worklist (pages done so far keep their "
-                                   "new proposals)")
+        self.rerun_stop.setToolTip(
+            "Stop re-running the model on the worklist (pages done so far keep their new proposals)"
+        )
         self.rerun_stop.hide()
         self.finetune_status = QPushButton()
         self.finetune_status.setFlat(True)
@@ -312,8 +343,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.rerun_progress)
         self.statusBar().addPermanentWidget(self.rerun_stop)
         self.statusBar().addPermanentWidget(self.progress)
-        self.worklist_rerun = WorklistRerun(self.engine, self.worklist.model, may_replace=self._may_replace,
-                                            options=DigitizeOptions(fs=DEFAULT_FS), parent=self)
+        self.worklist_rerun = WorklistRerun(
+            self.engine,
+            self.worklist.model,
+            may_replace=self._may_replace,
+            options=DigitizeOptions(fs=DEFAULT_FS),
+            parent=self,
+        )
 
         self._build_actions()
         self._connect()
@@ -333,14 +369,23 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(title.lower())
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, text: str, slot: Callable | None = None, shortcut: str | QKeySequence.StandardKey | list | None = None,
-                *, checkable: bool = False, tip: str = "") -> QAction:
+    def _action(
+        self,
+        text: str,
+        slot: Callable | None = None,
+        shortcut: str | QKeySequence.StandardKey | list | None = None,
+        *,
+        checkable: bool = False,
+        tip: str = "",
+    ) -> QAction:
         act = QAction(text, self)
         if shortcut is not None:
             if isinstance(shortcut, list):
@@ -358,26 +403,41 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         a = self._action
-        self.act_open = a("&Open scan…", self.choose_files, QKeySequence.StandardKey.Open,
-                          tip="Open scans, photos or PDFs")
-        self.act_open_folder = a("Open &folder…", self.choose_folder, "Ctrl+Shift+O",
-                                 tip="Open every scan in a folder as a worklist")
+        self.act_open = a(
+            "&Open scan…", self.choose_files, QKeySequence.StandardKey.Open, tip="Open scans, photos or PDFs"
+        )
+        self.act_open_folder = a(
+            "Open &folder…", self.choose_folder, "Ctrl+Shift+O", tip="Open every scan in a folder as a worklist"
+        )
         self.act_sample = a("Open &sample", self.open_sample, tip="Open the sample scan that ships with ECG Studio")
         self.act_sample.setEnabled(SAMPLE_SCAN.is_file())
-        self.act_save = a("&Save", lambda: self.save(explicit=True), QKeySequence.StandardKey.Save,
-                          tip="Save the labels now (they are also saved automatically)")
+        self.act_save = a(
+            "&Save",
+            lambda: self.save(explicit=True),
+            QKeySequence.StandardKey.Save,
+            tip="Save the labels now (they are also saved automatically)",
+        )
         self.act_export = a("&Export signals…", self.choose_export, "Ctrl+E", tip="Write WFDB, CSV and EDF+ files")
-        self.act_labels_folder = a("Show &labels folder", self.show_labels_folder,
-                                   tip="Open the folder the labels of this page are saved in")
+        self.act_labels_folder = a(
+            "Show &labels folder", self.show_labels_folder, tip="Open the folder the labels of this page are saved in"
+        )
         self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_undo = a("&Undo", self.undo, QKeySequence.StandardKey.Undo)
         self.act_redo = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.act_delete = a("&Delete box", self.delete_box, QKeySequence.StandardKey.Delete)
         self.act_rename = a("Re&name lead…", self.rename_lead, "F2")
-        self.act_reextract = a("Re-e&xtract trace in box", self.reextract_box, "Ctrl+R",
-                               tip="Trace the model's ink inside the selected box again")
-        self.act_accept = a("&Accept page and go to next", self.accept_and_next, ["Ctrl+Return", "Ctrl+Enter"],
-                            tip="Mark this page reviewed (corrected if edited), save it, open the next")
+        self.act_reextract = a(
+            "Re-e&xtract trace in box",
+            self.reextract_box,
+            "Ctrl+R",
+            tip="Trace the model's ink inside the selected box again",
+        )
+        self.act_accept = a(
+            "&Accept page and go to next",
+            self.accept_and_next,
+            ["Ctrl+Return", "Ctrl+Enter"],
+            tip="Mark this page reviewed (corrected if edited), save it, open the next",
+        )
         self.act_next = a("&Next page", lambda: self.step(+1), "PgDown")
         self.act_prev = a("&Previous page", lambda: self.step(-1), "PgUp")
         self.act_next_lead = a("Next lead", lambda: self.step_lead(+1), "]")
@@ -386,15 +446,25 @@ class MainWindow(QMainWindow):
         self.act_zoom_in = a("Zoom &in", lambda: self.scan_view.zoom_by(1.25), ["Ctrl++", "Ctrl+="])
         self.act_zoom_out = a("Zoom &out", lambda: self.scan_view.zoom_by(0.8), "Ctrl+-")
         self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
-        self.act_rerun = a("Run the &model again", lambda: self.rerun(self.calibration_panel.options(DEFAULT_FS)),
-                           tip="Digitize the page again with the calibration panel's settings")
-        self.act_finetune = a("&Fine-tune on reviewed pages…", self.open_finetune,
-                              tip="Train the model further on the reviewed pages of this worklist")
-        self.act_versions = a("Model &versions…", self.show_versions,
-                              tip="List the model versions; switch to one or roll back")
-        self.act_rerun_worklist = a("&Re-run model on worklist", self.rerun_worklist,
-                                    tip="New proposals for the new and proposed pages of the worklist, with the "
-                                        "active model; reviewed and corrected pages are kept")
+        self.act_rerun = a(
+            "Run the &model again",
+            lambda: self.rerun(self.calibration_panel.options(DEFAULT_FS)),
+            tip="Digitize the page again with the calibration panel's settings",
+        )
+        self.act_finetune = a(
+            "&Fine-tune on reviewed pages…",
+            self.open_finetune,
+            tip="Train the model further on the reviewed pages of this worklist",
+        )
+        self.act_versions = a(
+            "Model &versions…", self.show_versions, tip="List the model versions; switch to one or roll back"
+        )
+        self.act_rerun_worklist = a(
+            "&Re-run model on worklist",
+            self.rerun_worklist,
+            tip="New proposals for the new and proposed pages of the worklist, with the "
+            "active model; reviewed and corrected pages are kept",
+        )
         self.act_help = a("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
         self.act_about = a("&About ECG Studio", self.show_about)
 
@@ -414,14 +484,25 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             self.tool_actions[tool] = act
         self.tool_actions[Tool.SELECT].setChecked(True)
-        self.act_snap = a("Snap to ink", lambda on: setattr(self.scan_view, "snap", on), "S", checkable=True,
-                          tip="Pull pen strokes onto the darkest ink nearby (S)")
+        self.act_snap = a(
+            "Snap to ink",
+            lambda on: setattr(self.scan_view, "snap", on),
+            "S",
+            checkable=True,
+            tip="Pull pen strokes onto the darkest ink nearby (S)",
+        )
         self.act_snap.setChecked(True)
         self.layer_actions: dict[str, QAction] = {}
-        for i, (name, text) in enumerate((("boxes", "Boxes"), ("mask", "Mask"), ("traces", "Traces"),
-                                          ("low", "Low confidence")), start=1):
-            act = a(text, lambda on, n=name: self.set_layer(n, on), f"Ctrl+{i}", checkable=True,
-                    tip=f"Show or hide the {text.lower()} layer (Ctrl+{i})")
+        for i, (name, text) in enumerate(
+            (("boxes", "Boxes"), ("mask", "Mask"), ("traces", "Traces"), ("low", "Low confidence")), start=1
+        ):
+            act = a(
+                text,
+                lambda on, n=name: self.set_layer(n, on),
+                f"Ctrl+{i}",
+                checkable=True,
+                tip=f"Show or hide the {text.lower()} layer (Ctrl+{i})",
+            )
             act.setChecked(self.settings.layer(name))
             self.scan_view.set_layer(name, act.isChecked())
             self.layer_actions[name] = act
@@ -537,11 +618,16 @@ class MainWindow(QMainWindow):
 
     def show_banner(self, text: str, level: str = "error") -> None:
         """A message across the top of the editor (errors, warnings) that stays until dismissed."""
-        colors = {"error": ("#fdecea", "#8a1c1c", "#e0a1a1"), "warning": ("#fff6e0", "#6b4a00", "#e6cf8f"),
-                  "info": ("#e8f1fd", "#173f73", "#a9c6ee")}
+        colors = {
+            "error": ("#fdecea", "#8a1c1c", "#e0a1a1"),
+            "warning": ("#fff6e0", "#6b4a00", "#e6cf8f"),
+            "info": ("#e8f1fd", "#173f73", "#a9c6ee"),
+        }
         bg, fg, border = colors.get(level, colors["info"])
-        self.banner_frame.setStyleSheet(f"QFrame {{ background: {bg}; border-bottom: 1px solid {border}; }}"
-                                        f"QLabel {{ color: {fg}; font-size: 13px; border: none; }}")
+        self.banner_frame.setStyleSheet(
+            f"QFrame {{ background: {bg}; border-bottom: 1px solid {border}; }}"
+            f"QLabel {{ color: {fg}; font-size: 13px; border: none; }}"
+        )
         self.banner.setText(text)
         self.banner_frame.show()
         self.statusBar().showMessage(text.split("\n")[0], 15000)
@@ -565,8 +651,9 @@ class MainWindow(QMainWindow):
 
     def choose_files(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES))
-        files, _ = QFileDialog.getOpenFileNames(self, "Open ECG scans, photos or PDFs", "",
-                                                f"ECG pages ({patterns});;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open ECG scans, photos or PDFs", "", f"ECG pages ({patterns});;All files (*)"
+        )
         if files:
             self.open_paths(files)
 
@@ -591,8 +678,11 @@ class MainWindow(QMainWindow):
             self._show_editor(self.document is not None)
             return False
         if not items:
-            self.show_banner(f"No scans, photos or PDFs found in {', '.join(str(p) for p in paths)} "
-                             f"(looked for {', '.join(sorted(SUPPORTED_SUFFIXES))}).", "warning")
+            self.show_banner(
+                f"No scans, photos or PDFs found in {', '.join(str(p) for p in paths)} "
+                f"(looked for {', '.join(sorted(SUPPORTED_SUFFIXES))}).",
+                "warning",
+            )
             return False
         self._flush()
         self.worklist_rerun.stop()  # its pages are no longer the worklist's
@@ -654,11 +744,15 @@ class MainWindow(QMainWindow):
                 self.show_banner(
                     f"The saved labels of this page cannot be read, so the model's proposals are shown instead.\n"
                     f"{exc}\nThe damaged file is kept, renamed to {item.label_path.name}.damaged-<time>, "
-                    "when this page is saved.")
+                    "when this page is saved."
+                )
             else:
                 if record.image.sha256 == identity.sha256:
-                    self._open_document(PageDocument(item.page, page.image, record, label_path=item.label_path,
-                                                     reviewer=self.settings.reviewer))
+                    self._open_document(
+                        PageDocument(
+                            item.page, page.image, record, label_path=item.label_path, reviewer=self.settings.reviewer
+                        )
+                    )
                     r = record.review
                     by = f" by {r.reviewer}" if r.reviewer else ""
                     self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
@@ -667,9 +761,18 @@ class MainWindow(QMainWindow):
                 self.show_banner(
                     f"The label file {item.label_path.name} describes another image (the file changed since it "
                     "was labelled), so the model's proposals are shown instead. The old labels are kept, renamed "
-                    f"to {item.label_path.name}.other-image-<time>, when this page is saved.", "warning")
-        self._start_job(page.image, DigitizeOptions(fs=DEFAULT_FS), mode="open", row=row, page=item.page,
-                        identity=identity, label_path=item.label_path)
+                    f"to {item.label_path.name}.other-image-<time>, when this page is saved.",
+                    "warning",
+                )
+        self._start_job(
+            page.image,
+            DigitizeOptions(fs=DEFAULT_FS),
+            mode="open",
+            row=row,
+            page=item.page,
+            identity=identity,
+            label_path=item.label_path,
+        )
 
     def _start_job(self, image, options: DigitizeOptions, **info: Any) -> None:
         job = self.engine.submit(image, options)
@@ -709,12 +812,19 @@ class MainWindow(QMainWindow):
         if info["mode"] == "rerun":
             if self.document is not None and self.document.page == info["page"]:
                 self.document.replace_digitization(result)
-                self.statusBar().showMessage(f"New proposals from the model ({seconds:.1f} s); Ctrl+Z brings back "
-                                             "the previous ones.", 10000)
+                self.statusBar().showMessage(
+                    f"New proposals from the model ({seconds:.1f} s); Ctrl+Z brings back the previous ones.", 10000
+                )
             self._update_enabled()
             return
-        doc = PageDocument.from_digitization(info["page"], info["image"], result, identity=info["identity"],
-                                             label_path=info["label_path"], reviewer=self.settings.reviewer)
+        doc = PageDocument.from_digitization(
+            info["page"],
+            info["image"],
+            result,
+            identity=info["identity"],
+            label_path=info["label_path"],
+            reviewer=self.settings.reviewer,
+        )
         self._open_document(doc)
         self.save()
         low = sorted((c, lead) for lead, c in result.confidence.items())[:3]
@@ -729,8 +839,10 @@ class MainWindow(QMainWindow):
         name = info["page"].title
         if info["mode"] == "open":
             self.review_panel.set_status_text("NOT DIGITIZED", "error")
-            self.show_banner(f"The model could not digitize {name}.\n{message}\n"
-                             "Nothing was saved for this page; other pages and saved labels are unaffected.")
+            self.show_banner(
+                f"The model could not digitize {name}.\n{message}\n"
+                "Nothing was saved for this page; other pages and saved labels are unaffected."
+            )
         else:
             self.show_banner(f"Running the model again on {name} failed; your edits are unchanged.\n{message}")
         self._update_enabled()
@@ -909,8 +1021,10 @@ class MainWindow(QMainWindow):
     def step(self, step: int) -> None:
         row = self.worklist.neighbour(self.current_row, step)
         if row is None:
-            self.statusBar().showMessage("This is the last page of the worklist." if step > 0 else
-                                         "This is the first page of the worklist.", 5000)
+            self.statusBar().showMessage(
+                "This is the last page of the worklist." if step > 0 else "This is the first page of the worklist.",
+                5000,
+            )
             return
         self.open_row(row)
 
@@ -936,8 +1050,10 @@ class MainWindow(QMainWindow):
             self._keep_label = None
             save_labels(record, doc.label_path)
         except (LabelFormatError, OSError) as exc:
-            self.show_banner(f"Could not save the labels to {doc.label_path}: {exc}\n"
-                             "Your edits are still here; fix the problem (disk full? permissions?) and press Ctrl+S.")
+            self.show_banner(
+                f"Could not save the labels to {doc.label_path}: {exc}\n"
+                "Your edits are still here; fix the problem (disk full? permissions?) and press Ctrl+S."
+            )
             return False
         doc.mark_saved(record)
         if 0 <= self.current_row < len(self.worklist.model.items):
@@ -966,10 +1082,18 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return []
-        sidecar = {"calibration": doc.calibration, "layout": doc.layout,
-                   "provenance": {"source_image": str(doc.page.source), "page": doc.page.page_index + 1,
-                                  "model_version": doc.model_version, "review_status": doc.review.status.value,
-                                  "reviewer": doc.review.reviewer, "reviewed_at": doc.review.reviewed_at}}
+        sidecar = {
+            "calibration": doc.calibration,
+            "layout": doc.layout,
+            "provenance": {
+                "source_image": str(doc.page.source),
+                "page": doc.page.page_index + 1,
+                "model_version": doc.model_version,
+                "review_status": doc.review.status.value,
+                "reviewer": doc.review.reviewer,
+                "reviewed_at": doc.review.reviewed_at,
+            },
+        }
         from ..io.writers import write_signals
 
         try:
@@ -981,8 +1105,11 @@ class MainWindow(QMainWindow):
         return files
 
     def show_labels_folder(self) -> None:
-        item = self.worklist.model.items[self.current_row] if 0 <= self.current_row < len(
-            self.worklist.model.items) else None
+        item = (
+            self.worklist.model.items[self.current_row]
+            if 0 <= self.current_row < len(self.worklist.model.items)
+            else None
+        )
         folder = item.labels_dir if item else self.labels_root
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
@@ -1007,15 +1134,21 @@ class MainWindow(QMainWindow):
     def _finetune_precheck(self) -> list[Path] | None:
         """The label files to fine-tune on, or None after saying why there are too few."""
         if not self.worklist.model.items:
-            self.show_banner("Open a folder of reviewed pages first: a fine-tune learns from the reviewed and "
-                             "corrected pages of the open worklist.", "warning")
+            self.show_banner(
+                "Open a folder of reviewed pages first: a fine-tune learns from the reviewed and "
+                "corrected pages of the open worklist.",
+                "warning",
+            )
             return None
-        labels, others = self.finetune_selection()
+        labels, _others = self.finetune_selection()
         if len(labels) < 2:
             have = "No page of this worklist is" if not labels else "Only 1 page of this worklist is"
-            self.show_banner(f"{have} reviewed yet, and a fine-tune needs at least 2 (one to train on, one held out "
-                             "to check the new model). Review pages and accept them (Ctrl+Enter) first. "
-                             "The active model is unchanged.", "warning")
+            self.show_banner(
+                f"{have} reviewed yet, and a fine-tune needs at least 2 (one to train on, one held out "
+                "to check the new model). Review pages and accept them (Ctrl+Enter) first. "
+                "The active model is unchanged.",
+                "warning",
+            )
             return None
         return labels
 
@@ -1053,14 +1186,14 @@ class MainWindow(QMainWindow):
             return False
         dialog.set_selection(labels, len(self.worklist.model.items) - len(labels), base=self._active_name())
         self.settings.finetune_minutes = minutes
-        request = FinetuneRequest(tuple(labels), replace(self.finetune_config, minutes=float(minutes)),
-                                  self.data_dir)
+        request = FinetuneRequest(tuple(labels), replace(self.finetune_config, minutes=float(minutes)), self.data_dir)
         dialog.set_running(True)
         self.finetune_runner.start(request)
         self.finetune_status.setText("Fine-tuning…")
         self.finetune_status.setVisible(self.finetune_runner.running)
-        self.statusBar().showMessage(f"Fine-tuning on {len(labels)} reviewed pages (at most {minutes:g} minutes); "
-                                     "you can keep working.", 8000)
+        self.statusBar().showMessage(
+            f"Fine-tuning on {len(labels)} reviewed pages (at most {minutes:g} minutes); you can keep working.", 8000
+        )
         self._update_enabled()
         return True
 
@@ -1107,9 +1240,12 @@ class MainWindow(QMainWindow):
 
     def _on_version_switched(self, version: registry.ModelVersion) -> None:
         self._model_changed()
-        self.show_banner(f"Now using model {version.name} for new proposals. Pages already digitized keep their "
-                         "proposals: Model > Re-run model on worklist updates the new and proposed ones "
-                         "(reviewed pages are never overwritten).", "info")
+        self.show_banner(
+            f"Now using model {version.name} for new proposals. Pages already digitized keep their "
+            "proposals: Model > Re-run model on worklist updates the new and proposed ones "
+            "(reviewed pages are never overwritten).",
+            "info",
+        )
 
     def _model_changed(self) -> None:
         """The active model version changed: the digitizer is made again before the next page."""
@@ -1130,16 +1266,19 @@ class MainWindow(QMainWindow):
             self.model_label.setToolTip(str(exc))
             return
         self.model_label.setText(f"Model: {version.name}")
-        self.model_label.setToolTip(f"Active model version {version.name} ({version.card.version})\n{version.path}\n"
-                                    "Model > Model versions to switch or roll back")
+        self.model_label.setToolTip(
+            f"Active model version {version.name} ({version.card.version})\n{version.path}\n"
+            "Model > Model versions to switch or roll back"
+        )
 
     def rerun_worklist(self) -> None:
         """Run the active model again on the worklist's new and proposed pages and mark what changed."""
         if self.worklist_rerun.running:
             return
         if not self.worklist.model.items:
-            self.show_banner("Open a scan or a folder first: the model is re-run on the pages of the worklist.",
-                             "warning")
+            self.show_banner(
+                "Open a scan or a folder first: the model is re-run on the pages of the worklist.", "warning"
+            )
             return
         self._flush()
         exclude = (self._job["row"],) if self._job is not None and self._job.get("row") is not None else ()
@@ -1207,8 +1346,14 @@ class MainWindow(QMainWindow):
         doc = self.document
         has = doc is not None
         sel = has and doc.selected >= 0
-        for act in (self.act_save, self.act_export, self.act_accept, self.act_rerun, self.act_next_lead,
-                    self.act_prev_lead):
+        for act in (
+            self.act_save,
+            self.act_export,
+            self.act_accept,
+            self.act_rerun,
+            self.act_next_lead,
+            self.act_prev_lead,
+        ):
             act.setEnabled(has)
         self.act_rerun.setEnabled(has and not self.busy)
         self.act_undo.setEnabled(has and doc.undo_stack.canUndo())
@@ -1235,28 +1380,33 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         from .. import __version__
 
-        QMessageBox.about(self, "About ECG Studio",
-                          f"ECG Studio {__version__}<br>Paper ECGs to calibrated 12-lead signals.<br>"
-                          f"Labels of single files: {self.labels_root}")
+        QMessageBox.about(
+            self,
+            "About ECG Studio",
+            f"ECG Studio {__version__}<br>Paper ECGs to calibrated 12-lead signals.<br>"
+            f"Labels of single files: {self.labels_root}",
+        )
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         if self.finetune_runner.running and self.isVisible():
             answer = QMessageBox.question(
-                self, "A fine-tune is running",
+                self,
+                "A fine-tune is running",
                 "A fine-tune is running. Closing ECG Studio stops it; nothing of it is saved and the active "
-                "model stays as it is. Close anyway?")
+                "model stays as it is. Close anyway?",
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return

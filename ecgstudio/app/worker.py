@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 #: Human names of the pipeline's progress stages.
 STAGE_NAMES = {
     "geometry": "Finding the page and its grid",
-    "resample": "Resampling",
     "segmentation": "Finding the traces (model)",
     "layout and extraction": "Finding the leads and extracting the signals",
     "fine tracing": "Tracing again in finer detail (model)",
@@ -77,13 +76,19 @@ class _EngineWorker(QObject):
             self.failed.emit(job, str(exc))
             return
         except MemoryError:
-            self.failed.emit(job, "Not enough memory to digitize this page; close other programs or use a "
-                                  "smaller scan (300 dpi is plenty).")
+            self.failed.emit(
+                job,
+                "Not enough memory to digitize this page; close other programs or use a "
+                "smaller scan (300 dpi is plenty).",
+            )
             return
-        except Exception as exc:  # noqa: BLE001 - the window must survive any engine bug
+        except Exception as exc:
             log.exception("digitizer failed")
-            self.failed.emit(job, f"The digitizer failed unexpectedly ({type(exc).__name__}: {exc}). "
-                                  "The page was left as it was; please report this with the scan.")
+            self.failed.emit(
+                job,
+                f"The digitizer failed unexpectedly ({type(exc).__name__}: {exc}). "
+                "The page was left as it was; please report this with the scan.",
+            )
             return
         self.finished.emit(job, result)
 

@@ -17,26 +17,92 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView, \
-    QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..io.images import collect_inputs
 from ..labels import LABEL_SUFFIX, LabelRecord, ReviewStatus
 from .document import PageRef
 
-if TYPE_CHECKING:
-    from .rerun import ProposalChange
-
 log = logging.getLogger(__name__)
+
+
+#: A page changed when its signals moved by more than this on average (mV; 0.1 mm at 10 mm/mV)...
+CHANGE_MV = 0.01
+
+
+#: ...or when more than this share of its samples was found by only one of the two proposals.
+CHANGE_COVERAGE = 0.01
+
+
+@dataclass(frozen=True)
+class ProposalChange:
+    """How a page's new proposal differs from its previous one.
+
+    Attributes
+    ----------
+    mean_abs_mv : float
+        Mean ``|new - old|`` in mV over the samples finite in both (NaN when none are).
+    max_lead : str
+        The lead that moved most ("" when none compare).
+    max_lead_mv : float
+        That lead's mean ``|new - old|`` in mV.
+    coverage : float
+        Share of the samples, finite in either proposal, that only one of them has.
+    first : bool
+        The page had no proposal before (nothing to compare with).
+    """
+
+    mean_abs_mv: float = math.nan
+    max_lead: str = ""
+    max_lead_mv: float = math.nan
+    coverage: float = 0.0
+    first: bool = False
+
+    @property
+    def changed(self) -> bool:
+        if self.first:
+            return False
+        return bool(self.mean_abs_mv > CHANGE_MV) or self.coverage > CHANGE_COVERAGE
+
+    @property
+    def size(self) -> float:
+        """A number to rank changes by (mV; coverage counts as 1 mV per 100 %)."""
+        if self.first:
+            return -1.0
+        return (0.0 if math.isnan(self.mean_abs_mv) else self.mean_abs_mv) + self.coverage
+
+    def describe(self) -> str:
+        if self.first:
+            return "first proposal for this page (nothing to compare with)"
+        if math.isnan(self.mean_abs_mv):
+            mean = "no samples found by both proposals"
+        else:
+            mean = f"mean |new - old| {self.mean_abs_mv:.3f} mV"
+            if self.max_lead:
+                mean += f", most in {self.max_lead} ({self.max_lead_mv:.3f} mV)"
+        verdict = "changed" if self.changed else "unchanged"
+        return f"{verdict}: {mean}; {100 * self.coverage:.1f} % of samples found by only one of them"
+
 
 STATUS_COLORS = {
     ReviewStatus.NEW: "#6b6b6b",
@@ -150,7 +216,7 @@ def _expand_known_pages(item: WorkItem) -> list[WorkItem]:
     found = sorted(item.labels_dir.glob(f"{stem}_p*{LABEL_SUFFIX}")) if item.labels_dir.is_dir() else []
     numbers = []
     for f in found:
-        tail = f.name[len(stem) + 2: -len(LABEL_SUFFIX)]
+        tail = f.name[len(stem) + 2 : -len(LABEL_SUFFIX)]
         if tail.isdigit():
             numbers.append(int(tail))
     if not numbers or (item.label_path.is_file()):
@@ -185,7 +251,7 @@ class WorklistModel(QAbstractTableModel):
     def replace_item(self, row: int, new_items: list[WorkItem]) -> None:
         """Replace one item by several (the pages of a multi-page file)."""
         self.beginResetModel()
-        self.items[row:row + 1] = new_items
+        self.items[row : row + 1] = new_items
         for item in new_items:
             item.refresh()
         self.endResetModel()
@@ -203,19 +269,24 @@ class WorklistModel(QAbstractTableModel):
             if 0 <= r < len(self.items):
                 self.item_changed(r)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.items)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and \
-                section == CHANGE_COLUMN:
-            return ("Last re-run of the model: mean |new - old| of the page's signals in mV (highlighted when "
-                    "changed); 'same' when unchanged, 'first' for a first proposal")
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.ToolTipRole
+            and section == CHANGE_COLUMN
+        ):
+            return (
+                "Last re-run of the model: mean |new - old| of the page's signals in mV (highlighted when "
+                "changed); 'same' when unchanged, 'first' for a first proposal"
+            )
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -242,8 +313,12 @@ class WorklistModel(QAbstractTableModel):
             return 2.0 if item.confidence is None else item.confidence  # unknown sorts last
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
             return QBrush(QColor(STATUS_COLORS.get(item.status, "#b00020")))
-        if role == Qt.ItemDataRole.ForegroundRole and col == CHANGE_COLUMN and item.change is not None \
-                and not item.change.changed:
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and col == CHANGE_COLUMN
+            and item.change is not None
+            and not item.change.changed
+        ):
             return QBrush(QColor("#6b6b6b"))
         if role == Qt.ItemDataRole.BackgroundRole and item.change is not None and item.change.changed:
             return QBrush(QColor(CHANGED_COLOR))
@@ -257,8 +332,10 @@ class WorklistModel(QAbstractTableModel):
             conf = "not digitized yet" if item.confidence is None else f"{item.confidence:.2f}"
             who = f" by {item.reviewer}" if item.reviewer else ""
             change = f"\nlast re-run of the model: {item.change.describe()}" if item.change is not None else ""
-            return (f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}"
-                    f"\nlabels: {item.label_path}{change}")
+            return (
+                f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}"
+                f"\nlabels: {item.label_path}{change}"
+            )
         return None
 
 
@@ -297,7 +374,7 @@ class WorklistFilter(QSortFilterProxyModel):
             setattr(self, name, value)
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
         item = self.sourceModel().items[row]
         if self.status and item.status != self.status:
             return False
@@ -427,5 +504,8 @@ class WorklistPanel(QWidget):
         parts = [f"{counts[s.value]} {s.value}" for s in ReviewStatus if counts.get(s.value)]
         if counts.get(UNREADABLE):
             parts.append(f"{counts[UNREADABLE]} with damaged labels")
-        self.summary.setText(f"{total} page{'s' if total != 1 else ''}: " + ", ".join(parts) if total else
-                             "No pages yet: open a scan or a folder.")
+        self.summary.setText(
+            f"{total} page{'s' if total != 1 else ''}: " + ", ".join(parts)
+            if total
+            else "No pages yet: open a scan or a folder."
+        )
