@@ -785,20 +785,6 @@ def _rotate_patch(patch: np.ndarray, angle_deg: float) -> np.ndarray:
     return cv2.warpAffine(patch, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _wobble_patch(rng: np.random.Generator, patch: np.ndarray, amp: float, cells: float, slant: float) -> np.ndarray:
-    """Shear ``patch`` by ``slant`` and displace it smoothly by up to ``amp`` px (hand jitter)."""
-    h, w = patch.shape
-    pad = int(abs(slant) * h) + int(amp) + 2
-    patch = cv2.copyMakeBorder(patch, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    h, w = patch.shape
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    ox = amp * _noise_field(rng, (h, w), cells)
-    oy = amp * _noise_field(rng, (h, w), cells)
-    mx = gx + ox + slant * (gy - h / 2.0)
-    my = gy + oy
-    return cv2.remap(patch, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 # --------------------------------------------------------------------------------------------
 # Stage 1: on the paper
 # --------------------------------------------------------------------------------------------
