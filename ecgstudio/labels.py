@@ -20,11 +20,15 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import math
 import operator
 import os
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,7 +41,8 @@ import numpy as np
 from . import __version__
 from .errors import LabelFormatError, UnreadableImageError
 from .io.atomic import atomic_path
-from .io.images import file_sha256
+from .io.images import DEFAULT_MAX_PIXELS, file_sha256
+from .paper import LAYOUTS, LEAD_NAMES
 from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 
 logger = logging.getLogger(__name__)
@@ -46,28 +51,49 @@ __all__ = [
     "FORMAT_NAME",
     "LABEL_SUFFIX",
     "SCHEMA_VERSION",
+    "FileStamp",
     "ImageIdentity",
     "ImageMismatchError",
+    "LabelConflictError",
     "LabelRecord",
     "Provenance",
     "Review",
     "ReviewStatus",
+    "ReviewSummary",
     "check_image",
     "iter_label_files",
     "label_path_for",
     "load_labels",
+    "read_review_summary",
     "save_labels",
     "utc_now",
 ]
 
-#: Version of the file layout this module writes; readers refuse any other.
-SCHEMA_VERSION = 1
+#: Version of the file layout this module writes; readers refuse any other but the older 1.
+SCHEMA_VERSION = 2
 #: Value of the root ``format`` attribute that marks an ECG Studio label file.
 FORMAT_NAME = "ecgstudio-labels"
 #: Suffix of label file names (``<image stem>.labels.h5``).
 LABEL_SUFFIX = ".labels.h5"
 
-_SUPPORTED_SCHEMAS = frozenset({SCHEMA_VERSION})
+_SUPPORTED_SCHEMAS = frozenset({1, SCHEMA_VERSION})  # 1: as 2 without the payload checksum
+#: Root attribute holding the sha256 of everything else in the file (schema 2 on).
+PAYLOAD_ATTR = "payload_sha256"
+
+# What a label file may declare, checked before any dataset is read: a small file can declare
+# arrays that compress to nothing and exhaust memory once read.
+MAX_LEADS = 64  # lead boxes, traces, signal columns, named values
+MAX_TRACE_POINTS = 2_000_000
+MAX_SAMPLES = 2_000_000
+MAX_OBJECTS = 4_096  # groups and datasets in one file
+MAX_FS_HZ = 100_000.0
+MAX_PX_PER_MM = 1_000.0  # 25,400 dpi
+MAX_MM = 1_000.0  # paper speed (mm/s) and gain (mm/mV)
+# Dataset storage a label file may use: inside the file, filtered only by what save_labels writes.
+_INTERNAL_LAYOUTS = frozenset({h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED})
+_FILTERS = frozenset({h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32})
+_LOCK_STALE_S = 60.0  # a save lock older than this was left by a crash
+_MAX_DECLARED_BYTES = 1 << 30  # all datasets of one file together
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _GZIP_LEVEL = 4
@@ -79,6 +105,11 @@ _DAMAGED = "restore it from a backup or re-save the page from ECG Studio"
 
 class ImageMismatchError(LabelFormatError):
     """The image a label file describes is missing or no longer has the recorded sha256."""
+
+
+class LabelConflictError(LabelFormatError):
+    """The label file changed on disk since it was opened (another window, program or person
+    saved it), or another program is saving it right now; nothing was written."""
 
 
 class ReviewStatus(StrEnum):
@@ -423,6 +454,84 @@ def check_image(record: LabelRecord, image_path: str | os.PathLike[str] | None =
 
 
 # --------------------------------------------------------------------------------------------
+# What a record may hold (checked on save and on load)
+# --------------------------------------------------------------------------------------------
+
+
+def _finite_in(value: float, low: float, high: float) -> bool:
+    return math.isfinite(value) and low < value <= high
+
+
+def _check_leads(names: Iterable[str], where: str) -> None:
+    unknown = sorted({str(n) for n in names} - set(LEAD_NAMES))
+    if unknown:
+        raise ValueError(f"{where} names unknown lead(s) {unknown} (known: {', '.join(LEAD_NAMES)})")
+
+
+def _check_no_inf(values: np.ndarray, where: str) -> None:
+    if np.isinf(values).any():
+        raise ValueError(f"{where} holds infinite values (gaps are NaN)")
+
+
+def _check_box(box: LeadBox, height: int, width: int) -> None:
+    where = f"lead box {box.lead}"
+    coords = (box.x0, box.y0, box.x1, box.y1, box.baseline_y, box.t_start_s, box.duration_s)
+    if not all(math.isfinite(v) for v in coords):
+        raise ValueError(f"{where} has a coordinate or time that is not a finite number")
+    if not (box.x0 < box.x1 and box.y0 < box.y1):
+        raise ValueError(f"{where} has x0={box.x0:g} >= x1={box.x1:g} or y0={box.y0:g} >= y1={box.y1:g}")
+    if box.x1 < -width or box.x0 > 2 * width or box.y1 < -height or box.y0 > 2 * height:
+        raise ValueError(f"{where} lies far outside the {width}x{height} px image")
+    if box.duration_s <= 0 or box.t_start_s < 0:
+        raise ValueError(
+            f"{where} shows {box.duration_s:g} s from {box.t_start_s:g} s; both must be >= 0, the first > 0"
+        )
+    if not (0 <= box.row < MAX_LEADS and 0 <= box.col < MAX_LEADS):
+        raise ValueError(f"{where} sits at row {box.row}, column {box.col}, outside 0..{MAX_LEADS - 1}")
+
+
+def _check_values(record: LabelRecord) -> None:
+    """Raise ValueError naming the first field of ``record`` outside what a label may hold."""
+    image, dig = record.image, record.digitization
+    if not (image.height > 0 and image.width > 0 and image.height * image.width <= DEFAULT_MAX_PIXELS):
+        raise ValueError(f"the image size {image.width}x{image.height} px is empty or beyond the image size limit")
+    if tuple(dig.image_size) != (image.height, image.width):
+        raise ValueError(
+            f"the digitization is of a {dig.image_size[1]}x{dig.image_size[0]} px image but the labelled image "
+            f"is {image.width}x{image.height} px"
+        )
+    if dig.layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {dig.layout!r} (known: {', '.join(LAYOUTS)})")
+    cal = dig.calibration
+    for name, high in (("px_per_mm_x", MAX_PX_PER_MM), ("px_per_mm_y", MAX_PX_PER_MM), ("mm_per_s", MAX_MM)):
+        if not _finite_in(getattr(cal, name), 0.0, high):
+            raise ValueError(f"calibration {name}={getattr(cal, name)} is not in (0, {high:g}]")
+    if not _finite_in(cal.mm_per_mv, 0.0, MAX_MM):
+        raise ValueError(f"calibration gain mm_per_mv={cal.mm_per_mv} is not in (0, {MAX_MM:g}]")
+    if len(dig.boxes) > MAX_LEADS:
+        raise ValueError(f"{len(dig.boxes)} lead boxes, more than {MAX_LEADS}")
+    _check_leads([b.lead for b in dig.boxes], "the lead boxes")
+    for box in dig.boxes:
+        _check_box(box, image.height, image.width)
+    _check_leads([t.lead for t in dig.traces], "the traces")
+    for t in dig.traces:
+        _check_no_inf(np.asarray(t.xy, dtype=float), f"trace {t.lead}")
+        if t.confidence is not None and (np.asarray(t.confidence, dtype=float) > 1).any():
+            raise ValueError(f"trace {t.lead} has confidences above 1")
+    sig = dig.signals
+    if not _finite_in(sig.fs, 0.0, MAX_FS_HZ):
+        raise ValueError(f"sampling frequency fs={sig.fs} Hz is not in (0, {MAX_FS_HZ:g}]")
+    _check_leads(sig.lead_names, "the signals")
+    _check_no_inf(np.asarray(sig.mv, dtype=float), "the signals")
+    _check_leads(dig.confidence, "the confidences")
+    if not all(0.0 <= v <= 1.0 for v in dig.confidence.values()):
+        raise ValueError("a lead confidence is outside 0..1")
+    if not all(math.isfinite(v) and v >= 0 for v in dig.timings_s.values()):
+        raise ValueError("a stage timing is negative or not a finite number")
+    _check_leads(record.review.lead_status, "the review")
+
+
+# --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
 
@@ -548,7 +657,94 @@ def _write_record(
     _write_strings(leads, "status", [s.value for s in record.review.lead_status.values()])
 
 
-def save_labels(record: LabelRecord, path: str | os.PathLike[str]) -> Path:
+def _value_bytes(value: Any) -> bytes:
+    """Canonical bytes of an attribute or dataset value (strings as UTF-8, arrays with dtype and shape)."""
+    if isinstance(value, str):
+        return b"s" + value.encode("utf-8", "surrogatepass")
+    if isinstance(value, bytes):
+        return b"b" + value
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O":
+        return b"o" + b"\0".join(_value_bytes(v) for v in arr.ravel())
+    return f"{arr.dtype.str}{arr.shape}".encode() + np.ascontiguousarray(arr).tobytes()
+
+
+def _payload_digest(file: h5py.File) -> str:
+    """sha256 of every object name, attribute and dataset value of ``file`` but :data:`PAYLOAD_ATTR`."""
+    digest = hashlib.sha256()
+
+    def add(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+
+    objects: list[tuple[str, h5py.HLObject]] = [("", file)]
+    file.visititems(lambda name, obj: objects.append((name, obj)))
+    for name, obj in sorted(objects, key=lambda item: item[0]):
+        add(name.encode("utf-8", "surrogatepass"))
+        for key in sorted(obj.attrs):
+            if obj is file and key == PAYLOAD_ATTR:
+                continue
+            add(key.encode("utf-8", "surrogatepass"))
+            add(_value_bytes(obj.attrs[key]))
+        if isinstance(obj, h5py.Dataset):
+            add(_value_bytes(obj.asstr()[()] if h5py.check_string_dtype(obj.dtype) else obj[()]))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What a label file on disk looked like when it was read or written: enough to tell that
+    somebody else saved it since (:func:`save_labels`'s ``expect``).  ``exists`` is False where
+    there was no file."""
+
+    exists: bool
+    mtime_ns: int = 0
+    size: int = 0
+    inode: int = 0
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileStamp:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return cls(False)
+        return cls(True, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@contextlib.contextmanager
+def _save_lock(path: Path) -> Iterator[None]:
+    """Hold ``.<name>.lock`` beside ``path`` while saving it; a second saver is told, not queued.
+
+    A lock older than a minute was left by a crash and is taken over.
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age < _LOCK_STALE_S:
+                raise LabelConflictError(
+                    f"another program is saving {path} right now; wait a moment and save again"
+                ) from None
+            logger.info("taking over the stale save lock %s (%.0f s old)", lock, age)
+            lock.unlink(missing_ok=True)
+    else:
+        raise LabelConflictError(f"cannot take the save lock {lock}; remove it if no other program is saving")
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def save_labels(record: LabelRecord, path: str | os.PathLike[str], *, expect: FileStamp | None = None) -> Path:
     """Write a label record to an HDF5 file, atomically.
 
     The file is written to a temporary file beside ``path`` and renamed over it only once
@@ -561,6 +757,10 @@ def save_labels(record: LabelRecord, path: str | os.PathLike[str]) -> Path:
         What to save.
     path : str or path-like
         Target file, usually from :func:`label_path_for`; its folder is created if needed.
+    expect : FileStamp, optional
+        What the file on disk looked like when this record was read (``FileStamp.of`` then, an
+        absent stamp for a new file).  If the file changed since, somebody else saved it: nothing
+        is written and :class:`LabelConflictError` says so.  None: no check.
 
     Returns
     -------
@@ -570,7 +770,10 @@ def save_labels(record: LabelRecord, path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     LabelFormatError
-        The record holds arrays of the wrong shape or dtype (nothing is written then).
+        The record holds arrays of the wrong shape or dtype, or values a label may not hold
+        (nothing is written then).
+    LabelConflictError
+        The file changed since ``expect``, or another program is saving it.
     """
     path = Path(path)
     dig = record.digitization
@@ -578,8 +781,19 @@ def save_labels(record: LabelRecord, path: str | os.PathLike[str]) -> Path:
         raise _save_error(f"digitization image_size must be (height, width), got {dig.image_size!r}")
     traces = [_prepare_trace(k, t) for k, t in enumerate(dig.traces)]
     masks = None if dig.masks is None else _prepare_masks(dig.masks)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        _write_record(f, record, traces, masks)
+    try:
+        _check_values(record)
+    except ValueError as exc:
+        raise _save_error(str(exc)) from None
+    with _save_lock(path):
+        if expect is not None and FileStamp.of(path) != expect:
+            raise LabelConflictError(
+                f"{path} was saved by somebody else (another window or program) since this page was opened; "
+                "nothing was written over it"
+            )
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            _write_record(f, record, traces, masks)
+            f.attrs[PAYLOAD_ATTR] = _payload_digest(f)
     logger.debug("saved labels of %s to %s", record.image.path, path)
     return path
 
@@ -632,6 +846,72 @@ class _Reader:
             raise self.fail(f"dataset /{name} has dtype {obj.dtype} and shape {obj.shape}, expected a {ndim}-d array")
         return obj[()]
 
+    # -- checks made before any dataset is read ----------------------------------------------
+
+    def check_structure(self) -> None:
+        """Refuse links other than hard links, data stored outside the file, filters ECG Studio
+        does not write, and files of too many objects, without reading any dataset."""
+        pending = [self.file]
+        count = 0
+        while pending:
+            group = pending.pop()
+            for name in group:
+                where = f"{group.name.rstrip('/')}/{name}"
+                link = group.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    kind = "an external link to another file" if isinstance(link, h5py.ExternalLink) else "a soft link"
+                    raise self.fail(
+                        f"{where} is {kind}; label files hold no links (a crafted file can make a reader copy "
+                        "other files' contents)",
+                        "do not open files from untrusted sources; re-save the page from ECG Studio",
+                    )
+                count += 1
+                if count > MAX_OBJECTS:
+                    raise self.fail(f"it holds more than {MAX_OBJECTS} groups and datasets")
+                obj = group[name]
+                if isinstance(obj, h5py.Group):
+                    pending.append(obj)
+                elif isinstance(obj, h5py.Dataset):
+                    self.check_storage(obj, where)
+
+    def check_storage(self, ds: h5py.Dataset, where: str) -> None:
+        plist = ds.id.get_create_plist()
+        if plist.get_layout() not in _INTERNAL_LAYOUTS or plist.get_external_count():
+            raise self.fail(
+                f"dataset {where} stores its data outside the file (external or virtual storage)",
+                "do not open files from untrusted sources; re-save the page from ECG Studio",
+            )
+        for k in range(plist.get_nfilters()):
+            code = plist.get_filter(k)[0]
+            if code not in _FILTERS:
+                raise self.fail(f"dataset {where} uses HDF5 filter {code}, which ECG Studio does not write")
+
+    def check_sizes(self, height: int, width: int) -> None:
+        """Refuse datasets whose declared shape exceeds what the image (``height`` x ``width``)
+        and the caps allow, and datasets a label file does not have, before reading them."""
+        found: list[tuple[str, h5py.Dataset]] = []
+        self.file.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+        total = 0
+        for name, ds in found:
+            limit = _shape_limit(name, height, width)
+            if limit is None:
+                raise self.fail(f"it holds a dataset /{name} that label files do not have")
+            shape, exact = limit
+            ok = len(ds.shape) == len(shape) and all(
+                (n == m) if exact else (n <= m) for n, m in zip(ds.shape, shape, strict=True)
+            )
+            if not ok:
+                want = "exactly" if exact else "at most"
+                raise self.fail(f"dataset /{name} declares shape {ds.shape}, expected {want} {shape}")
+            total += ds.size * ds.dtype.itemsize
+        if total > _MAX_DECLARED_BYTES:
+            raise self.fail(f"its datasets declare {total / 2**20:.0f} MB, more than {_MAX_DECLARED_BYTES >> 20} MB")
+
+    def check_payload(self) -> None:
+        stored = self.attr_str(self.file, PAYLOAD_ATTR)
+        if stored != _payload_digest(self.file):
+            raise self.fail("its checksum does not match its contents (bytes changed on disk or in transfer)")
+
     def strings(self, name: str) -> list[str]:
         obj = self.file.get(name)
         if obj is None:
@@ -675,7 +955,8 @@ class _Reader:
 
     # -- sections -----------------------------------------------------------------------------
 
-    def check_format(self) -> None:
+    def check_format(self) -> int:
+        """The schema version, once the file is known to be a label file this reader can read."""
         root = self.file
         fmt = root.attrs.get("format")
         if isinstance(fmt, bytes | np.bytes_):
@@ -702,6 +983,7 @@ class _Reader:
                 f"unknown schema version {version} (this ECG Studio reads schema {SCHEMA_VERSION})",
                 "the file was not written by a released ECG Studio; re-save the page from ECG Studio",
             )
+        return version
 
     def image(self) -> ImageIdentity:
         g = self.group("image")
@@ -852,37 +1134,88 @@ class _Reader:
         )
 
     def record(self) -> LabelRecord:
-        self.check_format()
-        return LabelRecord(
-            image=self.image(),
+        version = self.check_format()
+        image = self.image()
+        if not 0 < image.height * image.width <= DEFAULT_MAX_PIXELS:
+            raise self.fail(f"the labelled image is {image.width}x{image.height} px, empty or beyond the size limit")
+        self.check_sizes(image.height, image.width)
+        if version >= 2:
+            self.check_payload()
+        record = LabelRecord(
+            image=image,
             digitization=self.digitization(),
             review=self.review(),
             provenance=self.provenance(),
         )
+        try:
+            _check_values(record)
+        except ValueError as exc:
+            raise self.fail(str(exc)) from None
+        return record
+
+    def summary(self) -> ReviewSummary:
+        self.check_format()
+        for name in ("digitization/confidence/value", "review"):
+            if name not in self.file:
+                raise self.fail(f"/{name} is missing")
+        if self.file["digitization/confidence/value"].size > MAX_LEADS:
+            raise self.fail(f"/digitization/confidence holds more than {MAX_LEADS} values")
+        g = self.group("review")
+        status = self.attr_str(g, "status")
+        if status not in {s.value for s in ReviewStatus}:
+            raise self.fail(f"unknown review status {status!r}")
+        values = self.dataset("digitization/confidence/value", "fiu", 1).astype(float)
+        lowest = float(values.min()) if values.size else None
+        return ReviewSummary(ReviewStatus(status), self.attr_str(g, "reviewer"), lowest)
 
 
-def load_labels(path: str | os.PathLike[str]) -> LabelRecord:
-    """Read a label file written by :func:`save_labels`.
+def _shape_limit(name: str, height: int, width: int) -> tuple[tuple[int, ...], bool] | None:
+    """(shape, exact) a dataset at ``name`` may declare in a label file of a ``height`` x
+    ``width`` image: exactly that shape, or at most it per axis.  None: no such dataset."""
+    parts = name.split("/")
+    if parts[:2] == ["digitization", "masks"] and len(parts) == 3 and parts[2] in ("trace", "grid", "text"):
+        return (height, width), True
+    if name == "digitization/signals/mv":
+        return (MAX_SAMPLES, MAX_LEADS), False
+    if parts[:2] == ["digitization", "traces"] and len(parts) == 4 and parts[2].isdigit():
+        if parts[3] == "xy":
+            return (MAX_TRACE_POINTS, 2), False
+        if parts[3] == "confidence":
+            return (MAX_TRACE_POINTS,), False
+        return None
+    columns = {
+        "digitization/boxes": {"lead", *_BOX_FLOAT_FIELDS, *_BOX_INT_FIELDS, "inverted"},
+        "digitization/signals": {"lead_names"},
+        "digitization/confidence": {"lead", "value"},
+        "digitization/timings": {"name", "seconds"},
+        "review/leads": {"lead", "status"},
+    }
+    if parts[-1] in columns.get("/".join(parts[:-1]), ()):
+        return (MAX_LEADS,), False
+    return None
 
-    Parameters
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """What a list of pages shows of a label file (:func:`read_review_summary`).
+
+    Attributes
     ----------
-    path : str or path-like
-        A ``.labels.h5`` file.
-
-    Returns
-    -------
-    LabelRecord
-        The record as saved: arrays keep their dtypes and NaNs, strings their characters.
-
-    Raises
-    ------
-    LabelFormatError
-        The file is missing, not HDF5, truncated, not an ECG Studio label file, of a schema
-        version this ECG Studio does not know (e.g. written by a newer one), or lacks a group,
-        attribute or dataset, or holds arrays of inconsistent shapes.  The message says which
-        and what to do.
+    status : ReviewStatus
+    reviewer : str
+    lowest_confidence : float or None
+        The lowest lead confidence (0..1); None where the page has no leads.
     """
-    path = Path(path)
+
+    status: ReviewStatus
+    reviewer: str
+    lowest_confidence: float | None
+
+
+@contextlib.contextmanager
+def _open_label_file(path: Path) -> Iterator[_Reader]:
+    """A reader of the label file at ``path`` whose links and storage have been checked; any
+    problem reading it, there or in the block, raises :class:`LabelFormatError`."""
     if not path.is_file():
         raise LabelFormatError(
             f"no label file at {path}; check the path (label files are named <image stem>{LABEL_SUFFIX})"
@@ -907,10 +1240,53 @@ def load_labels(path: str | os.PathLike[str]) -> LabelRecord:
     with file:
         reader = _Reader(file, path)
         try:
-            record = reader.record()
+            reader.check_structure()
+            yield reader
         except LabelFormatError:
             raise
+        except MemoryError as exc:
+            raise reader.fail("it is too large to read in the memory available") from exc
         except (OSError, KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError) as exc:
             raise reader.fail(f"cannot read it ({type(exc).__name__}: {exc})") from exc
+
+
+def read_review_summary(path: str | os.PathLike[str]) -> ReviewSummary:
+    """The review status, reviewer and lowest lead confidence of a label file, reading only those.
+
+    Fast enough to list a folder of hundreds of pages; :func:`load_labels` checks the whole file.
+
+    Raises
+    ------
+    LabelFormatError
+        As :func:`load_labels`, for what it reads.
+    """
+    with _open_label_file(Path(path)) as reader:
+        return reader.summary()
+
+
+def load_labels(path: str | os.PathLike[str]) -> LabelRecord:
+    """Read a label file written by :func:`save_labels`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.labels.h5`` file.
+
+    Returns
+    -------
+    LabelRecord
+        The record as saved: arrays keep their dtypes and NaNs, strings their characters.
+
+    Raises
+    ------
+    LabelFormatError
+        The file is missing, not HDF5, truncated, not an ECG Studio label file, of a schema
+        version this ECG Studio does not know (e.g. written by a newer one), or lacks a group,
+        attribute or dataset, or holds arrays of inconsistent shapes.  The message says which
+        and what to do.
+    """
+    path = Path(path)
+    with _open_label_file(path) as reader:
+        record = reader.record()
     logger.debug("loaded labels of %s from %s", record.image.path, path)
     return record

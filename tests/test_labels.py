@@ -173,8 +173,8 @@ def test_round_trip_other_layouts(tmp_path: Path, layout: str) -> None:
 
 def test_round_trip_minimal_record(tmp_path: Path) -> None:
     """No boxes, no samples, empty dicts and strings, a fresh review."""
-    dig = Digitization((0, 0), "", Calibration(1.0, 1.0), (), (), Signals(np.empty((0, 12)), 500.0))
-    record = LabelRecord(ImageIdentity("", "0" * 64, 0, 0), dig)
+    dig = Digitization((8, 10), "3x4", Calibration(1.0, 1.0), (), (), Signals(np.empty((0, 12)), 500.0))
+    record = LabelRecord(ImageIdentity("", "0" * 64, 8, 10), dig)
     loaded = load_labels(save_labels(record, tmp_path / "m.labels.h5"))
     assert_identical(loaded, record)
     assert loaded.review == Review() and loaded.review.status is ReviewStatus.NEW
@@ -350,9 +350,13 @@ def test_plain_hdf5_without_format(tmp_path: Path) -> None:
         load_labels(path)
 
 
-def edit(path: Path, change: Callable[[h5py.File], None]) -> None:
+def edit(path: Path, change: Callable[[h5py.File], None], *, resign: bool = True) -> None:
+    """Apply ``change`` to a saved file and, unless ``resign`` is False, store the checksum of the
+    changed contents, so that the check under test is not the checksum's."""
     with h5py.File(path, "a") as f:
         change(f)
+        if resign:
+            f.attrs[labels_mod.PAYLOAD_ATTR] = labels_mod._payload_digest(f)
 
 
 def set_attr(name: str, obj: str, value: object) -> Callable[[h5py.File], None]:
@@ -399,7 +403,7 @@ REFUSALS = {
     "deleted trace": (delete("digitization/traces/12"), r"holds 12 traces but there are 13 lead boxes"),
     "renamed trace": (
         lambda f: f.move("digitization/traces/12", "digitization/traces/x"),
-        r"holds \['x'\] instead of groups 0..12",
+        r"holds a dataset /digitization/traces/x/.* that label files do not have",
     ),
     "signals width": (
         replace_dataset("digitization/signals/mv", np.zeros((100, 11))),
@@ -409,7 +413,10 @@ REFUSALS = {
         replace_dataset("digitization/boxes/y1", np.zeros(12)),
         r"boxes/y1 has 12 entries but there are 13 lead boxes",
     ),
-    "xy shape": (replace_dataset("digitization/traces/0/xy", np.zeros((5, 3))), r"traces/0/xy has shape \(5, 3\)"),
+    "xy shape": (
+        replace_dataset("digitization/traces/0/xy", np.zeros((5, 3))),
+        r"traces/0/xy declares shape \(5, 3\), expected at most \(2000000, 2\)",
+    ),
     "xy dtype": (replace_dataset("digitization/traces/0/xy", np.zeros((5, 2), np.int64)), r"traces/0/xy has dtype"),
     "confidence length": (
         replace_dataset("digitization/traces/0/confidence", np.zeros(1, np.float32)),
@@ -417,7 +424,7 @@ REFUSALS = {
     ),
     "mask shape": (
         replace_dataset("digitization/masks/grid", np.zeros((3, 3), np.uint8)),
-        r"masks/grid has shape \(3, 3\) but masks/trace has",
+        r"masks/grid declares shape \(3, 3\), expected exactly \(96, 128\)",
     ),
     "mask values": (
         replace_dataset("digitization/masks/text", np.full((H, W), 7, np.uint8)),
@@ -425,7 +432,10 @@ REFUSALS = {
     ),
     "review status": (set_attr("status", "review", "approved"), r"unknown review status 'approved'"),
     "attribute type": (set_attr("height", "image", "tall"), r"'height' of /image should be an integer"),
-    "group is dataset": (replace_dataset("digitization/calibration", np.zeros(4)), r"should be a group"),
+    "group is dataset": (
+        replace_dataset("digitization/calibration", np.zeros(4)),
+        r"holds a dataset /digitization/calibration that label files do not have",
+    ),
     "bad sha": (set_attr("sha256", "image", "xyz"), r"sha256 must be 64 lower-case hex digits"),
     "bad time": (set_attr("created_at", "/", "last week"), r"created_at 'last week' is not an ISO 8601 time"),
     "bad fs": (set_attr("fs", "digitization/signals", 0.0), r"sampling frequency fs=0.0"),

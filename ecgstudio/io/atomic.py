@@ -1,15 +1,28 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it.
 
 A crash or a full disk never leaves a half-written file where the user expects a good one.
+The file and then its folder are flushed to disk, so the rename survives a power cut; the
+temporary files a crash leaves behind (``.<name>.<random>.tmp``) are swept by the next write
+into that folder once they are :data:`STALE_S` old.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Age in seconds after which a temporary file of an atomic write is taken for a crash's leftover.
+STALE_S = 15 * 60
+_TEMP_RE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")  # mkstemp's names with our prefix and suffix
 
 
 @contextlib.contextmanager
@@ -21,6 +34,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -33,6 +47,45 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    fsync_folder(target.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk; a no-op where folders cannot be opened (Windows)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sweep_leftovers(folder: Path, *, older_than_s: float = STALE_S) -> int:
+    """Remove the temporary files (and folders) of atomic writes in ``folder`` that a crash left,
+    once ``older_than_s`` old; returns how many.  A write still in progress is younger."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not _TEMP_RE.fullmatch(entry.name):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+        except OSError as exc:  # another process swept it, or it is not ours to remove
+            log.debug("could not sweep %s: %s", entry.path, exc)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s", removed, folder)
+    return removed
 
 
 def _read_umask() -> int:
