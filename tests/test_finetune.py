@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -255,6 +256,38 @@ def test_a_broken_active_model_falls_back_to_the_shipped_one(tmp_path) -> None:
         registry.activate("a", data_dir=data)
     (data / "models" / registry.ACTIVE_FILE).write_text("{not json")
     assert registry.active_model_path(data_dir=data) == DEFAULT_MODEL
+
+
+def _forge(data: Path, name: str, weights: bytes, **card_changes) -> None:
+    """A version whose card matches its weights' sha256 (as a copied or hand-made folder's would)."""
+    _version(data, name, 3)
+    folder = data / "models" / name
+    (folder / "tracenet.pt").write_bytes(weights)
+    card = json.loads((folder / "tracenet.json").read_text())
+    card.update(sha256=hashlib.sha256(weights).hexdigest(), **card_changes)
+    (folder / "tracenet.json").write_text(json.dumps(card))
+
+
+def test_weights_that_do_not_load_are_never_activated(tmp_path) -> None:
+    data = tmp_path / "data"
+    _forge(data, "random", np.random.default_rng(0).bytes(4096))
+    with pytest.raises(registry.ModelRegistryError, match="'random' cannot be loaded: .*not a weights file"):
+        registry.activate("random", data_dir=data)
+    assert registry.active_version(data_dir=data).name == registry.SHIPPED
+    # activated behind the registry's back (an older ECG Studio, a hand edit): digitizing falls back
+    (data / "models" / registry.ACTIVE_FILE).write_text(
+        json.dumps({"format": registry._POINTER_FORMAT, "active": "random", "history": ["shipped"]})
+    )
+    assert registry.active_model_path(data_dir=data) == DEFAULT_MODEL
+
+
+def test_a_card_declaring_a_giant_net_is_refused_before_building_it(tmp_path) -> None:
+    data = tmp_path / "data"
+    _version(data, "ok", 1)
+    weights = (data / "models" / "ok" / "tracenet.pt").read_bytes()
+    _forge(data, "giant", weights, net={"widths": [100_000] * 5, "in_channels": 3, "out_channels": 2})
+    with pytest.raises(registry.ModelRegistryError, match="widths .* are not 1 to 8 levels"):
+        registry.activate("giant", data_dir=data)
 
 
 # -------------------------------------------------------------------------------------------- bad input

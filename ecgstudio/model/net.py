@@ -24,6 +24,11 @@ TRAINED_SCALES = (0.85, 1.2)
 OUTPUT_CHANNELS = ("trace", "text")
 
 
+#: Bounds on a model card's architecture (the shipped net has 5 levels of at most 96 channels).
+MAX_DEPTH = 8
+MAX_WIDTH = 1024
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Architecture arguments (stored in the model card)."""
@@ -37,9 +42,15 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> NetConfig:
-        return cls(
-            widths=tuple(data["widths"]), in_channels=int(data["in_channels"]), out_channels=int(data["out_channels"])
-        )
+        """The architecture a model card names; ValueError where its sizes are beyond what a
+        TraceNet can be (a card is data from a file: it must not make the loader allocate gigabytes)."""
+        widths = tuple(int(w) for w in data["widths"])
+        config = cls(widths=widths, in_channels=int(data["in_channels"]), out_channels=int(data["out_channels"]))
+        if not (1 <= len(widths) <= MAX_DEPTH and all(1 <= w <= MAX_WIDTH for w in widths)):
+            raise ValueError(f"widths {list(widths)} are not 1 to {MAX_DEPTH} levels of 1 to {MAX_WIDTH} channels")
+        if not (1 <= config.in_channels <= 4 and 1 <= config.out_channels <= 16):
+            raise ValueError(f"{config.in_channels} input and {config.out_channels} output channels are not a TraceNet")
+        return config
 
     @property
     def stride(self) -> int:

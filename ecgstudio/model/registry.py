@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EcgStudioError, UnreadableImageError
+from ..errors import EcgStudioError, ModelError, UnreadableImageError
 from ..io.atomic import write_text_atomic
 from ..io.images import file_sha256
 from .net import TraceNet
-from .weights import DEFAULT_MODEL, ModelCard, card_path, save_model
+from .weights import DEFAULT_MODEL, ModelCard, card_path, load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,16 @@ def _version(name: str, data_dir: str | os.PathLike[str] | None) -> ModelVersion
     return ModelVersion(name, path, _read_card(path))
 
 
+def _loadable_version(name: str, data_dir: str | os.PathLike[str] | None) -> ModelVersion:
+    """:func:`_version`, once its weights have loaded into the architecture its card names."""
+    version = _version(name, data_dir)
+    try:
+        load_model(version.path)
+    except ModelError as exc:
+        raise ModelRegistryError(f"model version {name!r} cannot be loaded: {exc}") from None
+    return version
+
+
 def _known(data_dir: str | os.PathLike[str] | None) -> str:
     """Names of the version folders, for messages (not verified)."""
     root = models_dir(data_dir)
@@ -250,7 +260,7 @@ def active_version(*, data_dir: str | os.PathLike[str] | None = None) -> ModelVe
     name, _ = _read_pointer(data_dir)
     if name != SHIPPED:
         try:
-            v = _version(name, data_dir)
+            v = _loadable_version(name, data_dir)
             return ModelVersion(v.name, v.path, v.card, True)
         except ModelRegistryError as exc:
             log.warning("the active model %r cannot be used (%s); falling back to the shipped model", name, exc)
@@ -334,7 +344,7 @@ def activate(name: str, *, data_dir: str | os.PathLike[str] | None = None) -> Mo
         No such version, its weights are corrupt, or the pointer cannot be written; the
         previously active version stays active.
     """
-    version = _version(name, data_dir)
+    version = _loadable_version(name, data_dir)
     current, history = _read_pointer(data_dir)
     if current != name:
         history = [*history, current]

@@ -11,6 +11,8 @@ import hashlib
 import io
 import json
 import logging
+import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -110,9 +112,12 @@ def verified_state(path: Path, sha256: str, what: str) -> dict:
             f"{sha256[:12]}...); the file is corrupt or was replaced"
         )
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError) as exc:
-        raise ModelError(f"{what} {path} cannot be read: {exc}") from None
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{what} {path} is not a weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{what} {path} does not hold a state dict of tensors")
+    return state
 
 
 def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
