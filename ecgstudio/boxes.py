@@ -4,8 +4,10 @@ A box is made for every cell of the page's layout on its row (:func:`lead_boxes`
 moved onto the grid's major line where printing put it (:func:`snap_to_major_lines`), its lead
 taken from the name printed on the page (:func:`assign_leads`), its time axis aligned to the
 samples the traces show (:func:`align_to_samples`) or restarted at 0 s where every column does
-(:func:`restart_columns`), and finally carried between pixel frames (:func:`scaled`,
-:func:`mapped`).  :func:`ecgstudio.pipeline.analyse_maps` calls them in that order.
+(:func:`restart_columns`), and finally scaled to the analysis's pixel frame (:func:`scaled`).
+:func:`ecgstudio.pipeline.analyse_maps` calls them in that order; the box type itself carries a
+box to another frame (:meth:`~ecgstudio.results.LeadBox.mapped`, used for the input image and by
+the page renderer).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .config import BoxesConfig
-from .geometry import map_points
 from .geometry.grid import major_line_near
 from .layout import Row, row_spacing
 from .leadnames import NameRead
@@ -257,28 +258,4 @@ def scaled(boxes: tuple[LeadBox, ...], scale: float) -> tuple[LeadBox, ...]:
 
     return tuple(
         replace(b, x0=px(b.x0), x1=px(b.x1), y0=px(b.y0), y1=px(b.y1), baseline_y=px(b.baseline_y)) for b in boxes
-    )
-
-
-def mapped(box: LeadBox, homography: np.ndarray) -> LeadBox:
-    """The box in the frame ``homography`` maps to: the bounding box of its mapped corners, the
-    baseline at its mapped ends' mean height."""
-    corners = np.array(
-        [
-            [box.x0, box.y0],
-            [box.x1, box.y0],
-            [box.x1, box.y1],
-            [box.x0, box.y1],
-            [box.x0, box.baseline_y],
-            [box.x1, box.baseline_y],
-        ]
-    )
-    p = map_points(homography, corners)
-    return replace(
-        box,
-        x0=float(p[:4, 0].min()),
-        x1=float(p[:4, 0].max()),
-        y0=float(p[:4, 1].min()),
-        y1=float(p[:4, 1].max()),
-        baseline_y=float(p[4:, 1].mean()),
     )

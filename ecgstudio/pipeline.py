@@ -269,7 +269,7 @@ class PageAnalysis:
             image_size=shape,
             layout=self.layout.name,
             calibration=self.calibration.scaled(1.0 / scale),
-            boxes=tuple(box_stage.mapped(b, from_frame) for b in self.boxes),
+            boxes=tuple(b.mapped(functools.partial(map_points, from_frame)) for b in self.boxes),
             traces=tuple(Trace(t.lead, map_points(from_frame, t.xy), t.confidence) for t in self.traces),
             signals=self.signals,
             confidence=self.confidence,

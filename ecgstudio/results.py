@@ -7,6 +7,7 @@ wfdb's ``p_signal``; samples a page does not show are NaN.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -91,6 +92,29 @@ class LeadBox:
     @property
     def height(self) -> float:
         return self.y1 - self.y0
+
+    def mapped(self, map_points: Callable[[np.ndarray], np.ndarray]) -> LeadBox:
+        """This box in the frame ``map_points`` carries ``(n, 2)`` pixel points to: the bounding
+        box of its mapped corners, the baseline at its mapped ends' mean height."""
+        corners = np.array(
+            [
+                [self.x0, self.y0],
+                [self.x1, self.y0],
+                [self.x1, self.y1],
+                [self.x0, self.y1],
+                [self.x0, self.baseline_y],
+                [self.x1, self.baseline_y],
+            ]
+        )
+        p = map_points(corners)
+        return replace(
+            self,
+            x0=float(p[:4, 0].min()),
+            x1=float(p[:4, 0].max()),
+            y0=float(p[:4, 1].min()),
+            y1=float(p[:4, 1].max()),
+            baseline_y=float(p[4:, 1].mean()),
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,11 +19,11 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
-from ecgstudio.app.document import PageDocument, PageRef, splice, stroke_to_columns
 from ecgstudio.app.scan_view import Tool
 from ecgstudio.app.window import SAMPLE_SCAN, MainWindow
+from ecgstudio.editing.document import PageDocument
 from ecgstudio.errors import NotAnEcgError
-from ecgstudio.labels import ImageIdentity, ReviewStatus, load_labels
+from ecgstudio.labels import ReviewStatus, load_labels
 from ecgstudio.pipeline import DigitizeOptions
 
 WAIT_MS = 90_000  # digitizing the sample takes a few seconds, more on a loaded machine
@@ -110,7 +109,7 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
     changed = [lead for lead in doc.lead_names if not np.array_equal(before[lead], doc.column(lead), equal_nan=True)]
     assert changed == ["V2"]
     assert np.nanmax(doc.column("V2") - before["V2"]) == pytest.approx(25 / doc.calibration.px_per_mv, rel=0.1)
-    assert doc.undo_stack.count() == 1
+    assert len(doc.history) == 1
 
     # 2. The same with the mouse: the "Drag points" tool (key D) on the scan view.
     QTest.keyClick(w, Qt.Key.Key_D)
@@ -132,7 +131,7 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
     expected = w.scan_view.mapToScene(end).y() - w.scan_view.mapToScene(start).y()
     assert np.nanmin(moved) == pytest.approx(expected, abs=1.5) and expected < -5
     assert doc.selected == kb and w.signal_view.selected_lead == "V5"
-    assert doc.undo_stack.count() == 2
+    assert len(doc.history) == 2
 
     # 3. Move a box with the mouse (Select tool, key V).
     QTest.keyClick(w, Qt.Key.Key_V)
@@ -161,7 +160,7 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
 
     # 5. Undo everything, redo everything (keyboard), then one undo of the gain.
     edited = doc.record()
-    n = doc.undo_stack.count()
+    n = len(doc.history)
     assert n == 4
     for _ in range(n):
         QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
@@ -203,7 +202,7 @@ def test_selecting_a_lead_in_one_view_selects_it_in_the_other(qtbot, make_window
     p = view_point(w.scan_view, (b.x0 + b.x1) / 2, (b.y0 + b.baseline_y) / 2)
     QTest.mouseClick(w.scan_view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
     assert doc.selected == kb and sv.selected_lead == "aVF"
-    assert doc.undo_stack.count() == 0  # a click selects; it does not move the box
+    assert len(doc.history) == 0  # a click selects; it does not move the box
     QTest.keyClick(w, Qt.Key.Key_BracketRight)
     assert doc.selected == (kb + 1) % len(doc.boxes)
 
@@ -224,7 +223,7 @@ def test_pen_eraser_snap_add_delete_rename_and_layers(qtbot, make_window) -> Non
     assert np.isfinite(doc.column("I")[(t > box.t_start_s + 0.05) & (t < ta - 0.05)]).any()
 
     # Redraw the stretch 3 px below the ink with the pen: snapping pulls it back onto the trace.
-    original = doc.undo_stack.command(0).before.traces[k].xy
+    original = doc.history.command(0).before.traces[k].xy
     original = original[np.isfinite(original).all(axis=1)]
     cols = np.arange(np.ceil(xa), np.floor(xb) + 1)
     stroke = np.column_stack([cols, np.interp(cols, original[:, 0], original[:, 1]) + 3])
@@ -252,7 +251,7 @@ def test_pen_eraser_snap_add_delete_rename_and_layers(qtbot, make_window) -> Non
     assert doc.boxes[n].lead == "V6" and doc.traces[n].lead == "V6"
     QTest.keyClick(w, Qt.Key.Key_Delete)
     assert len(doc.boxes) == n
-    doc.undo_stack.undo()
+    doc.history.undo()
     assert len(doc.boxes) == n + 1 and doc.boxes[n].lead == "V6"
 
     # Layers toggle from the keyboard; the mask opacity slider drives the mask item.
@@ -282,9 +281,9 @@ def test_ruler_and_pulse_set_calibration(qtbot, make_window) -> None:
     assert w.calibration_panel.px_x.value() == pytest.approx(measured, abs=1e-3)
     assert "px/mm" in w.calibration_panel.result.text()
     # A coarser scale shortens every box's time window and the record with it.
-    assert doc.n_samples < len(doc.undo_stack.command(0).before.columns[0])
+    assert doc.n_samples < len(doc.history.command(0).before.columns[0])
 
-    doc.undo_stack.undo()
+    doc.history.undo()
     doc.apply_pulse((100, 500), (100, 500 - 20 * cal.px_per_mm_y))
     assert doc.calibration.mm_per_mv == pytest.approx(20.0)
     # The model re-runs with what the panel says, column timing included.
@@ -430,46 +429,3 @@ def test_multi_page_pdf_becomes_one_item_per_page(qtbot, make_window, tmp_path) 
     assert "no ECG traces found" in w.banner_text()
     QTest.keyClick(w, Qt.Key.Key_PageDown)
     assert w.current_row == 1 and "page 2/2" in w.scan_title.text()
-
-
-# ---------------------------------------------------------------------- the document alone
-
-
-def test_document_edits_without_widgets(qtbot, digitizer) -> None:
-    from ecgstudio.io.images import read_pages
-
-    image = read_pages(SAMPLE_SCAN)[0].image
-    dig = digitizer.digitize(image, DigitizeOptions())
-    doc = PageDocument.from_digitization(
-        PageRef(SAMPLE_SCAN), image, dig, identity=ImageIdentity.from_array(SAMPLE_SCAN, image), reviewer="me"
-    )
-    fresh = doc.record()
-    np.testing.assert_array_equal(doc.signals.mv, dig.signals.mv)
-
-    doc.set_calibration(replace(doc.calibration, mm_per_s=50.0), merge_key=None)  # twice the speed
-    assert doc.n_samples == pytest.approx(dig.signals.n_samples / 2, abs=1)
-    assert doc.boxes[-1].duration_s == pytest.approx(dig.boxes[-1].duration_s / 2)
-    k = doc.box_for_lead("aVR")
-    doc.delete_box(k)
-    assert np.isnan(doc.column("aVR")).all()
-    assert doc.masks.trace.max() == dig.masks.trace.max() - 1  # labels follow the boxes
-    doc.accept()
-    assert doc.review.status == ReviewStatus.CORRECTED and doc.review.reviewer == "me"
-    while doc.undo_stack.canUndo():
-        doc.undo_stack.undo()
-    assert doc.record() == fresh  # undo restores exactly, signals included
-
-
-def test_splice_and_stroke_helpers() -> None:
-    xy = np.column_stack([np.arange(10.0), np.arange(10.0) * 2])
-    conf = np.full(10, 0.5, np.float32)
-    out, c = splice(xy, conf, 3, 5, None, None)
-    assert len(out) == 8 and np.isnan(out[3]).all() and c.dtype == np.float32
-    again, _ = splice(
-        out, c, 2.5, 6.5, np.array([[3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]]), np.ones(4, np.float32)
-    )
-    assert np.isfinite(again).all() and len(again) == 10 and (again[3:7, 1] == 0).all()
-    end, _ = splice(xy, conf, 7, 20, None, None)
-    assert len(end) == 7 and np.isfinite(end).all()  # no dangling gap at the end
-    cols = stroke_to_columns(np.array([[5.2, 1.0], [2.0, 4.0], [3.6, 2.0]]))
-    np.testing.assert_array_equal(cols[:, 0], [2, 3, 4, 5])

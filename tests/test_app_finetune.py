@@ -26,9 +26,9 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt, QTimer
 
 import ecgstudio.training.finetune as ft
-from ecgstudio.app.rerun import proposal_change
 from ecgstudio.app.window import MainWindow
-from ecgstudio.app.worklist import CHANGE_COLUMN, CHANGED_COLOR, ProposalChange
+from ecgstudio.app.worklist import CHANGE_COLUMN, CHANGED_COLOR
+from ecgstudio.editing.proposals import ProposalChange, proposal_change
 from ecgstudio.io.images import read_pages
 from ecgstudio.labels import Review, ReviewStatus, load_labels, save_labels
 from ecgstudio.model import registry

@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..editing.document import Change, PageDocument
 from ..paper import LAYOUTS
 from ..pipeline import DigitizeOptions
-from .document import Change, PageDocument
+from .document_bridge import DocumentBridge
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, step: float) -> QDoubleSpinBox:
@@ -44,6 +45,7 @@ class CalibrationPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
         self.px_x = _spin(0.5, 200.0, 3, " px/mm", 0.05)
         self.px_y = _spin(0.5, 200.0, 3, " px/mm", 0.05)
         self.same = QCheckBox("Same scale both ways")
@@ -141,14 +143,16 @@ class CalibrationPanel(QWidget):
             row.addWidget(b)
         return row
 
-    def set_document(self, document: PageDocument | None) -> None:
-        if self.document is not None:
-            self.document.changed.disconnect(self._on_changed)
-        self.document = document
+    def set_document(self, bridge: DocumentBridge | None) -> None:
+        """Show the calibration of ``bridge``'s document (None: disabled) and follow its changes."""
+        if self._bridge is not None:
+            self._bridge.changed.disconnect(self._on_changed)
+        self._bridge = bridge
+        self.document = document = None if bridge is None else bridge.document
         self.result.setText("")
         self.setEnabled(document is not None)
-        if document is not None:
-            document.changed.connect(self._on_changed)
+        if bridge is not None:
+            bridge.changed.connect(self._on_changed)
             cal = document.calibration
             self.same.setChecked(abs(cal.px_per_mm_x - cal.px_per_mm_y) < 1e-9)
             self.refresh()

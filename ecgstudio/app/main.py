@@ -112,9 +112,9 @@ def selftest(*, timeout_s: float = SELFTEST_TIMEOUT_S) -> str:
     from ..resources import is_frozen, resource_roots
 
     app = _application(["-platform", "offscreen"])
+    from ..editing.worklist import user_labels_root
     from .settings import AppSettings
     from .window import SAMPLE_SCAN, MainWindow
-    from .worklist import user_labels_root
 
     with tempfile.TemporaryDirectory(prefix="ecgstudio-selftest-") as tmp:
         settings = AppSettings(QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat))

@@ -4,7 +4,7 @@ Only pages whose status is ``new`` or ``proposed`` get new proposals: reviewed a
 pages are people's work and are never overwritten.  Pages are re-run one at a time through the
 window's :class:`~ecgstudio.app.worker.Engine` (so only one page image is in memory); each new
 proposal is saved as the page's label file (status ``proposed``) and compared with the
-previous proposal by :func:`proposal_change`.
+previous proposal by :func:`ecgstudio.editing.proposals.proposal_change`.
 """
 
 from __future__ import annotations
@@ -14,70 +14,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..editing.proposals import ProposalChange, proposal_change
+from ..editing.worklist import UNREADABLE, WorkItem, read_label_summary
 from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import read_pages
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, load_labels, save_labels
 from ..pipeline import DigitizeOptions
-from ..results import Signals
 from .worker import Engine
-from .worklist import UNREADABLE, ProposalChange, WorkItem, WorklistModel, peek_label
+from .worklist import WorklistModel
 
 log = logging.getLogger(__name__)
 
 #: Statuses whose proposals a re-run replaces.
 RERUN_STATUSES = (ReviewStatus.NEW.value, ReviewStatus.PROPOSED.value)
-
-
-def proposal_change(old: Signals | None, new: Signals) -> ProposalChange:
-    """Compare a page's new signals with its previous proposal, lead by lead (by name).
-
-    Parameters
-    ----------
-    old : Signals or None
-        The previous proposal (None: the page had none).
-    new : Signals
-        The new proposal; resampled onto ``old``'s time base when the rates differ.
-
-    Returns
-    -------
-    ProposalChange
-    """
-    if old is None:
-        return ProposalChange(first=True)
-    t_old = np.arange(old.n_samples) / old.fs
-    t_new = np.arange(new.n_samples) / new.fs
-    total = differ = both_n = 0
-    both_sum = 0.0
-    per_lead: dict[str, float] = {}
-    for lead in dict.fromkeys(old.lead_names + new.lead_names):
-        a = old.mv[:, old.lead_names.index(lead)] if lead in old.lead_names else np.full(old.n_samples, np.nan)
-        if lead in new.lead_names:
-            b = new.mv[:, new.lead_names.index(lead)]
-            if new.fs != old.fs:
-                ok = np.isfinite(b)
-                b = np.interp(t_old, t_new, np.where(ok, b, 0.0), left=np.nan, right=np.nan)
-                near = np.interp(t_old, t_new, ok.astype(float), left=0.0, right=0.0)
-                b[near < 1.0] = np.nan  # no value where a neighbour was missing
-        else:
-            b = np.full(0, np.nan)
-        n = max(len(a), len(b))
-        a = np.pad(a.astype(float), (0, n - len(a)), constant_values=np.nan)
-        b = np.pad(b.astype(float), (0, n - len(b)), constant_values=np.nan)
-        fa, fb = np.isfinite(a), np.isfinite(b)
-        both = fa & fb
-        total += int((fa | fb).sum())
-        differ += int((fa ^ fb).sum())
-        if both.any():
-            d = np.abs(a[both] - b[both])
-            per_lead[lead] = float(d.mean())
-            both_sum += float(d.sum())
-            both_n += int(both.sum())
-    mean = both_sum / both_n if both_n else math.nan
-    lead = max(per_lead, key=per_lead.__getitem__) if per_lead else ""
-    return ProposalChange(mean, lead, per_lead.get(lead, math.nan), differ / total if total else 0.0)
 
 
 @dataclass
@@ -169,7 +120,7 @@ class WorklistRerun(QObject):
     engine : Engine
         Digitizes the pages (with whatever model it has loaded).
     model : WorklistModel
-        The worklist; items get :attr:`~ecgstudio.app.worklist.WorkItem.change` set.
+        The worklist; items get :attr:`~ecgstudio.editing.worklist.WorkItem.change` set.
     may_replace : callable(int) -> bool
         Asked before a row's label file is replaced (False: the page is open with unsaved edits).
     options : DigitizeOptions
@@ -286,7 +237,7 @@ class WorklistRerun(QObject):
         item, summary = cur["item"], self.summary
         summary.model = result.model_version or summary.model
         row = self._row(item)
-        status = peek_label(item.label_path)[0]
+        status = read_label_summary(item.label_path).status
         if row is None:
             summary.skipped.append((item.page.title, "it left the worklist"))
         elif status not in RERUN_STATUSES or not self.may_replace(row):

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..editing.document import LOW_LEAD_CONFIDENCE, Change, PageDocument
 from ..labels import ReviewStatus
-from .document import LOW_LEAD_CONFIDENCE, Change, PageDocument
+from .document_bridge import DocumentBridge
 from .worklist import STATUS_COLORS
 
 
@@ -37,6 +38,7 @@ class ReviewPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
         self.status = QLabel("No page")
         self.status.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status.setMinimumHeight(28)
@@ -64,12 +66,14 @@ class ReviewPanel(QWidget):
         self.note.editingFinished.connect(self._note)
         self._show(None)
 
-    def set_document(self, document: PageDocument | None) -> None:
-        if self.document is not None:
-            self.document.changed.disconnect(self._on_changed)
-        self.document = document
-        if document is not None:
-            document.changed.connect(self._on_changed)
+    def set_document(self, bridge: DocumentBridge | None) -> None:
+        """Show the review of ``bridge``'s document (None: no page) and follow its changes."""
+        if self._bridge is not None:
+            self._bridge.changed.disconnect(self._on_changed)
+        self._bridge = bridge
+        self.document = document = None if bridge is None else bridge.document
+        if bridge is not None:
+            bridge.changed.connect(self._on_changed)
         self._show(document)
 
     def set_status_text(self, text: str, status: str = ReviewStatus.NEW.value) -> None:
@@ -116,6 +120,7 @@ class LeadPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Lead", "Confidence", "Status"])
         self.table.verticalHeader().hide()
@@ -161,15 +166,17 @@ class LeadPanel(QWidget):
         self.delete.clicked.connect(self.deleteRequested)
         self.box_group.setEnabled(False)
 
-    def set_document(self, document: PageDocument | None) -> None:
-        if self.document is not None:
-            self.document.changed.disconnect(self._on_changed)
-            self.document.selectionChanged.disconnect(self._on_selection)
-        self.document = document
+    def set_document(self, bridge: DocumentBridge | None) -> None:
+        """Show the leads of ``bridge``'s document (None: none) and follow its changes."""
+        if self._bridge is not None:
+            self._bridge.changed.disconnect(self._on_changed)
+            self._bridge.selectionChanged.disconnect(self._on_selection)
+        self._bridge = bridge
+        self.document = document = None if bridge is None else bridge.document
         self.lead.clear()
-        if document is not None:
-            document.changed.connect(self._on_changed)
-            document.selectionChanged.connect(self._on_selection)
+        if bridge is not None:
+            bridge.changed.connect(self._on_changed)
+            bridge.selectionChanged.connect(self._on_selection)
             self.lead.addItems(list(document.lead_names))
         self._fill_table()
         self._on_selection(document.selected if document else -1)

@@ -8,7 +8,8 @@ with the wheel (about the cursor), pan by dragging the background or with the mi
 Tools (:class:`Tool`): select, move and resize boxes; drag trace points; redraw a stretch with
 a pen (optionally snapped to the ink); erase a stretch; add a box; a two-click ruler and a
 two-click calibration-pulse measurement.  Every edit goes through the
-:class:`~ecgstudio.app.document.PageDocument`; the view only draws what the document holds.
+:class:`~ecgstudio.editing.document.PageDocument`; the view only draws what the document holds
+(and hears of its changes through a :class:`~ecgstudio.app.document_bridge.DocumentBridge`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from .document import Change, PageDocument
+from ..editing.document import DRAG_RADIUS_PX, Change, PageDocument
+from .document_bridge import DocumentBridge
 
 
 class Tool(StrEnum):
@@ -151,9 +153,10 @@ class ScanView(QGraphicsView):
         self.setMouseTracking(True)
         self.setAcceptDrops(False)  # the window takes dropped files
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
         self.tool = Tool.SELECT
         self.snap = True
-        self.drag_radius_px = 3.0
+        self.drag_radius_px = DRAG_RADIUS_PX
         self.layers = {"boxes": True, "mask": True, "traces": True, "low": True}
         self.mask_opacity = 0.35
         self._pixmap = QGraphicsPixmapItem()
@@ -188,16 +191,18 @@ class ScanView(QGraphicsView):
         self._fitted = False
         self.fit()
 
-    def set_document(self, document: PageDocument | None) -> None:
-        if self.document is not None:
-            self.document.changed.disconnect(self._on_changed)
-            self.document.selectionChanged.disconnect(self._on_selection)
-        self.document = document
+    def set_document(self, bridge: DocumentBridge | None) -> None:
+        """Show the document of ``bridge`` (None: no document) and follow its changes."""
+        if self._bridge is not None:
+            self._bridge.changed.disconnect(self._on_changed)
+            self._bridge.selectionChanged.disconnect(self._on_selection)
+        self._bridge = bridge
+        self.document = None if bridge is None else bridge.document
         self._cancel_tool()
         self._mask_source = None
-        if document is not None:
-            document.changed.connect(self._on_changed)
-            document.selectionChanged.connect(self._on_selection)
+        if bridge is not None:
+            bridge.changed.connect(self._on_changed)
+            bridge.selectionChanged.connect(self._on_selection)
         self._rebuild()
 
     def _on_changed(self, change: Change) -> None:

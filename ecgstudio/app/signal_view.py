@@ -14,7 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
-from .document import Change, PageDocument
+from ..editing.document import Change, PageDocument
+from .document_bridge import DocumentBridge
 
 ROW_MV = 3.0  # vertical distance between lead baselines, mV
 MIN_MINOR_PX = 4.0  # hide the 1 mm grid when its lines would be closer than this on screen
@@ -39,13 +40,14 @@ def _grid_lines(x1: float, y0: float, y1: float, dx: float, dy: float) -> tuple[
 
 
 class SignalView(pg.PlotWidget):
-    """Stacked 12-lead plot of a :class:`~ecgstudio.app.document.PageDocument`'s signals."""
+    """Stacked 12-lead plot of a :class:`~ecgstudio.editing.document.PageDocument`'s signals."""
 
     leadClicked = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=PAPER)
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
         plot = self.getPlotItem()
         plot.setMenuEnabled(False)
         plot.hideButtons()
@@ -87,11 +89,13 @@ class SignalView(pg.PlotWidget):
 
     # ------------------------------------------------------------------ content
 
-    def set_document(self, document: PageDocument | None) -> None:
-        if self.document is not None:
-            self.document.changed.disconnect(self._on_changed)
-            self.document.selectionChanged.disconnect(self._on_selection)
-        self.document = document
+    def set_document(self, bridge: DocumentBridge | None) -> None:
+        """Plot the document of ``bridge`` (None: nothing) and follow its changes."""
+        if self._bridge is not None:
+            self._bridge.changed.disconnect(self._on_changed)
+            self._bridge.selectionChanged.disconnect(self._on_selection)
+        self._bridge = bridge
+        self.document = document = None if bridge is None else bridge.document
         plot = self.getPlotItem()
         for item in [*self._curves.values(), *self._lows.values(), *self._missing.values()]:
             plot.removeItem(item)
@@ -104,8 +108,8 @@ class SignalView(pg.PlotWidget):
             self._minor.setData([], [])
             self._major.setData([], [])
             return
-        document.changed.connect(self._on_changed)
-        document.selectionChanged.connect(self._on_selection)
+        bridge.changed.connect(self._on_changed)
+        bridge.selectionChanged.connect(self._on_selection)
         self._names = document.lead_names
         for name in self._names:
             curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1.3), connect="finite", skipFiniteCheck=False)

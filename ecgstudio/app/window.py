@@ -3,7 +3,10 @@
 The window wires the pieces together and talks to the engine through
 :class:`~ecgstudio.app.worker.Engine` (digitizing), :mod:`ecgstudio.labels` (the label store),
 :mod:`ecgstudio.io.images` (reading pages) and :mod:`ecgstudio.io.writers` (export).  Edits are
-operations of the :class:`~ecgstudio.app.document.PageDocument`.
+operations of the :class:`~ecgstudio.editing.document.PageDocument` (plain Python, with its own
+undo history); a :class:`~ecgstudio.app.document_bridge.DocumentBridge` tells the views and the
+window about them.  When labels are opened, saved, set aside and exported is the editing model's
+save policy (:mod:`ecgstudio.editing.session`); the window shows what it did.
 
 The Model menu fine-tunes the model on the worklist's reviewed pages
 (:func:`ecgstudio.training.finetune.finetune` in a worker process, see
@@ -44,15 +47,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..editing.document import PageDocument
+from ..editing.session import LabelSession, export_signals, trainable_label_files
+from ..editing.worklist import WorkItem, items_for_paths, pages_of, user_labels_root
 from ..errors import EcgStudioError, LabelFormatError
 from ..io.images import SUPPORTED_SUFFIXES, Page, read_pages
-from ..labels import ImageIdentity, LabelRecord, ReviewStatus, load_labels, save_labels, utc_now
+from ..labels import ImageIdentity, LabelConflictError, ReviewStatus
 from ..model import registry
 from ..pipeline import DigitizeOptions
 from ..resources import resource_path
 from ..training.finetune import FinetuneConfig
 from .calibration_panel import CalibrationPanel
-from .document import PageDocument, PageRef
+from .document_bridge import DocumentBridge
 from .finetune_job import FinetuneRequest
 from .finetune_runner import FinetuneRunner
 from .model_dialogs import FinetuneDialog, ModelVersionsDialog, finetune_failure_text, finetune_result_text
@@ -62,7 +68,7 @@ from .scan_view import ScanView, Tool
 from .settings import AppSettings
 from .signal_view import SignalView
 from .worker import STAGE_NAMES, Engine, active_digitizer
-from .worklist import WorkItem, WorklistPanel, items_for_paths, user_labels_root
+from .worklist import WorklistPanel
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +76,6 @@ log = logging.getLogger(__name__)
 SAMPLE_SCAN = resource_path("resources/sample_scan.jpg")
 DEFAULT_SIZE = QSize(1400, 900)
 DEFAULT_FS = 500.0
-#: Statuses of the pages a fine-tune learns from.
-FINETUNE_STATUSES = (ReviewStatus.REVIEWED.value, ReviewStatus.CORRECTED.value)
 
 
 def default_finetune_config() -> FinetuneConfig:
@@ -230,8 +234,9 @@ class MainWindow(QMainWindow):
         self.finetune_dialog: FinetuneDialog | None = None
         self.versions_dialog: ModelVersionsDialog | None = None
         self.document: PageDocument | None = None
+        self._bridge: DocumentBridge | None = None
+        self.session = LabelSession()
         self.current_row = -1
-        self._keep_label: tuple[Path, str] | None = None  # a label file to set aside before saving over it
         self._job: dict | None = None
         self._pages_cache: tuple[Path, list[Page]] | None = None
         self.setWindowTitle("ECG Studio")
@@ -727,7 +732,7 @@ class MainWindow(QMainWindow):
             return
         if len(pages) > 1 and item.page.n_pages != len(pages):
             n = len(pages)
-            model.replace_item(row, [WorkItem(PageRef(item.page.source, i, n), item.labels_dir) for i in range(n)])
+            model.replace_item(row, pages_of(item, n))
             item = model.items[row]
             self.worklist.show_current(row)
             self._show_labels_location(item)
@@ -735,35 +740,18 @@ class MainWindow(QMainWindow):
         self.scan_view.set_image(page.image)
         self.scan_title.setText(f"Scan: {item.page.title}")
         identity = ImageIdentity.from_array(item.page.source, page.image)
-        self._keep_label = None
-        if item.label_path.is_file():
-            try:
-                record = load_labels(item.label_path)
-            except LabelFormatError as exc:
-                self._keep_label = (item.label_path, "damaged")
-                self.show_banner(
-                    f"The saved labels of this page cannot be read, so the model's proposals are shown instead.\n"
-                    f"{exc}\nThe damaged file is kept, renamed to {item.label_path.name}.damaged-<time>, "
-                    "when this page is saved."
-                )
-            else:
-                if record.image.sha256 == identity.sha256:
-                    self._open_document(
-                        PageDocument(
-                            item.page, page.image, record, label_path=item.label_path, reviewer=self.settings.reviewer
-                        )
-                    )
-                    r = record.review
-                    by = f" by {r.reviewer}" if r.reviewer else ""
-                    self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
-                    return
-                self._keep_label = (item.label_path, "other-image")
-                self.show_banner(
-                    f"The label file {item.label_path.name} describes another image (the file changed since it "
-                    "was labelled), so the model's proposals are shown instead. The old labels are kept, renamed "
-                    f"to {item.label_path.name}.other-image-<time>, when this page is saved.",
-                    "warning",
-                )
+        opening = self.session.open(item.label_path, identity)
+        if opening.record is not None:
+            record = opening.record
+            self._open_document(
+                PageDocument(item.page, page.image, record, label_path=item.label_path, reviewer=self.settings.reviewer)
+            )
+            r = record.review
+            by = f" by {r.reviewer}" if r.reviewer else ""
+            self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
+            return
+        if opening.message:
+            self.show_banner(opening.message, opening.level)
         self._start_job(
             page.image,
             DigitizeOptions(fs=DEFAULT_FS),
@@ -863,23 +851,20 @@ class MainWindow(QMainWindow):
             self.lead_dock.raise_()
 
     def _set_document(self, doc: PageDocument | None) -> None:
-        old = self.document
+        old = self._bridge
         if old is not None:
-            old.undo_stack.indexChanged.disconnect(self._on_edit)
-            old.undo_stack.cleanChanged.disconnect(self._update_title)
-            old.selectionChanged.disconnect(self._on_selection)
+            old.detach()
         self.document = doc
-        if doc is not None:
-            self.scan_view.set_document(doc)
-            doc.undo_stack.indexChanged.connect(self._on_edit)
-            doc.undo_stack.cleanChanged.connect(self._update_title)
-            doc.selectionChanged.connect(self._on_selection)
+        self._bridge = bridge = None if doc is None else DocumentBridge(doc)
+        if bridge is not None:
+            self.scan_view.set_document(bridge)
+            bridge.historyChanged.connect(self._on_edit)
+            bridge.cleanChanged.connect(self._update_title)
+            bridge.selectionChanged.connect(self._on_selection)
         elif old is not None:
             self.scan_view.set_document(None)
-        self.signal_view.set_document(doc)
-        self.review_panel.set_document(doc)
-        self.lead_panel.set_document(doc)
-        self.calibration_panel.set_document(doc)
+        for view in (self.signal_view, self.review_panel, self.lead_panel, self.calibration_panel):
+            view.set_document(bridge)
         self._update_title()
         self._update_enabled()
 
@@ -911,11 +896,11 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         if self.document is not None:
-            self.document.undo_stack.undo()
+            self.document.history.undo()
 
     def redo(self) -> None:
         if self.document is not None:
-            self.document.undo_stack.redo()
+            self.document.history.redo()
 
     def delete_box(self) -> None:
         doc = self.document
@@ -1036,30 +1021,29 @@ class MainWindow(QMainWindow):
             return True
         if doc.label_path is None:
             return False
-        keep = self._keep_label if self._keep_label and self._keep_label[0] == doc.label_path else None
-        if not doc.dirty and doc.label_path.is_file() and not explicit and keep is None:
-            return True
-        record: LabelRecord = doc.record().touched()
         try:
-            if keep is not None and keep[0].is_file():
-                stamp = utc_now().replace(":", "").replace("-", "")
-                kept = keep[0].with_name(f"{keep[0].name}.{keep[1]}-{stamp}")
-                keep[0].rename(kept)
-                self.statusBar().showMessage(f"Kept the old label file as {kept.name}", 8000)
-                log.info("kept %s as %s", keep[0], kept)
-            self._keep_label = None
-            save_labels(record, doc.label_path)
+            saved = self.session.save(doc, explicit=explicit)
+        except LabelConflictError as exc:
+            self.show_banner(
+                f"Not saved: {exc}.\nYour edits are still here. Press Ctrl+S to save them anyway (the other "
+                f"file is kept as {doc.label_path.name}.conflict-<time>), or open the page again to see the other.",
+                "warning",
+            )
+            return False
         except (LabelFormatError, OSError) as exc:
             self.show_banner(
                 f"Could not save the labels to {doc.label_path}: {exc}\n"
                 "Your edits are still here; fix the problem (disk full? permissions?) and press Ctrl+S."
             )
             return False
-        doc.mark_saved(record)
+        if saved is None:
+            return True
+        if saved.kept is not None:
+            self.statusBar().showMessage(f"Kept the old label file as {saved.kept.name}", 8000)
         if 0 <= self.current_row < len(self.worklist.model.items):
             item = self.worklist.model.items[self.current_row]
             if item.page == doc.page:
-                item.update_from(record)
+                item.update_from(saved.record)
                 self.worklist.model.item_changed(self.current_row)
         self.statusBar().showMessage(f"Saved to {doc.label_path}", 4000)
         self._update_title()
@@ -1082,22 +1066,8 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None:
             return []
-        sidecar = {
-            "calibration": doc.calibration,
-            "layout": doc.layout,
-            "provenance": {
-                "source_image": str(doc.page.source),
-                "page": doc.page.page_index + 1,
-                "model_version": doc.model_version,
-                "review_status": doc.review.status.value,
-                "reviewer": doc.review.reviewer,
-                "reviewed_at": doc.review.reviewed_at,
-            },
-        }
-        from ..io.writers import write_signals
-
         try:
-            files = write_signals(doc.signals, folder, doc.page.stem, formats=("wfdb", "csv", "edf"), sidecar=sidecar)
+            files = export_signals(doc, folder)
         except (ValueError, OSError, EcgStudioError) as exc:
             self.show_banner(f"Could not export to {folder}: {exc}")
             return []
@@ -1123,11 +1093,7 @@ class MainWindow(QMainWindow):
         """
         self._flush()
         model = self.worklist.model
-        labels: list[Path] = []
-        for item in model.items:
-            item.refresh()
-            if item.status in FINETUNE_STATUSES and item.label_path not in labels:
-                labels.append(item.label_path)
+        labels = trainable_label_files(model.items)
         model.item_changed_all()
         return labels, len(model.items) - len(labels)
 
@@ -1356,10 +1322,12 @@ class MainWindow(QMainWindow):
         ):
             act.setEnabled(has)
         self.act_rerun.setEnabled(has and not self.busy)
-        self.act_undo.setEnabled(has and doc.undo_stack.canUndo())
-        self.act_redo.setEnabled(has and doc.undo_stack.canRedo())
-        undo = f"Undo {doc.undo_stack.undoText().lower()}" if has and doc.undo_stack.canUndo() else "Undo"
-        redo = f"Redo {doc.undo_stack.redoText().lower()}" if has and doc.undo_stack.canRedo() else "Redo"
+        can_undo = has and doc.history.can_undo
+        can_redo = has and doc.history.can_redo
+        self.act_undo.setEnabled(can_undo)
+        self.act_redo.setEnabled(can_redo)
+        undo = f"Undo {doc.history.undo_text.lower()}" if can_undo else "Undo"
+        redo = f"Redo {doc.history.redo_text.lower()}" if can_redo else "Redo"
         self.act_undo.setToolTip(f"{undo} (Ctrl+Z)")
         self.act_redo.setToolTip(f"{redo} (Ctrl+Shift+Z)")
         self.act_undo.setStatusTip(undo)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: Human names of the pipeline's progress stages.
 STAGE_NAMES = {
     "geometry": "Finding the page and its grid",
+    "resample": "Resampling",
     "segmentation": "Finding the traces (model)",
     "layout and extraction": "Finding the leads and extracting the signals",
     "fine tracing": "Tracing again in finer detail (model)",

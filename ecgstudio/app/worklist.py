@@ -1,12 +1,7 @@
-"""The worklist: the pages to review, where their labels go, their status, filter and sort.
+"""The worklist panel: the pages to review with their status, filter and sort.
 
-Where labels go (one rule, shown in the status bar):
-
-* a folder opened as a worklist: ``<folder>/labels/``, mirroring sub-folders
-  (``<folder>/a/b.png`` -> ``<folder>/labels/a/b.labels.h5``);
-* single files (opened, dropped, or the sample): the user data folder,
-  ``<user_data_dir("ecgstudio")>/labels/<parent folder name>-<8 hex>/``, one sub-folder per
-  folder the files came from, so two ``scan.png`` from different folders never collide.
+The pages, where their labels go and what each label file says are plain Python
+(:mod:`ecgstudio.editing.worklist`); this module only shows them.
 
 After the model is re-run on the worklist (:mod:`ecgstudio.app.rerun`), a Change column shows
 how each re-run page's proposal moved (mean absolute difference in mV), and changed pages are
@@ -15,15 +10,8 @@ highlighted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
-import h5py
-import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import (
@@ -39,70 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..io.images import collect_inputs
-from ..labels import LABEL_SUFFIX, LabelRecord, ReviewStatus
-from .document import PageRef
+from ..editing.proposals import ProposalChange
+from ..editing.worklist import UNREADABLE, WorkItem
+from ..labels import ReviewStatus
 
 log = logging.getLogger(__name__)
-
-
-#: A page changed when its signals moved by more than this on average (mV; 0.1 mm at 10 mm/mV)...
-CHANGE_MV = 0.01
-
-
-#: ...or when more than this share of its samples was found by only one of the two proposals.
-CHANGE_COVERAGE = 0.01
-
-
-@dataclass(frozen=True)
-class ProposalChange:
-    """How a page's new proposal differs from its previous one.
-
-    Attributes
-    ----------
-    mean_abs_mv : float
-        Mean ``|new - old|`` in mV over the samples finite in both (NaN when none are).
-    max_lead : str
-        The lead that moved most ("" when none compare).
-    max_lead_mv : float
-        That lead's mean ``|new - old|`` in mV.
-    coverage : float
-        Share of the samples, finite in either proposal, that only one of them has.
-    first : bool
-        The page had no proposal before (nothing to compare with).
-    """
-
-    mean_abs_mv: float = math.nan
-    max_lead: str = ""
-    max_lead_mv: float = math.nan
-    coverage: float = 0.0
-    first: bool = False
-
-    @property
-    def changed(self) -> bool:
-        if self.first:
-            return False
-        return bool(self.mean_abs_mv > CHANGE_MV) or self.coverage > CHANGE_COVERAGE
-
-    @property
-    def size(self) -> float:
-        """A number to rank changes by (mV; coverage counts as 1 mV per 100 %)."""
-        if self.first:
-            return -1.0
-        return (0.0 if math.isnan(self.mean_abs_mv) else self.mean_abs_mv) + self.coverage
-
-    def describe(self) -> str:
-        if self.first:
-            return "first proposal for this page (nothing to compare with)"
-        if math.isnan(self.mean_abs_mv):
-            mean = "no samples found by both proposals"
-        else:
-            mean = f"mean |new - old| {self.mean_abs_mv:.3f} mV"
-            if self.max_lead:
-                mean += f", most in {self.max_lead} ({self.max_lead_mv:.3f} mV)"
-        verdict = "changed" if self.changed else "unchanged"
-        return f"{verdict}: {mean}; {100 * self.coverage:.1f} % of samples found by only one of them"
-
 
 STATUS_COLORS = {
     ReviewStatus.NEW: "#6b6b6b",
@@ -110,119 +39,7 @@ STATUS_COLORS = {
     ReviewStatus.REVIEWED: "#1d7a2e",
     ReviewStatus.CORRECTED: "#1f5fbf",
 }
-UNREADABLE = "damaged"  # a label file that cannot be read
 CHANGED_COLOR = "#ffd9a8"  # background of pages whose proposal changed in the last re-run
-
-
-def user_labels_root() -> Path:
-    """``<user_data_dir("ecgstudio")>/labels``: where labels of single files go."""
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("ecgstudio", appauthor=False)) / "labels"
-
-
-def labels_dir_for_file(path: Path, root: Path | None = None) -> Path:
-    """Label folder of a file opened on its own (see the module docstring)."""
-    parent = Path(os.path.abspath(path)).parent
-    tag = hashlib.sha256(str(parent).encode("utf-8")).hexdigest()[:8]
-    return (root or user_labels_root()) / f"{parent.name or 'root'}-{tag}"
-
-
-def labels_dir_for_folder_item(folder: Path, path: Path) -> Path:
-    """Label folder of a file found in a folder worklist: ``<folder>/labels/<relative sub-folder>``."""
-    rel = Path(os.path.relpath(Path(path).parent, folder))
-    return folder / "labels" if str(rel) == "." else folder / "labels" / rel
-
-
-def label_path_for_page(page: PageRef, labels_dir: Path) -> Path:
-    """``<labels_dir>/<page stem>.labels.h5`` (``<stem>_p<N>`` for pages of multi-page files)."""
-    return Path(labels_dir) / f"{page.stem}{LABEL_SUFFIX}"
-
-
-@dataclass
-class WorkItem:
-    """One page of the worklist and what its label file says."""
-
-    page: PageRef
-    labels_dir: Path
-    status: str = ReviewStatus.NEW.value
-    confidence: float | None = None
-    reviewer: str = ""
-    change: ProposalChange | None = None  # how the last re-run of the model changed the proposal
-
-    @property
-    def label_path(self) -> Path:
-        return label_path_for_page(self.page, self.labels_dir)
-
-    def refresh(self) -> None:
-        """Read status, reviewer and lowest lead confidence from the label file, if any."""
-        self.status, self.confidence, self.reviewer = peek_label(self.label_path)
-
-    def update_from(self, record: LabelRecord) -> None:
-        self.status = record.review.status.value
-        conf = list(record.digitization.confidence.values())
-        self.confidence = float(min(conf)) if conf else None
-        self.reviewer = record.review.reviewer
-
-
-def peek_label(path: Path) -> tuple[str, float | None, str]:
-    """``(status, lowest lead confidence, reviewer)`` of a label file, reading only those fields.
-
-    Reads the documented groups (``docs/labels.md``) directly so a folder of hundreds of pages
-    lists fast; :func:`ecgstudio.labels.load_labels` checks the whole file when it is opened.
-    """
-    if not path.is_file():
-        return ReviewStatus.NEW.value, None, ""
-    try:
-        with h5py.File(path, "r") as f:
-            status = f["review"].attrs["status"]
-            reviewer = f["review"].attrs.get("reviewer", "")
-            values = np.asarray(f["digitization/confidence/value"][()], dtype=float)
-        status = status.decode() if isinstance(status, bytes) else str(status)
-        reviewer = reviewer.decode() if isinstance(reviewer, bytes) else str(reviewer)
-        if status not in {s.value for s in ReviewStatus}:
-            return UNREADABLE, None, ""
-        return status, (float(values.min()) if values.size else None), reviewer
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        log.info("cannot peek at %s: %s", path, exc)
-        return UNREADABLE, None, ""
-
-
-def items_for_paths(paths: list[str | os.PathLike[str]], *, user_root: Path | None = None) -> list[WorkItem]:
-    """Worklist items for files and folders (folders are searched recursively, as in the CLI).
-
-    Raises
-    ------
-    UnreadableImageError
-        A path does not exist.
-    """
-    items: list[WorkItem] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            for f in collect_inputs([p]):
-                if "labels" in f.relative_to(p).parts[:1]:
-                    continue
-                items.append(WorkItem(PageRef(f), labels_dir_for_folder_item(p, f)))
-        else:
-            for f in collect_inputs([p]):
-                items.append(WorkItem(PageRef(f), labels_dir_for_file(f, user_root)))
-    return [i for item in items for i in _expand_known_pages(item)]
-
-
-def _expand_known_pages(item: WorkItem) -> list[WorkItem]:
-    """Items for the pages of a multi-page file that already has label files (``<stem>_p<N>``)."""
-    stem = item.page.source.stem
-    found = sorted(item.labels_dir.glob(f"{stem}_p*{LABEL_SUFFIX}")) if item.labels_dir.is_dir() else []
-    numbers = []
-    for f in found:
-        tail = f.name[len(stem) + 2 : -len(LABEL_SUFFIX)]
-        if tail.isdigit():
-            numbers.append(int(tail))
-    if not numbers or (item.label_path.is_file()):
-        return [item]
-    n = max(numbers)
-    return [WorkItem(PageRef(item.page.source, i, n), item.labels_dir) for i in range(n)]
 
 
 # ---------------------------------------------------------------------- Qt model and panel

@@ -390,7 +390,7 @@ def render_page(
         calibration=cal,
         clean_boxes=tuple(boxes),
         clean_traces=tuple(traces),
-        boxes=tuple(_warp_box(b, page.warp) for b in boxes),
+        boxes=tuple(b.mapped(page.warp.map_points) for b in boxes),
         traces=tuple(Trace(t.lead, page.warp.map_points(t.xy)) for t in traces),
         masks=page.masks,
         warp=page.warp,
@@ -619,25 +619,3 @@ def _composite(image: np.ndarray, canvas: _Canvas, style: PageStyle, rng: np.ran
         ink *= _fade_field(ink.shape, style.fade, rng)
         canvas.trace_labels[ink < 0.25] = 0
     _blend(image, ink, style.trace_color)
-
-
-def _warp_box(box: LeadBox, warp: Warp) -> LeadBox:
-    corners = np.array(
-        [
-            [box.x0, box.y0],
-            [box.x1, box.y0],
-            [box.x1, box.y1],
-            [box.x0, box.y1],
-            [box.x0, box.baseline_y],
-            [box.x1, box.baseline_y],
-        ]
-    )
-    m = warp.map_points(corners)
-    return replace(
-        box,
-        x0=float(m[:4, 0].min()),
-        x1=float(m[:4, 0].max()),
-        y0=float(m[:4, 1].min()),
-        y1=float(m[:4, 1].max()),
-        baseline_y=float(m[4:, 1].mean()),
-    )

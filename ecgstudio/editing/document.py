@@ -3,14 +3,15 @@
 A :class:`PageDocument` holds the page image and an immutable :class:`PageState` (calibration,
 lead boxes, pixel traces, signal columns, review, masks).  Every edit builds a new state from
 the current one and pushes a :class:`StateCommand` on the document's
-``QUndoStack``; undo and redo swap whole states, so they restore exactly what was there, and a
-state shares every unchanged array with its predecessor.
+:class:`~ecgstudio.editing.history.History`; undo and redo swap whole states, so they restore
+exactly what was there, and a state shares every unchanged array with its predecessor.
 
 Signals are re-derived with :func:`ecgstudio.signals.assemble_signals` (each box maps its own
-columns to its own time window) for the leads an edit touches only;
-the other leads keep the columns they had (for a fresh page, the engine's own output).
-Nothing here draws: the views listen to :attr:`PageDocument.changed` and
-:attr:`PageDocument.selectionChanged`.
+columns to its own time window) for the leads an edit touches only; the other leads keep the
+columns they had (for a fresh page, the engine's own output).  Nothing here draws and nothing
+needs a toolkit: listeners connect to :attr:`PageDocument.on_changed` and
+:attr:`PageDocument.on_selection_changed` (the studio re-emits them as Qt signals), and a
+script can drive the same edits the window does.
 
 Coordinates are input-image pixels, as in :class:`~ecgstudio.results.Digitization`.
 """
@@ -25,8 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ..arrays import true_runs
 from ..io.images import page_stem
@@ -35,6 +34,9 @@ from ..paper import LEAD_NAMES
 from ..results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 from ..signals import assemble_signals
 from ..strokes import trace_in_box
+from .callbacks import Callbacks
+from .history import History
+from .polylines import SNAP_RADIUS_PX, snap_to_ink, splice, stroke_to_columns
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ MIN_MISSING_S = 0.08
 USER_CONFIDENCE = 1.0
 #: Default falloff radius, in image pixels, of a dragged trace point.
 DRAG_RADIUS_PX = 3.0
-#: How far (image pixels) "snap to ink" looks above and below a drawn point.
-SNAP_RADIUS_PX = 4
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,42 @@ class PageState:
     n_samples: int = field(default=0)
 
 
+@dataclass(frozen=True, eq=False)
+class StateCommand:
+    """One edit: replace the document's state with ``after`` (redo) or ``before`` (undo).
+
+    Consecutive commands with the same ``merge_key`` (one drag, one spin-box sweep) merge into
+    one undo step that goes back to the first command's ``before``.
+    """
+
+    document: PageDocument
+    before: PageState
+    after: PageState
+    change: Change
+    text: str
+    merge_key: str | None = None
+
+    def redo(self) -> None:
+        self.document._apply(self.after, self.change)
+
+    def undo(self) -> None:
+        self.document._apply(self.before, self.change)
+
+    def merged(self, later: StateCommand) -> StateCommand | None:
+        same = isinstance(later, StateCommand) and later.document is self.document
+        if not same or later.merge_key != self.merge_key:
+            return None
+        return replace(self, after=later.after, change=self.change | later.change)
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a, dtype=np.float64)
     a.flags.writeable = False
     return a
 
 
-class PageDocument(QObject):
-    """An editable digitized page.  Emits :attr:`changed` after every edit, undo and redo.
+class PageDocument:
+    """An editable digitized page.  Calls :attr:`on_changed` after every edit, undo and redo.
 
     Parameters
     ----------
@@ -151,10 +179,16 @@ class PageDocument(QObject):
         Where the label file goes; None when this page must not be saved automatically.
     reviewer : str
         Name stamped on edits and acceptance.
-    """
 
-    changed = Signal(object)  # Change
-    selectionChanged = Signal(int)  # box index, -1 for none
+    Attributes
+    ----------
+    history : History
+        The undo history of the page's edits; clean while the label file holds the state.
+    on_changed : Callbacks
+        Called with a :class:`Change` after every edit, undo and redo.
+    on_selection_changed : Callbacks
+        Called with the selected box index (-1 for none) when the selection changes.
+    """
 
     def __init__(
         self,
@@ -164,9 +198,7 @@ class PageDocument(QObject):
         *,
         label_path: Path | None = None,
         reviewer: str = "",
-        parent: QObject | None = None,
     ) -> None:
-        super().__init__(parent)
         dig = record.digitization
         self.page = page
         self.image = image
@@ -181,7 +213,9 @@ class PageDocument(QObject):
         self.confidence = dict(dig.confidence)
         self.timings_s = dict(dig.timings_s)
         self.lead_names = tuple(dig.signals.lead_names)
-        self.undo_stack = QUndoStack(self)
+        self.history = History()
+        self.on_changed = Callbacks()
+        self.on_selection_changed = Callbacks()
         self._gray: np.ndarray | None = None
         self._selected = -1
         self._state = PageState(
@@ -206,11 +240,10 @@ class PageDocument(QObject):
         identity: ImageIdentity,
         label_path: Path | None = None,
         reviewer: str = "",
-        parent: QObject | None = None,
     ) -> PageDocument:
         """A document of fresh model output (status ``proposed``)."""
         record = LabelRecord(identity, digitization, Review(ReviewStatus.PROPOSED), Provenance.now())
-        return cls(page, image, record, label_path=label_path, reviewer=reviewer, parent=parent)
+        return cls(page, image, record, label_path=label_path, reviewer=reviewer)
 
     # ------------------------------------------------------------------ reading
 
@@ -275,11 +308,12 @@ class PageDocument(QObject):
     def mark_saved(self, record: LabelRecord) -> None:
         """Note that ``record`` (from :meth:`record`, touched) is what the label file now holds."""
         self.provenance = record.provenance
-        self.undo_stack.setClean()
+        self.history.set_clean()
 
     @property
     def dirty(self) -> bool:
-        return not self.undo_stack.isClean()
+        """True when the page has edits (or undos) the label file does not hold."""
+        return not self.history.clean
 
     def box_for_lead(self, lead: str) -> int:
         """Index of the box a lead's signal comes from (its longest box), or -1."""
@@ -394,7 +428,7 @@ class PageDocument(QObject):
         k = k if 0 <= k < len(self.boxes) else -1
         if k != self._selected:
             self._selected = k
-            self.selectionChanged.emit(k)
+            self.on_selection_changed.emit(k)
 
     def select_lead(self, lead: str) -> None:
         self.select(self.box_for_lead(lead))
@@ -406,11 +440,11 @@ class PageDocument(QObject):
         self._state = state
         if self._selected >= len(state.boxes):
             self._selected = -1
-            self.selectionChanged.emit(-1)
-        self.changed.emit(change)
+            self.on_selection_changed.emit(-1)
+        self.on_changed.emit(change)
 
     def _push(self, state: PageState, change: Change, text: str, merge_key: str | None = None) -> None:
-        self.undo_stack.push(StateCommand(self, self._state, state, change, text, merge_key))
+        self.history.push(StateCommand(self, self._state, state, change, text, merge_key))
 
     def _columns(
         self,
@@ -755,8 +789,8 @@ class PageDocument(QObject):
     def reextract_box(self, k: int) -> None:
         """Run the engine's trace extraction again inside box ``k`` on the model's ink mask.
 
-        Uses :func:`ecgstudio.strokes.trace_in_box` (the engine's path search and strokes) on the
-        page's trace mask cropped to the box, so a moved or resized box gets the ink inside it.
+        Uses :func:`ecgstudio.strokes.trace_in_box` (the pipeline's path search and strokes) on
+        the page's trace mask cropped to the box, so a moved or resized box gets the ink inside it.
         """
         if self.masks is None:
             raise ValueError("this page has no trace mask to extract from; run the model on it again")
@@ -809,145 +843,3 @@ class PageDocument(QObject):
             img = self.image
             self._gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         return self._gray
-
-
-# ---------------------------------------------------------------------- pure helpers
-
-
-def stroke_to_columns(points: np.ndarray) -> np.ndarray:
-    """A freehand stroke ``(m, 2)`` as one point per integer column between its ends ``(n, 2)``."""
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    p = p[np.isfinite(p).all(axis=1)]
-    if len(p) < 2:
-        return np.zeros((0, 2))
-    order = np.argsort(p[:, 0], kind="stable")
-    x, y = p[order, 0], p[order, 1]
-    ux, inv = np.unique(x, return_inverse=True)
-    uy = np.bincount(inv, weights=y) / np.bincount(inv)
-    cols = np.arange(math.ceil(ux[0]), math.floor(ux[-1]) + 1, dtype=np.float64)
-    if len(cols) < 2:
-        return np.zeros((0, 2))
-    return np.column_stack([cols, np.interp(cols, ux, uy)])
-
-
-def snap_to_ink(
-    gray: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_PX, min_contrast: float = 30.0
-) -> np.ndarray:
-    """Move each point to the darkest pixel within ``radius`` rows of its column (sub-pixel).
-
-    A point stays where it is when its window holds no ink (the darkest pixel is less than
-    ``min_contrast`` grey levels below the window's median).
-    """
-    h, w = gray.shape[:2]
-    out = xy.copy()
-    for j, (x, y) in enumerate(xy):
-        c = int(round(x))
-        if not (0 <= c < w) or not np.isfinite(y):
-            continue
-        r0, r1 = max(0, int(round(y)) - radius), min(h, int(round(y)) + radius + 1)
-        if r1 - r0 < 3:
-            continue
-        col = gray[r0:r1, c].astype(np.float64)
-        i = int(np.argmin(col))
-        if np.median(col) - col[i] < min_contrast:
-            continue
-        pos = float(i)
-        if 0 < i < len(col) - 1:
-            left, m, r = col[i - 1], col[i], col[i + 1]
-            denom = left - 2 * m + r
-            if denom > 0:
-                pos = i + 0.5 * (left - r) / denom
-        out[j, 1] = r0 + pos
-    return out
-
-
-def splice(
-    xy: np.ndarray,
-    confidence: np.ndarray | None,
-    x_from: float,
-    x_to: float,
-    new_xy: np.ndarray | None,
-    new_conf: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Replace the points of a polyline whose column lies in ``[x_from, x_to]``.
-
-    ``new_xy`` (points ordered by column) takes their place; None erases the stretch, leaving
-    a gap (a NaN row) where points remain on both sides.  Gaps of the polyline outside the
-    stretch, and the parts of a gap the new points do not cover, stay gaps.  Returns the new
-    ``(xy, confidence)``; the polyline is assumed ordered by column, as traces are.
-    """
-    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    finite = np.isfinite(xy).all(axis=1)
-    idx = np.flatnonzero(finite)
-    pts = xy[finite]
-    conf = None if confidence is None else np.asarray(confidence)
-    pc = None if conf is None else conf[finite]
-    # Original gaps: (x before, x after) for consecutive finite points with NaN rows between them.
-    split = np.flatnonzero(np.diff(idx) > 1)
-    gaps = [(pts[i, 0], pts[i + 1, 0]) for i in split]
-    before, after = pts[:, 0] < x_from, pts[:, 0] > x_to
-    mid = np.zeros((0, 2)) if new_xy is None else np.asarray(new_xy, dtype=np.float64).reshape(-1, 2)
-    mid_c = np.ones(len(mid), np.float32) if new_conf is None else np.asarray(new_conf, np.float32)
-    out = np.concatenate([pts[before], mid, pts[after]])
-    is_new = np.r_[np.zeros(before.sum(), bool), np.ones(len(mid), bool), np.zeros(after.sum(), bool)]
-    out_c = None if pc is None else np.concatenate([pc[before], mid_c.astype(pc.dtype), pc[after]])
-    if len(out) < 2:
-        return out, out_c
-    px, qx = out[:-1, 0], out[1:, 0]
-    gap_after = np.zeros(len(out) - 1, bool)
-    both_new = is_new[:-1] & is_new[1:]
-    apart = qx - px > 1.0 + 1e-6  # neighbouring columns are never a gap
-    for a, b in gaps:
-        gap_after |= (px >= a) & (qx <= b) & ~both_new & apart
-    if new_xy is None:
-        gap_after |= (px < x_from) & (qx > x_to)
-    rows = np.insert(np.arange(len(out)), np.flatnonzero(gap_after) + 1, -1)
-    result = np.where(rows[:, None] >= 0, out[np.maximum(rows, 0)], np.nan)
-    result_c = None
-    if out_c is not None:
-        result_c = np.where(rows >= 0, out_c[np.maximum(rows, 0)], 0).astype(out_c.dtype)
-    return result, result_c
-
-
-#: Command id shared by every mergeable edit; the merge key decides whether two really merge.
-_MERGE_ID = 0x5EC6
-
-
-class StateCommand(QUndoCommand):
-    """Replace the document's state with ``after`` (redo) or ``before`` (undo).
-
-    Consecutive commands with the same ``merge_key`` (one drag, one spin-box sweep) merge into
-    one undo step that goes back to the first command's ``before``.
-    """
-
-    def __init__(
-        self,
-        document: PageDocument,
-        before: PageState,
-        after: PageState,
-        change: Change,
-        text: str,
-        merge_key: str | None = None,
-    ) -> None:
-        super().__init__(text)
-        self.document = document
-        self.before = before
-        self.after = after
-        self.change = change
-        self.merge_key = merge_key
-
-    def id(self) -> int:
-        return _MERGE_ID if self.merge_key else -1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, StateCommand) or other.merge_key != self.merge_key:
-            return False
-        self.after = other.after
-        self.change = self.change | other.change
-        return True
-
-    def redo(self) -> None:
-        self.document._apply(self.after, self.change)
-
-    def undo(self) -> None:
-        self.document._apply(self.before, self.change)
