@@ -1,4 +1,9 @@
-"""Shared fixtures.  Tests that need the real data in ``../shared/data`` skip when it is absent."""
+"""Shared fixtures.  Tests that need the real data in ``../shared/data`` skip when it is absent.
+
+The folders mirror the house: ``engine/`` (pipeline stages, synthetic pages), ``storage/`` (readers,
+writers, the label store), ``editing/`` (the editing model, no Qt), ``studio/`` (the Qt windows,
+the bundle), ``training/`` and ``e2e/`` (the pipeline and the command line on whole pages).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,16 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "pairs.csv").is_file():
         pytest.skip(f"real ECG data not found at {SHARED_DATA} (only present in the development checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def digitizer():
+    """One digitizer with the shipped model (whatever version a user activated) for the whole
+    session: loading the networks takes a second, and every engine and studio test can share it."""
+    from ecgstudio.model.weights import DEFAULT_MODEL
+    from ecgstudio.pipeline import Digitizer
+
+    return Digitizer(DEFAULT_MODEL, device="cpu")
 
 
 @pytest.fixture

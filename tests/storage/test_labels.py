@@ -239,7 +239,7 @@ def test_file_layout_matches_the_documented_schema(tmp_path: Path) -> None:
 def test_every_item_in_a_file_is_documented(tmp_path: Path) -> None:
     """docs/labels.md is the contract: each group has a section, each dataset and attribute a row."""
     path = save_labels(make_record(np.random.default_rng(6)), tmp_path / "p.labels.h5")
-    text = (Path(__file__).resolve().parents[1] / "docs" / "labels.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "labels.md").read_text(encoding="utf-8")
     missing: list[str] = []
 
     def visit(name: str, obj: h5py.HLObject) -> None:

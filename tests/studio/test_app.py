@@ -34,8 +34,8 @@ pytestmark = pytest.mark.skipif(not SAMPLE_SCAN.is_file(), reason="the sample sc
 class SharedDigitizer:
     """The real digitizer, run at most once per distinct page and options in the session."""
 
-    def __init__(self) -> None:
-        self._real = None
+    def __init__(self, real) -> None:
+        self._real = real
         self._cache: dict = {}
         self._lock = threading.Lock()
         self.runs = 0
@@ -44,10 +44,6 @@ class SharedDigitizer:
         key = (hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), options)
         with self._lock:
             if key not in self._cache:
-                if self._real is None:
-                    from ecgstudio.pipeline import Digitizer
-
-                    self._real = Digitizer(device="cpu")
                 self.runs += 1
                 self._cache[key] = self._real.digitize(image, options, progress=progress)
             elif progress is not None:
@@ -56,13 +52,14 @@ class SharedDigitizer:
 
 
 @pytest.fixture(scope="session")
-def digitizer() -> SharedDigitizer:
-    return SharedDigitizer()
+def cached_digitizer(digitizer) -> SharedDigitizer:
+    return SharedDigitizer(digitizer)
 
 
 @pytest.fixture
-def make_window(studio_window, digitizer):
+def make_window(studio_window, cached_digitizer):
     """Studio windows (see ``studio_window``) over the shared digitizer unless given a factory."""
+    digitizer = cached_digitizer
 
     def make(factory=None, reviewer: str = "Dr Test") -> MainWindow:
         return studio_window(reviewer=reviewer, digitizer_factory=factory or (lambda: digitizer))

@@ -39,7 +39,7 @@ def test_evaluate_prints_a_table_by_kind(tmp_path, capsys, shared_data) -> None:
         assert kind in out
     assert "missing" in out and "from 0 s" not in out
 
-    fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
+    fixes = Path(__file__).resolve().parents[2] / "benchmarks" / "pairs_corrections.csv"
     assert (
         main(
             [

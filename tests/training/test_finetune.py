@@ -60,8 +60,9 @@ def labels(label_dir, tmp_path) -> Path:
     """A private copy of the label folder (tests may damage it), its labels pointing at its images."""
     folder = Path(shutil.copytree(label_dir, tmp_path / "labels"))
     for path in folder.glob("*.labels.h5"):
-        with h5py.File(path, "r+") as f:
-            f["image"].attrs["path"] = str(folder / Path(f["image"].attrs["path"]).name)
+        record = load_labels(path)
+        image = replace(record.image, path=str(folder / Path(record.image.path).name))
+        save_labels(replace(record, image=image), path)
     return folder
 
 

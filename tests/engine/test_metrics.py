@@ -407,7 +407,7 @@ def test_corrections_that_cannot_be_applied_say_why(tmp_path: Path, text: str, m
 
 
 def test_shipped_corrections_apply_to_the_shared_table(shared_data: Path) -> None:
-    fixes = Path(__file__).resolve().parents[1] / "benchmarks" / "pairs_corrections.csv"
+    fixes = Path(__file__).resolve().parents[2] / "benchmarks" / "pairs_corrections.csv"
     pairs = read_pairs(shared_data / "pairs.csv", corrections=fixes)
     assert sum(p.columns == "from-zero" for p in pairs) == len(read_corrections(fixes)) == 17
 

@@ -17,17 +17,12 @@ from ecgstudio.io.signals import read_signals
 from ecgstudio.metrics import score_record
 from ecgstudio.model.weights import DEFAULT_MODEL, load_model
 from ecgstudio.paper import LEAD_NAMES, get_layout
-from ecgstudio.pipeline import DigitizeOptions, Digitizer
+from ecgstudio.pipeline import DigitizeOptions
 from ecgstudio.synth.damage import DamageSettings
 from ecgstudio.synth.render import PageStyle, render_page
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample_scan.jpg"
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample_scan.jpg"
 SAMPLE_TRUTH = SAMPLE.with_name("sample_scan_truth")
-
-
-@pytest.fixture(scope="module")
-def digitizer() -> Digitizer:
-    return Digitizer(DEFAULT_MODEL)  # the shipped model, whatever version a user activated
 
 
 @pytest.fixture(scope="module")
