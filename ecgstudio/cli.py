@@ -52,8 +52,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_digitize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch import digitize_paths
+    from .batch import InputNamer, PageOutcome, digitize_paths
     from .io.images import collect_inputs
+    from .io.writers import display_path
     from .pipeline import DigitizeOptions, Digitizer
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -64,29 +65,46 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
         layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain, columns=args.columns
     )
     digitizer = Digitizer(args.model, device=args.device)
+    namer = InputNamer()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(namer)
+    done = {"pages": 0, "failed": 0}
     with tqdm(total=len(inputs), desc="digitizing", unit="file", disable=args.quiet) as bar:
-        seen: set[str] = set()
 
-        def on_page(stem: str, error: str | None) -> None:
-            if error:
-                tqdm.write(f"failed: {stem}: {error}", file=sys.stderr)
-            source = stem.rsplit("_p", 1)[0]
-            if source not in seen:
-                seen.add(source)
+        def on_page(outcome: PageOutcome) -> None:
+            done["pages"] += 1
+            if outcome.error:
+                done["failed"] += 1
+                tqdm.write(f"failed: {display_path(outcome.source)}: {outcome.error}", file=sys.stderr)
+            if outcome.last_of_file:
                 bar.update(1)
 
-        report = digitize_paths(
-            inputs,
-            args.out,
-            options=options,
-            formats=formats,
-            overlay=args.overlay,
-            digitizer=digitizer,
-            on_page=on_page,
-        )
-        bar.n = len(inputs)
-        bar.refresh()
-    print(f"digitized {len(report.written)} page(s) into {args.out}; {len(report.failed)} failed")
+        try:
+            report = digitize_paths(
+                inputs,
+                args.out,
+                options=options,
+                formats=formats,
+                overlay=args.overlay,
+                overwrite=args.overwrite,
+                digitizer=digitizer,
+                on_page=on_page,
+            )
+        except KeyboardInterrupt:
+            bar.close()
+            print(
+                f"interrupted after {done['pages']} page(s) ({done['failed']} failed); the records written "
+                f"so far are complete in {display_path(args.out)}",
+                file=sys.stderr,
+            )
+            return 130
+        finally:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(namer)
+    print(
+        f"digitized {len(report.written)} page(s) of {len(inputs)} file(s) into {display_path(args.out)}; "
+        f"{len(report.failed)} failed"
+    )
     return 0 if report.ok else 1
 
 
@@ -258,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files already in --out that this run writes (by default the run stops before writing, "
+        "naming them)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_digitize)
 

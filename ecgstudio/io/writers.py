@@ -319,7 +319,7 @@ def write_json_sidecar(
     prov.update(dict(provenance or {}))
     source = prov.get("source_image")
     if source is not None:
-        prov["source_image"] = os.fspath(source)
+        prov["source_image"] = display_path(source)
         if not prov.get("source_sha256") and Path(source).is_file():
             prov["source_sha256"] = file_sha256(source)
     if isinstance(calibration, Calibration):
@@ -350,8 +350,9 @@ def write_signals(
     *,
     formats: str | Sequence[str] = ("wfdb",),
     sidecar: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Write signals in several formats under one stem.
+    """Write signals in several formats under one stem; if one cannot be written, none stays.
 
     Parameters
     ----------
@@ -368,6 +369,9 @@ def write_signals(
     sidecar : mapping, optional
         Keyword arguments of :func:`write_json_sidecar` (``calibration``, ``layout``,
         ``provenance``).  Giving it writes the JSON sidecar even if ``"json"`` is not listed.
+    provenance : mapping, optional
+        Where the signals came from (``source_image``, ``source_sha256``), for the WFDB header's
+        source line when no sidecar is given.
 
     Returns
     -------
@@ -397,22 +401,40 @@ def write_signals(
     if safe != stem:
         logger.info("output stem %r written as %r", stem, safe)
     out_dir = Path(out_dir)
+    prov = provenance or (sidecar or {}).get("provenance") or {}
     written: list[Path] = []
-    for fmt in wanted:
-        if fmt == "wfdb":
-            comments = [f"ECG Studio {__version__}"]
-            prov = (sidecar or {}).get("provenance") or {}
-            if prov.get("source_image"):
-                comments.append(f"source: {Path(prov['source_image']).name}")
-            hea = write_wfdb(signals, out_dir, safe, comments=comments)
-            written += [hea, hea.with_suffix(".dat")]
-        elif fmt == "csv":
-            written.append(write_csv(signals, out_dir / f"{safe}.csv"))
-        elif fmt == "edf":
-            written.append(write_edf(signals, out_dir / f"{safe}.edf"))
-        else:
-            written.append(write_json_sidecar(out_dir / f"{safe}.json", signals=signals, **dict(sidecar or {})))
+    try:
+        for fmt in wanted:
+            if fmt == "wfdb":
+                hea = write_wfdb(signals, out_dir, safe, comments=_wfdb_comments(prov))
+                written += [hea, hea.with_suffix(".dat")]
+            elif fmt == "csv":
+                written.append(write_csv(signals, out_dir / f"{safe}.csv"))
+            elif fmt == "edf":
+                written.append(write_edf(signals, out_dir / f"{safe}.edf"))
+            else:
+                written.append(write_json_sidecar(out_dir / f"{safe}.json", signals=signals, **dict(sidecar or {})))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return written
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as text any file or terminal takes: bytes a file name holds that are not UTF-8
+    (a name from another system) are written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _wfdb_comments(provenance: Mapping[str, Any]) -> list[str]:
+    """WFDB header comments: the software, and the source image's name and sha256 where known."""
+    comments = [f"ECG Studio {__version__}"]
+    source = provenance.get("source_image")
+    if source:
+        digest = provenance.get("source_sha256")
+        comments.append(f"source: {display_path(Path(source).name)}" + (f" sha256:{digest}" if digest else ""))
+    return comments
 
 
 # --------------------------------------------------------------------------------------------

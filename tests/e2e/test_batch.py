@@ -1,0 +1,140 @@
+"""Batch digitizing under unlucky inputs: every input gets its own record, nothing already in the
+output folder is replaced unasked, and no file name or failure in one page ends the batch.
+
+The digitizer here answers with the rendered page's ground truth (the engine itself is tested in
+test_pipeline.py), so the batch's own behaviour is what is checked, fast."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecgstudio import pipeline
+from ecgstudio.batch import OutputExistsError, digitize_paths, record_names
+from ecgstudio.cli import main
+from ecgstudio.io.images import file_sha256
+from ecgstudio.io.signals import read_signals
+from ecgstudio.synth.render import PageStyle, render_page
+
+PAGE = render_page(style=PageStyle(layout="3x4+1", dpi=60), seed=2)
+
+
+class TruthDigitizer:
+    """Answers every page with the rendered page's ground truth; a 120x120 px page raises an
+    unexpected error, and every page logs a warning, as the engine can."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.calls = 0
+
+    def digitize(self, image, options=None, *, progress=None):
+        self.calls += 1
+        if image.shape[:2] == (120, 120):
+            raise RuntimeError("something nobody expected")
+        logging.getLogger("ecgstudio.layout").warning("assuming 10 mm/mV")
+        return PAGE.to_digitization()
+
+
+def _png(path: Path, image: np.ndarray = PAGE.image) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, format="PNG" if path.suffix.lower() != ".jpg" else "JPEG")
+    return path
+
+
+def test_naming_rule_gives_distinct_readable_names(tmp_path: Path) -> None:
+    files = [
+        tmp_path / "dup.png",
+        tmp_path / "dup.jpg",
+        tmp_path / "a" / "x.png",
+        tmp_path / "b" / "x.png",
+        tmp_path / "scan 1.png",
+        tmp_path / "scan_1.png",
+        tmp_path / "心电图.png",
+        tmp_path / "Électro.png",
+        tmp_path / "y.pdf",
+        tmp_path / "y_p1.png",
+        tmp_path / "plain.png",
+    ]
+    names = record_names(files)
+    assert len({n.lower() for n in names.values()}) == len(files)
+    assert names[tmp_path / "dup.png"] == "dup_png" and names[tmp_path / "dup.jpg"] == "dup_jpg"
+    assert names[tmp_path / "a" / "x.png"] == "a_x" and names[tmp_path / "b" / "x.png"] == "b_x"
+    assert names[tmp_path / "scan_1.png"] == "scan_1" and names[tmp_path / "scan 1.png"].startswith("scan_1-")
+    assert names[tmp_path / "心电图.png"].startswith("page-")
+    assert names[tmp_path / "Électro.png"].startswith("Electro-")
+    assert names[tmp_path / "y.pdf"] == "y" and names[tmp_path / "y_p1.png"] == "y_p1_png"
+    assert names[tmp_path / "plain.png"] == "plain"
+    assert record_names(list(reversed(files))) == names  # the same inputs, the same names
+
+
+def test_six_inputs_give_six_records_with_overlays_beside_them(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    for rel in ("dup.png", "dup.jpg", "a/x.png", "b/x.png", "scan 1.png", "scan_1.png"):
+        _png(inputs / rel)
+    out = tmp_path / "out"
+    report = digitize_paths([inputs], out, formats=["wfdb", "json"], overlay=True, digitizer=TruthDigitizer())
+    assert report.ok and len(report.written) == 6
+    for name in report.written:
+        assert (out / f"{name}.hea").is_file() and (out / f"{name}_overlay.png").is_file()
+        provenance = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))["provenance"]
+        source = Path(provenance["source_image"])
+        assert provenance["source_sha256"] == file_sha256(source)
+        header = (out / f"{name}.hea").read_text(encoding="utf-8")
+        assert f"source: {source.name} sha256:{provenance['source_sha256']}" in header
+
+
+def test_files_already_in_the_output_folder_are_kept_unless_overwrite(tmp_path: Path) -> None:
+    _png(tmp_path / "in" / "dup.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dup.csv").write_text("the user's own table\n")
+    with pytest.raises(OutputExistsError, match=r"already holds dup.csv.*--overwrite"):
+        digitize_paths([tmp_path / "in"], out, formats=["wfdb", "csv"], digitizer=TruthDigitizer())
+    assert sorted(p.name for p in out.iterdir()) == ["dup.csv"]  # stopped before writing anything
+    report = digitize_paths([tmp_path / "in"], out, formats=["csv"], overwrite=True, digitizer=TruthDigitizer())
+    assert report.ok and (out / "dup.csv").read_text() != "the user's own table\n"
+
+
+def test_any_file_name_works_and_one_bad_page_does_not_end_the_batch(
+    tmp_path: Path, capsys, caplog, monkeypatch
+) -> None:
+    inputs = tmp_path / "in"
+    _png(inputs / "心电图.png")
+    odd = os.fsdecode(b"scan\xff\xfe.png")  # not UTF-8: a name from another system
+    _png(inputs / odd)
+    _png(inputs / "boom.png", np.zeros((120, 120, 3), np.uint8))
+    _png(inputs / "zz_last.png")
+    monkeypatch.setattr(pipeline, "Digitizer", TruthDigitizer)
+    out = tmp_path / "out"
+    code = main(["digitize", str(inputs), "--out", str(out), "--format", "wfdb,csv,json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "digitized 3 page(s) of 4 file(s)" in captured.out and "1 failed" in captured.out
+    assert "boom.png: unexpected error (RuntimeError: something nobody expected)" in captured.err
+    assert "Traceback" not in captured.err
+    assert "zz_last.png: assuming 10 mm/mV" in caplog.text  # warnings name their file
+    records = sorted(p.stem for p in out.glob("*.hea"))
+    assert len(records) == 3 and "zz_last" in records
+    sidecars = [json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*.json")]
+    assert any("\\xff\\xfe" in s["provenance"]["source_image"] for s in sidecars)
+    for record in records:
+        assert read_signals(out / f"{record}.hea").n_samples > 0
+
+
+def test_a_page_that_cannot_be_written_leaves_none_of_its_files(tmp_path: Path, monkeypatch) -> None:
+    _png(tmp_path / "in" / "a.png")
+    from ecgstudio.io import writers
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "write_csv", full_disk)
+    out = tmp_path / "out"
+    report = digitize_paths([tmp_path / "in"], out, formats=["wfdb", "csv"], digitizer=TruthDigitizer())
+    assert list(report.failed) == ["a"] and "No space left" in report.failed["a"]
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []  # no .hea without its .csv
