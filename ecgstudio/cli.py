@@ -123,7 +123,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         records=tuple(args.records or ()),
-        exclude_records=tuple(pair_record_ids(args.exclude_pairs)),
+        exclude_records=tuple(r for table in args.exclude_pairs or () for r in pair_record_ids(table)),
     )
     init, base = None, ""
     if args.init:
@@ -299,7 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--records", nargs="+", metavar="DIR", help="folders of real records to render (plus simulated)")
-    p.add_argument("--exclude-pairs", metavar="CSV", help="never train on the records of this benchmark pairs CSV")
+    p.add_argument(
+        "--exclude-pairs",
+        nargs="+",
+        metavar="CSV",
+        help="never train on the records of these benchmark pairs CSVs (e.g. ../shared/data/pairs.csv "
+        "../shared/data/ecg-image-kit-dev/pairs.csv); the validation suite's records are always left out",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

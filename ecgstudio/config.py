@@ -31,6 +31,12 @@ class SegmentationConfig:
     #: ... where the page's own resolution allows at least this many times the canonical scale
     #: (on the benchmark pages +0.7 dB at 7.2 px/mm and +0.4 dB more at 7.9).
     min_fine_gain: float = 1.1
+    #: Pages read at fewer px per mm than this (38 dpi) are refused: upscaled to the canonical
+    #: scale they would cost gigabytes and show no trace.
+    min_px_per_mm: float = 1.5
+    #: Images longer than this many times their width (or wider than tall) are refused as strips
+    #: no page or rhythm strip is (a 10 s strip is about 10:1).
+    max_aspect: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from .results import Calibration
 log = logging.getLogger(__name__)
 
 #: Layout chosen for a given number of rows when ``layout="auto"``.
-LAYOUT_BY_ROWS = {1: "12x1", 2: "2x1", 3: "3x4", 4: "3x4+1", 6: "6x2", 7: "6x2+1", 12: "12x1"}
+LAYOUT_BY_ROWS = {2: "2x1", 3: "3x4", 4: "3x4+1", 6: "6x2", 7: "6x2+1", 12: "12x1"}
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,12 @@ def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     n = len(rows)
     if n in LAYOUT_BY_ROWS:
         return get_layout(LAYOUT_BY_ROWS[n])
+    if n < min(LAYOUT_BY_ROWS):
+        raise LayoutError(
+            f"only {n} row of trace was found, fewer than any layout has; the page may be faint, damaged or "
+            f"scanned too coarsely (rescan at 150 dpi or more), or, if you know its layout, name it with "
+            f"--layout (one of: {', '.join(LAYOUTS)})"
+        )
     # Extra rows are usually text or a stray mark: take the largest layout that fits, and
     # match_rows keeps its strongest rows.
     fits = max(k for k in LAYOUT_BY_ROWS if k <= n)
@@ -305,13 +311,15 @@ def refine_layout(layout: Layout, evidence: np.ndarray, fractions: tuple[float, 
     return best
 
 
-def match_rows(rows: list[Row], layout: Layout) -> list[Row]:
+def match_rows(rows: list[Row], layout: Layout, *, requested: str = "auto") -> list[Row]:
     """Pick ``layout.n_rows`` rows: the most trace-like (:attr:`Row.trace_likeness`: a line of
-    header text can be dark but is short, a grid line is straight), in top-to-bottom order."""
+    header text can be dark but is short, a grid line is straight), in top-to-bottom order.
+    ``requested``: the layout asked for (``auto`` or a name), for the message when rows lack."""
     if len(rows) < layout.n_rows:
+        others = ["auto", *(name for name in LAYOUTS if name != layout.name)] if requested != "auto" else list(LAYOUTS)
         raise LayoutError(
-            f"layout {layout.name} needs {layout.n_rows} rows but only {len(rows)} were found; "
-            f"try --layout auto or one of: {', '.join(LAYOUTS)}"
+            f"layout {layout.name} needs {layout.n_rows} rows but only {len(rows)} were found; the page may be "
+            f"faint or damaged, or has another layout: name it with --layout (one of: {', '.join(others)})"
         )
     keep = sorted(sorted(rows, key=lambda r: -r.trace_likeness)[: layout.n_rows], key=lambda r: r.baseline_y)
     return keep

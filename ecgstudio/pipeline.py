@@ -152,9 +152,19 @@ class Digitizer:
         h, w = image.shape[:2]
         if min(h, w) < MIN_SIDE_PX:
             raise ImageSizeError(f"image of {w}x{h} px is too small to hold an ECG; scan at 150 dpi or more")
+        if max(h, w) > config.segmentation.max_aspect * min(h, w):
+            raise ImageSizeError(
+                f"image of {w}x{h} px is {max(h, w) / min(h, w):.0f} times longer than it is wide; no ECG page or "
+                "strip is that narrow: crop it to the ECG, or scan the whole page"
+            )
 
         page = rectify(image)
         px_per_mm = page_px_per_mm(page)
+        if px_per_mm < config.segmentation.min_px_per_mm:
+            raise ImageSizeError(
+                f"image of {w}x{h} px is read at {px_per_mm:.2f} px/mm ({px_per_mm * 25.4:.0f} dpi), too coarse to "
+                "show an ECG trace; scan at 150 dpi or more"
+            )
         stage("geometry", 0.2)
 
         maps = segmentation.canonical_maps(
@@ -313,7 +323,7 @@ def analyse_maps(
         reads = leadnames.row_names(reader, grey, trace_prob, text_prob, rows, px_per_mm=px_per_mm, config=config.names)
         rows = leadnames.drop_rows_above_names(rows, reads)
     chosen = layout_stage.choose_layout(rows, options.layout)
-    rows = layout_stage.match_rows(rows, chosen)
+    rows = layout_stage.match_rows(rows, chosen, requested=options.layout)
     if options.layout == "auto":
         evidence = layout_stage.boundary_evidence(text_prob, rows, px_per_mm=px_per_mm)
         chosen = layout_stage.refine_layout(chosen, evidence)

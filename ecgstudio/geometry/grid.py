@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageSizeError
+from ..io.images import DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ __all__ = ["GridEstimate", "as_rgb", "estimate_grid", "estimate_skew", "line_sig
 
 #: Smallest and largest page images accepted (pixels per side, pixels in all).
 MIN_SIDE_PX = 64
-MAX_PIXELS = 80_000_000
 
 #: Plausible grid scales, pixels per millimetre (a 36 dpi thumbnail to a 1200 dpi scan).
 MIN_PX_PER_MM = 1.4
@@ -119,7 +119,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     ValueError
         If the array does not have one of the shapes above.
     ImageSizeError
-        If a side is shorter than 64 px or the image has more than 80 megapixels.
+        If a side is shorter than 64 px or the image has more than
+        :data:`~ecgstudio.io.images.DEFAULT_MAX_PIXELS`.
     """
     image = _rgb_array(image)
     h, w = image.shape[:2]
@@ -128,10 +129,10 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
             f"the image is {w}x{h} px; a page needs at least {MIN_SIDE_PX} px "
             "per side to show a grid; scan at a higher resolution"
         )
-    if h * w > MAX_PIXELS:
+    if h * w > DEFAULT_MAX_PIXELS:
         raise ImageSizeError(
             f"the image is {w}x{h} px ({h * w / 1e6:.0f} MP), more than "
-            f"{MAX_PIXELS / 1e6:.0f} MP; downscale it (300 dpi is plenty)"
+            f"{DEFAULT_MAX_PIXELS / 1e6:.0f} MP; downscale it (300 dpi is plenty)"
         )
     return np.ascontiguousarray(image)
 

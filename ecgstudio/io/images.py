@@ -21,6 +21,8 @@ import hashlib
 import logging
 import math
 import os
+import re
+import stat
 import struct
 import warnings
 from collections.abc import Iterable, Iterator
@@ -43,14 +45,16 @@ _PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF")
 #: Smallest accepted page side in pixels: a 100 px strip cannot hold a legible ECG.
 MIN_SIDE_PX = 100
 
-#: Default decompression-bomb limit (pixels per page): 150 megapixels, about an A4 page at
-#: 1200 dpi.  A 50 megapixel scan (A4 at 600 dpi) is well inside it.
-DEFAULT_MAX_PIXELS = 150_000_000
+#: The one image size limit (pixels per page), checked from the file's header before decoding:
+#: 80 megapixels, an A4 page at 900 dpi.  A 50 megapixel scan (A4 at 600 dpi) is well inside it.
+DEFAULT_MAX_PIXELS = 80_000_000
 
 #: Default rendering resolution for PDF pages, in dots per inch.
 DEFAULT_PDF_DPI = 200.0
 
 _PDF_MAGIC = b"%PDF-"
+#: How the raster files read here begin (PNG, JPEG, BMP, TIFF little and big endian).
+_RASTER_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
 _HOW_TO_FIX = "re-export or re-scan it as PNG, JPEG, TIFF, BMP or PDF"
 
 # Errors Pillow and its plugins raise on corrupt or truncated data.
@@ -178,7 +182,7 @@ def iter_pages(
     pdf_dpi : float, optional
         Resolution at which PDF pages are rendered, in dots per inch (default 200).
     max_pixels : int, optional
-        Refuse any page with more pixels than this (default 150 megapixels).  Pillow's own
+        Refuse any page with more pixels than this (default 80 megapixels).  Pillow's own
         decompression-bomb error still applies above twice ``PIL.Image.MAX_IMAGE_PIXELS``
         (about 179 megapixels by default) and is reported as :class:`ImageSizeError`.
 
@@ -207,9 +211,9 @@ def iter_pages(
         raise UnreadableImageError(
             f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}; check its permissions"
         ) from exc
-    if _PDF_MAGIC in head:
+    if _PDF_MAGIC in head and not head.startswith(_RASTER_MAGIC):
         return _iter_pdf_pages(path, pdf_dpi=pdf_dpi, max_pixels=max_pixels)
-    return _iter_raster_pages(path, max_pixels=max_pixels)
+    return _iter_raster_pages(path, max_pixels=max_pixels, raster_magic=head.startswith(_RASTER_MAGIC))
 
 
 def file_sha256(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> str:
@@ -294,6 +298,11 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     """The path as a Path, after checking it names a non-empty regular file."""
     path = Path(path)
     if not path.exists():
+        if os.path.lexists(path):
+            raise UnreadableImageError(
+                f"{os.fspath(path)!r} is a link that leads nowhere (a broken link or a loop of links); "
+                "point it at the image file or pass the file itself"
+            )
         raise UnreadableImageError(f"image file {os.fspath(path)!r} does not exist; check the path")
     if path.is_dir():
         raise UnreadableImageError(
@@ -301,10 +310,14 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
             "or expand folders with collect_inputs()"
         )
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise UnreadableImageError(f"cannot access {os.fspath(path)!r}: {exc.strerror or exc}") from exc
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise UnreadableImageError(
+            f"{os.fspath(path)!r} is not a regular file (a pipe, device or socket); save the image to a file first"
+        )
+    if st.st_size == 0:
         raise UnreadableImageError(
             f"image file {os.fspath(path)!r} is empty (0 bytes); the copy or download probably failed, copy it again"
         )
@@ -312,7 +325,7 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def _pillow_errors(path: Path, what: str) -> Iterator[None]:
+def _pillow_errors(path: Path, what: str, *, truncated: bool = False) -> Iterator[None]:
     """Translate Pillow's failures while ``what`` into this package's errors.
 
     Pillow's DecompressionBombWarning is silenced here (our own ``max_pixels`` check has
@@ -321,13 +334,18 @@ def _pillow_errors(path: Path, what: str) -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)  # the error that follows says it
             yield
     except Image.DecompressionBombError as exc:
         raise ImageSizeError(
             f"{os.fspath(path)!r} is too large to decode safely ({exc}); "
-            "downscale it to at most 150 megapixels (e.g. scan at 300 dpi)"
+            f"downscale it to at most {DEFAULT_MAX_PIXELS // 1_000_000} megapixels (e.g. scan at 300 dpi)"
         ) from exc
     except Image.UnidentifiedImageError as exc:
+        if truncated:  # it begins as a PNG, JPEG, BMP or TIFF does, but its header cannot be read
+            raise UnreadableImageError(
+                f"cannot {what} {os.fspath(path)!r}: the file is truncated or corrupt; {_HOW_TO_FIX}"
+            ) from exc
         raise UnreadableImageError(
             f"{os.fspath(path)!r} is not a supported image (PNG, JPEG, BMP, TIFF or PDF); {_HOW_TO_FIX}"
         ) from exc
@@ -352,10 +370,10 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int, page: int 
         )
 
 
-def _iter_raster_pages(path: Path, *, max_pixels: int) -> Iterator[Page]:
-    """Pages of a file Pillow reads (PNG, JPEG, BMP, TIFF)."""
+def _iter_raster_pages(path: Path, *, max_pixels: int, raster_magic: bool) -> Iterator[Page]:
+    """Pages of a file Pillow reads (PNG, JPEG, BMP, TIFF); ``raster_magic``: the file begins as one does."""
     with open(path, "rb") as fh:
-        with _pillow_errors(path, "open"):
+        with _pillow_errors(path, "open", truncated=raster_magic):
             img = Image.open(fh, formats=_PIL_FORMATS)
         with img:
             # Only TIFF pages count as pages: extra frames of APNG/MPO files are previews.
@@ -426,6 +444,20 @@ def _high_depth_to_uint8(a: np.ndarray) -> np.ndarray:
     return ((a * 255 + 32767) // 65535).astype(np.uint8)
 
 
+def _declares_no_pages(path: Path) -> bool:
+    """Whether a PDF's own text says its page tree is empty (``/Count 0``, no ``/Type /Page``)."""
+    with open(path, "rb") as fh:
+        data = fh.read(1 << 20)
+    return re.search(rb"/Count\s+0(?!\d)", data) is not None and re.search(rb"/Type\s*/Page(?!s)", data) is None
+
+
+def _no_pages(path: Path) -> UnreadableImageError:
+    return UnreadableImageError(
+        f"PDF {os.fspath(path)!r} is a valid PDF with no pages, so there is nothing to digitize; "
+        "check that the right file was exported"
+    )
+
+
 def _iter_pdf_pages(path: Path, *, pdf_dpi: float, max_pixels: int) -> Iterator[Page]:
     """Pages of a PDF rendered with PDFium at ``pdf_dpi``."""
     import pypdfium2 as pdfium
@@ -438,12 +470,16 @@ def _iter_pdf_pages(path: Path, *, pdf_dpi: float, max_pixels: int) -> Iterator[
 
     try:
         pdf = pdfium.PdfDocument(path)
-    except (pdfium.PdfiumError, OSError, ValueError) as exc:
+    except pdfium.PdfiumError as exc:
+        if _declares_no_pages(path):  # PDFium refuses a document without pages as if it were corrupt
+            raise _no_pages(path) from exc
+        raise unreadable(exc, "open") from exc
+    except (OSError, ValueError) as exc:
         raise unreadable(exc, "open") from exc
     try:
         n_pages = len(pdf)
         if n_pages == 0:
-            raise UnreadableImageError(f"PDF {os.fspath(path)!r} has no pages; export it again")
+            raise _no_pages(path)
         scale = pdf_dpi / 72.0
         for index in range(n_pages):
             try:

@@ -37,7 +37,7 @@ import numpy as np
 from .. import __version__
 from ..paper import Layout
 from ..results import Calibration, Signals
-from .atomic import atomic_path, write_text_atomic
+from .atomic import atomic_path, fsync_folder, write_text_atomic
 from .images import file_sha256
 from .signals import EDF_ANNOTATIONS_LABEL, EDF_GAP_NOTE
 
@@ -133,6 +133,7 @@ def write_wfdb(
             target = out_dir / f"{record_name}{suffix}"
             os.replace(tmp_file, target)
             targets.append(target)
+        fsync_folder(out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     logger.debug("wrote WFDB record %s", targets[1])

@@ -7,6 +7,7 @@ as WFDB (``.hea``/``.dat``) and a JSON file with the style, damage, warp and see
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,18 @@ log = logging.getLogger(__name__)
 DAMAGE_PRESETS = ("none", "random", "all")
 
 
+#: One real record in this many, chosen by a hash of its id, is kept for validation
+#: (``benchmarks/bench_suite.py``): no training run renders it.
+VALIDATION_ONE_IN = 8
+
+
+def is_validation_record(name: str) -> bool:
+    """Whether the record ``name`` (a file stem such as ``01612_hr``; its id is the part before
+    the first ``_``) belongs to the validation records that training leaves out."""
+    record_id = name.split("_")[0]
+    return int(hashlib.sha256(record_id.encode("utf-8")).hexdigest(), 16) % VALIDATION_ONE_IN == 0
+
+
 class RecordPool:
     """Real records to plot, read lazily from WFDB/CSV files, mixed with simulated ones.
 
@@ -43,9 +56,16 @@ class RecordPool:
 
     @classmethod
     def from_folders(
-        cls, folders: Sequence[str | Path], *, simulate_share: float = 0.3, exclude: Sequence[str] = ()
+        cls,
+        folders: Sequence[str | Path],
+        *,
+        simulate_share: float = 0.3,
+        exclude: Sequence[str] = (),
+        validation: bool | None = None,
     ) -> RecordPool:
-        """All WFDB headers (``*.hea``) and CSV files under the given folders."""
+        """All WFDB headers (``*.hea``) and CSV files under the given folders, but the records
+        whose ids are in ``exclude``; with ``validation`` False (training) or True (the
+        validation suite) only the records :func:`is_validation_record` says are not, or are."""
         paths: list[Path] = []
         for folder in folders:
             folder = Path(folder)
@@ -55,6 +75,8 @@ class RecordPool:
             paths += sorted(folder.rglob("*.hea")) + sorted(folder.rglob("*.csv"))
         excluded = set(exclude)
         paths = [p for p in paths if p.stem.split("_")[0] not in excluded]
+        if validation is not None:
+            paths = [p for p in paths if is_validation_record(p.stem) == validation]
         return cls(paths, simulate_share=simulate_share)
 
     def __len__(self) -> int:

@@ -614,7 +614,7 @@ class _Synthetic:
     def __init__(self, config: FinetuneConfig, rng: np.random.Generator) -> None:
         self.config = config
         self.rng = rng
-        self.records = RecordPool.from_folders(config.records) if config.records else RecordPool()
+        self.records = RecordPool.from_folders(config.records, validation=False) if config.records else RecordPool()
         self.pages: list[tuple[np.ndarray, np.ndarray]] = []
         self.rendered = 0
 

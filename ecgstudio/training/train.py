@@ -87,7 +87,7 @@ def trace_loss(logits: torch.Tensor, targets: torch.Tensor, *, text_weight: torc
 def _records(config: TrainConfig) -> RecordPool:
     if not config.records:
         return RecordPool()
-    return RecordPool.from_folders(config.records, exclude=config.exclude_records)
+    return RecordPool.from_folders(config.records, exclude=config.exclude_records, validation=False)
 
 
 def _lr(config: TrainConfig, step: int) -> float:
