@@ -116,13 +116,21 @@ class ReviewStatus(StrEnum):
     """Where a page (or one lead of it) stands in review.
 
     ``new``: nobody has looked at it; ``proposed``: the model's output, unreviewed;
-    ``reviewed``: a person checked it and accepted it as is; ``corrected``: a person edited it.
+    ``edited``: a person changed it but has not signed it off; ``reviewed``: a person checked it
+    and accepted it as is; ``corrected``: a person edited it and accepted it.  Only the last two
+    are signed off (reviewer and time set) and feed training.
     """
 
     NEW = "new"
     PROPOSED = "proposed"
+    EDITED = "edited"
     REVIEWED = "reviewed"
     CORRECTED = "corrected"
+
+    @property
+    def signed_off(self) -> bool:
+        """Whether a person accepted the page (or lead) in this state."""
+        return self in (ReviewStatus.REVIEWED, ReviewStatus.CORRECTED)
 
 
 def utc_now() -> str:

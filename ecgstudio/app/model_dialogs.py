@@ -222,18 +222,19 @@ class FinetuneDialog(QDialog):
         self.budget.setCurrentIndex(k if k >= 0 else self.budget.count() - 1)
 
     def set_selection(self, labels: list[Path], left_out: int, *, base: str = "") -> None:
-        """Say which pages will be used (reviewed and corrected ones), how many are left out, the base model."""
+        """Say which pages will be used (the signed-off ones), how many are left out, the base model."""
         names = ", ".join(p.name.removesuffix(".labels.h5") for p in labels[:6])
         more = f" and {len(labels) - 6} more" if len(labels) > 6 else ""
         other = (
-            f" {left_out} other page{'s are' if left_out != 1 else ' is'} not reviewed yet and "
+            f" {left_out} other page{'s are' if left_out != 1 else ' is'} not signed off (new, proposed or "
+            "edited) and "
             f"{'are' if left_out != 1 else 'is'} left out."
             if left_out
             else ""
         )
         start = f" The fine-tune starts from the active model, <b>{base}</b>." if base else ""
         self.pages.setText(
-            f"<b>{len(labels)} reviewed pages</b> of this worklist will be used: {names}{more}.{other}{start}"
+            f"<b>{len(labels)} signed-off pages</b> of this worklist will be used: {names}{more}.{other}{start}"
         )
         self.pages.setToolTip("\n".join(str(p) for p in labels))
 

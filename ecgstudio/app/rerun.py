@@ -74,7 +74,7 @@ class RerunSummary:
         parts = []
         model = f" {self.model}" if self.model else ""
         if not self.planned:
-            parts.append("No page to re-run: every page of the worklist is reviewed or corrected.")
+            parts.append("No page to re-run: every page of the worklist is edited or signed off.")
         else:
             stop = " (stopped)" if self.cancelled else ""
             parts.append(
@@ -98,7 +98,7 @@ class RerunSummary:
                 parts.append(f"{first} page{'s' if first != 1 else ''} got a first proposal.")
         if self.kept:
             parts.append(
-                f"{self.kept} reviewed or corrected page{'s were' if self.kept != 1 else ' was'} not "
+                f"{self.kept} edited or signed-off page{'s were' if self.kept != 1 else ' was'} not "
                 "touched: a re-run only replaces the proposals of new and proposed pages."
             )
         for title, why in self.skipped[:3]:

@@ -28,6 +28,19 @@ from ..labels import ReviewStatus
 from .document_bridge import DocumentBridge
 from .worklist import STATUS_COLORS
 
+#: What the status badge says: whether a person signed the page off is never in doubt.
+STATUS_TEXT = {
+    ReviewStatus.NEW: "NEW",
+    ReviewStatus.PROPOSED: "PROPOSED",
+    ReviewStatus.EDITED: "EDITED, NOT SIGNED OFF",
+    ReviewStatus.REVIEWED: "ACCEPTED AS PROPOSED",
+    ReviewStatus.CORRECTED: "ACCEPTED WITH CORRECTIONS",
+}
+NOT_SIGNED_OFF = {
+    ReviewStatus.PROPOSED: "Model proposal, not reviewed yet",
+    ReviewStatus.EDITED: "Edited; press Accept page to sign it off (only signed-off pages train the model)",
+}
+
 
 class ReviewPanel(QWidget):
     """Page status, who reviewed it and when, the reviewer name setting, a note, and Accept."""
@@ -97,12 +110,12 @@ class ReviewPanel(QWidget):
             self.note.setText("")
             return
         r = doc.review
-        self.set_status_text(r.status.value.upper(), r.status.value)
-        if r.reviewer:
+        self.set_status_text(STATUS_TEXT.get(r.status, r.status.value.upper()), r.status.value)
+        if r.status.signed_off and r.reviewer:
             when = r.reviewed_at.replace("T", " ").replace("Z", " UTC")
-            self.who.setText(f"By {r.reviewer}, {when}")
+            self.who.setText(f"Signed off by {r.reviewer}, {when}")
         else:
-            self.who.setText("Model proposal, not reviewed yet" if r.status == ReviewStatus.PROPOSED else "")
+            self.who.setText(NOT_SIGNED_OFF.get(r.status, ""))
         if not self.note.hasFocus():
             self.note.setText(r.note)
 
@@ -195,7 +208,7 @@ class LeadPanel(QWidget):
             for k, box in enumerate(doc.boxes):
                 conf = doc.confidence.get(box.lead)
                 page = doc.review.status
-                unreviewed = ReviewStatus.PROPOSED if page == ReviewStatus.CORRECTED else page
+                unreviewed = ReviewStatus.PROPOSED if page in (ReviewStatus.CORRECTED, ReviewStatus.EDITED) else page
                 status = doc.review.lead_status.get(box.lead, unreviewed).value
                 name = box.lead + (" (rhythm)" if box.duration_s > 5 else "")
                 cells = [name, "" if conf is None else f"{conf:.2f}", status]

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 STATUS_COLORS = {
     ReviewStatus.NEW: "#6b6b6b",
     ReviewStatus.PROPOSED: "#b35c00",
+    ReviewStatus.EDITED: "#7a3fb0",
     ReviewStatus.REVIEWED: "#1d7a2e",
     ReviewStatus.CORRECTED: "#1f5fbf",
 }

@@ -479,11 +479,13 @@ class PageDocument:
         return tuple(cols)
 
     def _edited_review(self, leads: Iterable[str] = ()) -> Review:
+        """The review after an edit: ``edited``, and no longer signed off (an acceptance was of
+        what the page showed then); the leads touched are ``edited`` too."""
         r = self.review
         lead_status = dict(r.lead_status)
         for lead in leads:
-            lead_status[lead] = ReviewStatus.CORRECTED
-        return Review(ReviewStatus.CORRECTED, lead_status, self.reviewer, utc_now(), r.note)
+            lead_status[lead] = ReviewStatus.EDITED
+        return Review(ReviewStatus.EDITED, lead_status, "", "", r.note)
 
     def _edit(
         self,
@@ -799,11 +801,13 @@ class PageDocument:
     # ------------------------------------------------------------------ review
 
     def accept(self) -> None:
-        """Mark the page reviewed (``corrected`` if it was edited) by :attr:`reviewer`, now."""
+        """Sign the page off as :attr:`reviewer`, now: ``reviewed`` when nobody edited it,
+        ``corrected`` when somebody did (its edited leads ``corrected``, the others ``reviewed``)."""
         r = self.review
-        edited = r.status == ReviewStatus.CORRECTED or ReviewStatus.CORRECTED in r.lead_status.values()
+        was_edited = (ReviewStatus.EDITED, ReviewStatus.CORRECTED)
+        edited = r.status in was_edited or any(s in was_edited for s in r.lead_status.values())
         lead_status = {b.lead: ReviewStatus.REVIEWED for b in self.boxes}
-        lead_status.update({lead: s for lead, s in r.lead_status.items() if s == ReviewStatus.CORRECTED})
+        lead_status.update({lead: ReviewStatus.CORRECTED for lead, s in r.lead_status.items() if s in was_edited})
         review = Review(
             ReviewStatus.CORRECTED if edited else ReviewStatus.REVIEWED, lead_status, self.reviewer, utc_now(), r.note
         )

@@ -184,8 +184,24 @@ def test_edits_rederive_only_the_leads_they_touch(doc) -> None:
     changed = [lead for lead in doc.lead_names if doc.column(lead) is not before[lead]]
     assert changed == ["II"]
     assert np.nanmax(np.abs(doc.column("II") - before["II"])) == pytest.approx(10 / doc.calibration.px_per_mv, rel=0.1)
-    assert doc.review.status == ReviewStatus.CORRECTED and doc.review.lead_status == {"II": ReviewStatus.CORRECTED}
-    assert doc.review.reviewer == "me"
+    assert doc.review.status == ReviewStatus.EDITED and doc.review.lead_status == {"II": ReviewStatus.EDITED}
+    assert doc.review.reviewer == "" and doc.review.reviewed_at == ""  # edited is not signed off
+
+
+def test_edited_and_signed_off_are_kept_apart(doc) -> None:
+    """An edit never signs a page off; Accept does, by whom and when; a later edit revokes it.
+    Only signed-off pages are trainable."""
+    _drag(doc)
+    assert doc.review.status == ReviewStatus.EDITED and not is_trainable(doc.review.status.value)
+    doc.accept()
+    signed = doc.review
+    assert signed.status == ReviewStatus.CORRECTED and signed.reviewer == "me" and signed.reviewed_at
+    assert signed.lead_status["II"] == ReviewStatus.CORRECTED and signed.lead_status["I"] == ReviewStatus.REVIEWED
+    assert is_trainable(signed.status.value)
+    _drag(doc)
+    assert doc.review.status == ReviewStatus.EDITED and doc.review.reviewer == "" and doc.review.reviewed_at == ""
+    doc.history.undo()
+    assert doc.review == signed  # undo brings the sign-off back with the page it was given for
 
 
 def test_a_new_gain_scales_every_signal_and_a_new_speed_resamples(doc, page) -> None:
@@ -612,17 +628,20 @@ def test_label_summaries_and_trainable_pages(tmp_path, page) -> None:
     damaged = WorkItem(PageRef(tmp_path / "damaged.png"), tmp_path / "labels")
     damaged.label_path.write_bytes(b"junk")
     missing = WorkItem(PageRef(tmp_path / "missing.png"), tmp_path / "labels")
-    twin = WorkItem(items[2].page, items[2].labels_dir)  # the same page twice
+    reviewed, corrected = items[3], items[4]
+    twin = WorkItem(reviewed.page, reviewed.labels_dir)  # the same page twice
     worklist = [*items, damaged, missing, twin]
 
-    assert read_label_summary(items[2].label_path) == LabelSummary("reviewed", 0.3, "rev")
+    assert read_label_summary(reviewed.label_path) == LabelSummary("reviewed", 0.3, "rev")
     assert read_label_summary(damaged.label_path).status == UNREADABLE
     assert read_label_summary(missing.label_path) == LabelSummary()
     labels = trainable_label_files(worklist)
-    assert labels == [items[2].label_path, items[3].label_path]  # reviewed and corrected, each once
-    assert [i.status for i in worklist] == ["new", "proposed", "reviewed", "corrected", UNREADABLE, "new", "reviewed"]
-    assert items[2].confidence == pytest.approx(0.3) and items[2].reviewer == "rev"
-    assert [is_trainable(s) for s in ("new", "proposed", "reviewed", "corrected", UNREADABLE)] == [
+    assert labels == [reviewed.label_path, corrected.label_path]  # the signed-off pages, each once
+    statuses = ["new", "proposed", "edited", "reviewed", "corrected", UNREADABLE, "new", "reviewed"]
+    assert [i.status for i in worklist] == statuses
+    assert reviewed.confidence == pytest.approx(0.3) and reviewed.reviewer == "rev"
+    assert [is_trainable(s) for s in ("new", "proposed", "edited", "reviewed", "corrected", UNREADABLE)] == [
+        False,
         False,
         False,
         True,

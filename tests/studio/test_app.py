@@ -167,7 +167,17 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
         QTest.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert doc.record() == edited
 
-    # 6. Save (Ctrl+S), close, reopen: exactly what was saved comes back, review included.
+    # 6. Edited is not signed off: saved as edited, nobody's name on it, until Accept.
+    QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    saved = load_labels(label)
+    assert saved == doc.record()
+    assert saved.review.status == ReviewStatus.EDITED and saved.review.reviewer == ""
+    assert w.review_panel.status.text() == "EDITED, NOT SIGNED OFF" and "sign it off" in w.review_panel.who.text()
+    qtbot.mouseClick(w.review_panel.accept_button, Qt.MouseButton.LeftButton)
+    assert w.review_panel.status.text() == "ACCEPTED WITH CORRECTIONS"
+    assert w.review_panel.who.text().startswith("Signed off by Dr Test, ")
+
+    # 7. Save (Ctrl+S), close, reopen: exactly what was saved comes back, review included.
     QTest.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     saved = load_labels(label)
     assert saved == doc.record()
@@ -179,7 +189,7 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
     doc2 = open_and_wait(qtbot, w2, [SAMPLE_SCAN])
     assert doc2.record() == saved
     np.testing.assert_array_equal(doc2.signals.mv, saved.digitization.signals.mv)
-    assert doc2.review.reviewer == "Dr Test" and w2.review_panel.status.text() == "CORRECTED"
+    assert doc2.review.reviewer == "Dr Test" and w2.review_panel.status.text() == "ACCEPTED WITH CORRECTIONS"
     assert not doc2.dirty
     assert str(SAMPLE_SCAN.resolve()) in w2.settings.recent
 

@@ -145,7 +145,7 @@ def test_finetune_in_a_worker_process_then_rerun_marks_changed_pages(qtbot, make
 
     w.act_finetune.trigger()
     dialog = w.finetune_dialog
-    assert "2 reviewed pages" in dialog.pages.text() and "1 other page is not reviewed yet" in dialog.pages.text()
+    assert "2 signed-off pages" in dialog.pages.text() and "1 other page is not signed off" in dialog.pages.text()
     assert dialog.budget.currentData() == 10.0  # the default budget
     seen = []
     w.finetune_runner.progress.connect(lambda p: seen.append(p.stage))
@@ -178,7 +178,7 @@ def test_finetune_in_a_worker_process_then_rerun_marks_changed_pages(qtbot, make
     qtbot.mouseClick(dialog.rerun_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.worklist_rerun.running, timeout=WAIT_MS)
     summary = w.banner_text()
-    assert "2 reviewed or corrected pages were not touched" in summary, summary
+    assert "2 edited or signed-off pages were not touched" in summary, summary
     assert "only replaces the proposals of new and proposed pages" in summary
     record = load_labels(labels / "page_00002.labels.h5")
     assert record.review.status == ReviewStatus.PROPOSED and record.digitization.model_version == new.name
@@ -355,7 +355,7 @@ def test_rerun_marks_changed_pages_and_never_overwrites_reviewed_ones(qtbot, mak
     qtbot.waitUntil(lambda: not w.worklist_rerun.running, timeout=WAIT_MS)
     text = w.banner_text()
     assert "2 of 2 pages changed; largest change: page_0000" in text, text
-    assert "1 reviewed or corrected page was not touched" in text
+    assert "1 edited or signed-off page was not touched" in text
     assert _sha(labels / "page_00000.labels.h5") == kept
     model_ = w.worklist.model
     assert model_.data(model_.index(2, CHANGE_COLUMN)) not in ("", "same", "first")
@@ -373,8 +373,8 @@ def test_rerun_marks_changed_pages_and_never_overwrites_reviewed_ones(qtbot, mak
     w.rerun_worklist()
     qtbot.waitUntil(lambda: not w.worklist_rerun.running, timeout=WAIT_MS)
     record = load_labels(labels / "page_00002.labels.h5")
-    assert record.review.status == ReviewStatus.CORRECTED and record.digitization.model_version == "other"
-    assert "2 reviewed or corrected pages were not touched" in w.banner_text()
+    assert record.review.status == ReviewStatus.EDITED and record.digitization.model_version == "other"
+    assert "2 edited or signed-off pages were not touched" in w.banner_text()
 
 
 def test_proposal_change_compares_finite_samples_by_lead() -> None:
