@@ -93,6 +93,15 @@ class LeadBox:
     def height(self) -> float:
         return self.y1 - self.y0
 
+    def spanning(self, x0: float, x1: float) -> LeadBox:
+        """This box from pixel ``x0`` to ``x1`` on the same time axis (:attr:`origin_x` and seconds
+        per pixel kept): moved or resized, its lead's samples stay where the page's time axis puts
+        them.  The left edge stops at t = 0 (a lead shows nothing before the record starts)."""
+        origin = self.origin_x
+        s_per_px = self.duration_s / self.width if self.width > 0 and self.duration_s > 0 else 0.0
+        x0 = max(float(x0), origin)
+        return replace(self, x0=x0, x1=float(x1), t_start_s=(x0 - origin) * s_per_px, duration_s=(x1 - x0) * s_per_px)
+
     def mapped(self, map_points: Callable[[np.ndarray], np.ndarray]) -> LeadBox:
         """This box in the frame ``map_points`` carries ``(n, 2)`` pixel points to: the bounding
         box of its mapped corners, the baseline at its mapped ends' mean height."""

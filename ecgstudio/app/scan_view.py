@@ -15,6 +15,7 @@ two-click calibration-pulse measurement.  Every edit goes through the
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from enum import StrEnum
 
 import numpy as np
@@ -157,6 +158,9 @@ class ScanView(QGraphicsView):
         self.tool = Tool.SELECT
         self.snap = True
         self.drag_radius_px = DRAG_RADIUS_PX
+        #: Asked for the lead of a new box when every lead has one: gets the leads, returns one or
+        #: None (cancel).  The window sets a dialog here; tests set an answer.
+        self.ask_lead: Callable[[list[str]], str | None] = lambda leads: None
         self.layers = {"boxes": True, "mask": True, "traces": True, "low": True}
         self.mask_opacity = 0.35
         self._pixmap = QGraphicsPixmapItem()
@@ -564,7 +568,9 @@ class ScanView(QGraphicsView):
             elif mode == "add" and doc is not None:
                 r = QRectF(drag["start"], p).normalized()
                 if r.width() >= 4 and r.height() >= 4:
-                    doc.add_box(r.left(), r.top(), r.right(), r.bottom())
+                    lead = None if doc.missing_leads() else self.ask_lead(list(doc.lead_names))
+                    if lead is not None or doc.missing_leads():
+                        doc.add_box(r.left(), r.top(), r.right(), r.bottom(), lead=lead)
         except ValueError as exc:
             self.hint.emit(str(exc))
         finally:

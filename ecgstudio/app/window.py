@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -596,6 +597,7 @@ class MainWindow(QMainWindow):
         self.engine.failed.connect(self._on_failed)
         self.worklist.activated.connect(self.open_row)
         self.scan_view.hint.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.scan_view.ask_lead = self._ask_lead
         self.scan_view.rulerMeasured.connect(self._on_ruler)
         self.scan_view.pulseMeasured.connect(self._on_pulse)
         self.signal_view.leadClicked.connect(self._on_lead_clicked)
@@ -893,6 +895,18 @@ class MainWindow(QMainWindow):
         self.settings.mask_opacity = value / 100
         if value > 0 and not self.layer_actions["mask"].isChecked():
             self.set_layer("mask", True)
+
+    def _ask_lead(self, leads: list[str]) -> str | None:
+        """Which lead a new box shows, where every lead already has one (None: cancelled)."""
+        lead, ok = QInputDialog.getItem(
+            self,
+            "Lead of the new box",
+            "Every lead of this page already has a box.\nWhich lead does the new box show (e.g. a rhythm strip)?",
+            leads,
+            0,
+            False,
+        )
+        return lead if ok else None
 
     def undo(self) -> None:
         if self.document is not None:

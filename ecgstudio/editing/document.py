@@ -32,7 +32,7 @@ from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
 from ..results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
-from ..signals import assemble_signals
+from ..signals import assemble_signals, lead_confidence
 from ..strokes import trace_in_box
 from .callbacks import Callbacks
 from .history import History
@@ -119,6 +119,9 @@ class PageState:
     review : Review
     masks : PageMasks or None
         The model's masks; trace labels follow the boxes when boxes are added or deleted.
+    confidence : dict of str to float
+        Per lead, 0..1: the model's, until an edit touches the lead; then measured again from
+        its trace (:func:`ecgstudio.signals.lead_confidence`).  A lead without a box has none.
     """
 
     calibration: Calibration
@@ -128,6 +131,7 @@ class PageState:
     review: Review
     masks: PageMasks | None = None
     n_samples: int = field(default=0)
+    confidence: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +214,6 @@ class PageDocument:
         self.layout = dig.layout
         self.image_size = tuple(dig.image_size)
         self.model_version = dig.model_version
-        self.confidence = dict(dig.confidence)
         self.timings_s = dict(dig.timings_s)
         self.lead_names = tuple(dig.signals.lead_names)
         self.history = History()
@@ -226,6 +229,7 @@ class PageDocument:
             record.review,
             dig.masks,
             dig.signals.n_samples,
+            dict(dig.confidence),
         )
 
     # ------------------------------------------------------------------ construction
@@ -250,6 +254,11 @@ class PageDocument:
     @property
     def state(self) -> PageState:
         return self._state
+
+    @property
+    def confidence(self) -> dict[str, float]:
+        """Per-lead confidence (0..1) as the page now stands (see :class:`PageState`)."""
+        return self._state.confidence
 
     @property
     def calibration(self) -> Calibration:
@@ -512,7 +521,9 @@ class PageDocument:
         if columns is None:
             columns = self._columns(calibration, boxes, traces, n, leads, s.columns)
         review = self._edited_review(() if leads is None else leads)
-        state = PageState(calibration, boxes, traces, columns, review, s.masks if masks is False else masks, n)
+        confidence = _confidence_after_edit(s.confidence, boxes, traces, leads)
+        masks = s.masks if masks is False else masks
+        state = PageState(calibration, boxes, traces, columns, review, masks, n, confidence)
         change = Change(
             boxes=boxes_changed,
             traces=changed_traces,
@@ -616,28 +627,20 @@ class PageDocument:
         )
 
     def move_box(self, k: int, dx: float, dy: float) -> None:
-        """Move box ``k`` by ``(dx, dy)`` px; its time window stays, so its trace's timing shifts."""
-        b = self.boxes[k]
-        self.set_box(
-            k, replace(b, x0=b.x0 + dx, x1=b.x1 + dx, y0=b.y0 + dy, y1=b.y1 + dy, baseline_y=b.baseline_y + dy)
-        )
+        """Move box ``k`` by ``(dx, dy)`` px over the page's time axis: its time window moves with
+        it (:meth:`~ecgstudio.results.LeadBox.spanning`), so its lead keeps its timing."""
+        b = self.boxes[k].spanning(self.boxes[k].x0 + dx, self.boxes[k].x1 + dx)
+        self.set_box(k, replace(b, y0=b.y0 + dy, y1=b.y1 + dy, baseline_y=b.baseline_y + dy))
 
     def resize_box(self, k: int, x0: float, y0: float, x1: float, y1: float) -> None:
-        """New corners for box ``k``.
-
-        The left edge stays the lead's start time; the duration follows the width at the box's
-        own time scale (seconds per pixel), so the box still reads time as before.
-        """
+        """New corners for box ``k``, on the page's time axis: trimming an edge trims the lead's
+        time window there and moves none of its samples in time
+        (:meth:`~ecgstudio.results.LeadBox.spanning`)."""
         b = self.boxes[k]
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
         baseline = min(max(b.baseline_y, y0), y1)
-        s_per_px = b.duration_s / b.width if b.width > 0 else 1.0 / self.calibration.px_per_s
-        self.set_box(
-            k,
-            replace(b, x0=x0, y0=y0, x1=x1, y1=y1, baseline_y=baseline, duration_s=(x1 - x0) * s_per_px),
-            text="Resize box",
-        )
+        self.set_box(k, replace(b.spanning(x0, x1), y0=y0, y1=y1, baseline_y=baseline), text="Resize box")
 
     def rename_box(self, k: int, lead: str) -> None:
         self.set_box(k, replace(self.boxes[k], lead=lead), text=f"Rename lead to {lead}")
@@ -657,16 +660,25 @@ class PageDocument:
     def add_box(self, x0: float, y0: float, x1: float, y1: float, *, lead: str | None = None) -> int:
         """Add a lead box over a rectangle and extract its trace from the model's ink mask.
 
-        The lead defaults to the first lead with no box; the start time is guessed from the
-        left edge of the other boxes (edit it in the lead panel).  Returns the new index.
+        The lead defaults to the first lead with no box (:meth:`missing_leads`); where every lead
+        has one, the caller must say which (a second box of a lead is a rhythm strip or a second
+        segment, never a guess).  The start time is guessed from the left edge of the other boxes
+        (edit it in the lead panel).  Returns the new index.
+
+        Raises
+        ------
+        ValueError
+            The box is too small, or ``lead`` is None and every lead has a box.
         """
         x0, x1 = sorted((float(x0), float(x1)))
         y0, y1 = sorted((float(y0), float(y1)))
         if x1 - x0 < 4 or y1 - y0 < 4:
             raise ValueError("draw a box at least a few pixels wide and tall")
-        present = {b.lead for b in self.boxes}
         if lead is None:
-            lead = next((name for name in self.lead_names if name not in present), self.lead_names[0])
+            missing = self.missing_leads()
+            if not missing:
+                raise ValueError("every lead of the page already has a box; say which lead this box shows")
+            lead = missing[0]
         px_per_s = self.calibration.px_per_s
         left = min((b.x0 for b in self.boxes), default=x0)
         t_start = max(0.0, round((x0 - left) / px_per_s, 2))
@@ -700,6 +712,11 @@ class PageDocument:
         )
         self.select(k)
         return k
+
+    def missing_leads(self) -> list[str]:
+        """The page's leads that have no box, in lead order."""
+        present = {b.lead for b in self.boxes}
+        return [name for name in self.lead_names if name not in present]
 
     def delete_box(self, k: int) -> None:
         """Delete box ``k`` and its trace (its ink in the mask becomes unassigned)."""
@@ -822,7 +839,7 @@ class PageDocument:
         """Take a new model result for the page (undoable); the review goes back to ``proposed``."""
         d = digitization
         self.layout, self.model_version = d.layout, d.model_version
-        self.confidence, self.timings_s = dict(d.confidence), dict(d.timings_s)
+        self.timings_s = dict(d.timings_s)
         cols = tuple(_frozen(d.signals.mv[:, i]) for i in range(d.signals.mv.shape[1]))
         if d.signals.fs != self.fs or tuple(d.signals.lead_names) != self.lead_names:
             self.fs = float(d.signals.fs)
@@ -835,6 +852,7 @@ class PageDocument:
             Review(ReviewStatus.PROPOSED, {}, "", "", self.review.note),
             d.masks,
             d.signals.n_samples,
+            dict(d.confidence),
         )
         self.select(-1)
         self._push(state, EVERYTHING, "Run the model again")
@@ -847,3 +865,19 @@ class PageDocument:
             img = self.image
             self._gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         return self._gray
+
+
+def _confidence_after_edit(
+    before: dict[str, float], boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], leads: frozenset[str] | None
+) -> dict[str, float]:
+    """Lead confidences once ``leads`` (None: all) were edited: those measured again from their
+    traces (points without a confidence were given by a person or a tool: full), the others as
+    they were; leads left without a box have none."""
+    given = tuple(
+        t if t.confidence is not None else replace(t, confidence=np.ones(len(t.xy), np.float32)) for t in traces
+    )
+    measured = lead_confidence(boxes, given)
+    return {
+        lead: measured[lead] if leads is None or lead in leads or lead not in before else before[lead]
+        for lead in measured
+    }

@@ -188,6 +188,65 @@ def test_edits_rederive_only_the_leads_they_touch(doc) -> None:
     assert doc.review.reviewer == "" and doc.review.reviewed_at == ""  # edited is not signed off
 
 
+@pytest.mark.parametrize("how", ["trim left edge", "trim right edge", "move right"])
+def test_resizing_or_moving_a_box_never_shifts_its_lead_in_time(doc, how) -> None:
+    """The samples a box keeps stay where the page's time axis puts them (trimming V5's left edge
+    once moved its beats 0.24 s against V4 and V6)."""
+    k = doc.box_for_lead("II")
+    before = doc.column("II").copy()
+    b = doc.boxes[k]
+    if how == "trim left edge":
+        doc.resize_box(k, b.x0 + 100, b.y0, b.x1, b.y1)
+    elif how == "trim right edge":
+        doc.resize_box(k, b.x0, b.y0, b.x1 - 100, b.y1)
+    else:
+        doc.move_box(k, 40.0, 0.0)
+    after = doc.column("II")
+    both = np.isfinite(before) & np.isfinite(after)
+    assert both.sum() > 0.5 * FS  # seconds of the lead still shown
+    if how == "move right":  # the box now covers other ink; its samples sit at that ink's times
+        return
+    np.testing.assert_allclose(after[both], before[both], atol=1e-9)
+    assert np.isnan(after[np.isfinite(before) & ~both]).all()
+
+
+def test_a_box_dragged_before_the_record_start_stops_at_zero(doc) -> None:
+    k = doc.box_for_lead("I")
+    b = doc.boxes[k]
+    doc.resize_box(k, b.x0 - 30, b.y0, b.x1, b.y1)
+    assert doc.boxes[k].t_start_s == 0.0 and doc.boxes[k].x0 == pytest.approx(b.origin_x)
+
+
+def test_a_new_box_takes_a_missing_lead_or_must_be_named(doc) -> None:
+    b = doc.boxes[doc.box_for_lead("II")]
+    missing = doc.missing_leads()
+    assert missing == [lead for lead in LEAD_NAMES if lead not in LEADS]
+    for lead in missing:  # each new box takes the next lead the page lacks
+        k = doc.add_box(b.x0, b.y0, b.x1, b.y1)
+        assert doc.boxes[k].lead == lead
+    with pytest.raises(ValueError, match="every lead of the page already has a box"):
+        doc.add_box(b.x0, b.y0, b.x1, b.y1)  # never a silent second lead I
+    k = doc.add_box(b.x0, b.y0, b.x1, b.y1, lead="II")  # named: a second II (a rhythm strip)
+    assert doc.boxes[k].lead == "II" and doc.confidence["II"] > 0.5  # traced from the ink, measured
+
+
+def test_confidence_follows_the_edits(doc) -> None:
+    """Erased or emptied leads lose their confidence (sorting by it keeps its meaning); leads
+    nobody touched keep the model's; undo brings the old values back."""
+    before = dict(doc.confidence)
+    k = doc.box_for_lead("I")
+    b = doc.boxes[k]
+    doc.erase_stretch(k, b.x0, b.x0 + 0.8 * b.width)
+    assert doc.confidence["I"] < 0.3 < before["I"]
+    assert doc.confidence["II"] == before["II"] and doc.confidence["III"] == before["III"]
+    assert doc.record().digitization.confidence["I"] == doc.confidence["I"]
+    doc.delete_box(doc.box_for_lead("III"))
+    assert "III" not in doc.confidence
+    doc.history.undo()
+    doc.history.undo()
+    assert doc.confidence == before
+
+
 def test_edited_and_signed_off_are_kept_apart(doc) -> None:
     """An edit never signs a page off; Accept does, by whom and when; a later edit revokes it.
     Only signed-off pages are trainable."""

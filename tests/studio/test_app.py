@@ -144,7 +144,8 @@ def test_open_sample_edit_undo_save_reopen(qtbot, make_window, tmp_path) -> None
     nb = doc.boxes[kv]
     assert nb.x0 - b.x0 == pytest.approx(12 / w.scan_view.zoom, abs=1.0)
     assert nb.y0 - b.y0 == pytest.approx(6 / w.scan_view.zoom, abs=1.0)
-    assert nb.t_start_s == b.t_start_s and nb.width == pytest.approx(b.width)
+    assert nb.origin_x == pytest.approx(b.origin_x) and nb.width == pytest.approx(b.width)  # the time axis stays
+    assert nb.t_start_s == pytest.approx(b.t_start_s + (nb.x0 - b.x0) * b.duration_s / b.width)
 
     # 4. Change the gain in the calibration panel: every signal halves at once.
     v4 = doc.column("V4").copy()
@@ -242,17 +243,23 @@ def test_pen_eraser_snap_add_delete_rename_and_layers(qtbot, make_window) -> Non
     error = np.abs(drawn[sel, 1] - np.interp(drawn[sel, 0], original[:, 0], original[:, 1]))
     assert np.median(error) < 1.0  # from 3 px off to within a pixel of the model's trace
 
-    # Add a box by dragging with the mouse, rename it, delete it; undo brings it back.
+    # Add a box by dragging with the mouse: every lead has a box, so the studio asks which lead
+    # (cancelled: no box, no duplicate of lead I); then rename it, delete it; undo brings it back.
     w.set_tool(Tool.ADD_BOX)
     n = len(doc.boxes)
     vp = w.scan_view.viewport()
     a = view_point(w.scan_view, box.x0, box.y0)
     c = view_point(w.scan_view, box.x1, box.y1)
-    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
-    QTest.mouseMove(vp, (a + c) / 2)
-    QTest.mouseMove(vp, c)
-    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
-    assert len(doc.boxes) == n + 1 and doc.selected == n
+    asked: list[list[str]] = []
+    for answer in (None, "II"):
+        w.scan_view.ask_lead = lambda leads, answer=answer: asked.append(leads) or answer
+        QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+        QTest.mouseMove(vp, (a + c) / 2)
+        QTest.mouseMove(vp, c)
+        QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, c)
+        assert len(doc.boxes) == (n if answer is None else n + 1)
+    assert len(asked) == 2 and asked[0] == list(doc.lead_names)
+    assert doc.selected == n and doc.boxes[n].lead == "II"
     assert np.isfinite(doc.traces[n].xy).all(axis=1).sum() > 0.8 * box.width  # traced from the ink mask
     doc.rename_box(n, "V6")
     assert doc.boxes[n].lead == "V6" and doc.traces[n].lead == "V6"
