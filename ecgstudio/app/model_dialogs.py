@@ -73,11 +73,16 @@ def finetune_result_text(result: FinetuneResult) -> str:
     """The message shown when a fine-tune finished: the version, SNR before -> after, active or not."""
     name = result.version.name
     n_val = len(result.val_labels)
-    snr = (
-        f"validation SNR {result.val_snr_before_db:.1f} dB -> {result.val_snr_after_db:.1f} dB on "
-        f"{n_val} held-out page{'s' if n_val != 1 else ''}"
-    )
-    if result.activated:
+    pages = f"{n_val} held-out page{'s' if n_val != 1 else ''}"
+    snr = f"validation SNR {result.val_snr_before_db:.1f} dB -> {result.val_snr_after_db:.1f} dB on {pages}"
+    if result.validation_measured_nothing:
+        text = (
+            f"Fine-tune finished: the new model version {name} was saved but kept inactive. The check had "
+            f"nothing to measure: the {pages} kept for it were accepted exactly as the current model proposed "
+            "them, so no model can score better there. Correct and accept a few more pages and fine-tune "
+            "again, or switch to it in Model > Model versions."
+        )
+    elif result.activated:
         text = (
             f"Fine-tune finished: the new model version {name} is now active ({snr}; {result.steps} steps "
             f"in {duration_text(result.seconds)}). New pages are digitized with it; Model > Re-run model on "

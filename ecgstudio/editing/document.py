@@ -219,7 +219,7 @@ class PageDocument:
         self.history = History()
         self.on_changed = Callbacks()
         self.on_selection_changed = Callbacks()
-        self._gray: np.ndarray | None = None
+        self._ink: tuple[PageMasks | None, np.ndarray] | None = None
         self._selected = -1
         self._state = PageState(
             dig.calibration,
@@ -786,13 +786,13 @@ class PageDocument:
         """Replace the stretch of trace ``k`` under a pen stroke (``(m, 2)`` px) with the stroke.
 
         The stroke becomes one point per pixel column between its ends; with ``snap`` each
-        point moves to the darkest ink within :data:`SNAP_RADIUS_PX` rows.
+        point moves onto the trace ink within :data:`SNAP_RADIUS_PX` rows (:meth:`trace_ink`).
         """
         new = stroke_to_columns(points)
         if len(new) < 2:
             return
         if snap:
-            new = snap_to_ink(self.gray(), new, radius=SNAP_RADIUS_PX)
+            new = snap_to_ink(self.trace_ink(), new, radius=SNAP_RADIUS_PX)
         trace = self.traces[k]
         conf = np.full(len(new), USER_CONFIDENCE, np.float32)
         xy, c = splice(trace.xy, trace.confidence, new[0, 0], new[-1, 0], new, conf)
@@ -859,12 +859,20 @@ class PageDocument:
 
     # ------------------------------------------------------------------ image helpers
 
-    def gray(self) -> np.ndarray:
-        """The page in grey levels (uint8), for snapping to ink."""
-        if self._gray is None:
-            img = self.image
-            self._gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        return self._gray
+    def trace_ink(self) -> np.ndarray:
+        """Where the pen snaps to (uint8, H x W): the darkness of the pixels the model took for
+        trace (``masks.trace``), zero elsewhere: grid lines and text never attract a stroke.
+        Without masks (labels saved without them) there is nothing to snap to: all zero."""
+        masks = self.masks
+        if self._ink is None or self._ink[0] is not masks:
+            if masks is None:
+                ink = np.zeros(self.image.shape[:2], np.uint8)
+            else:
+                img = self.image
+                gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+                ink = np.where(masks.trace > 0, 255 - gray, 0).astype(np.uint8)
+            self._ink = (masks, ink)
+        return self._ink[1]
 
 
 def _confidence_after_edit(

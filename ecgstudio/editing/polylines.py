@@ -30,15 +30,15 @@ def stroke_to_columns(points: np.ndarray) -> np.ndarray:
     return np.column_stack([cols, np.interp(cols, ux, uy)])
 
 
-def snap_to_ink(
-    gray: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_PX, min_contrast: float = 30.0
-) -> np.ndarray:
-    """Move each point to the darkest pixel within ``radius`` rows of its column (sub-pixel).
+def snap_to_ink(ink: np.ndarray, xy: np.ndarray, *, radius: int = SNAP_RADIUS_PX, min_ink: float = 30.0) -> np.ndarray:
+    """Move each point to the strongest pixel of ``ink`` within ``radius`` rows of its column (sub-pixel).
 
-    A point stays where it is when its window holds no ink (the darkest pixel is less than
-    ``min_contrast`` grey levels below the window's median).
+    ``ink`` is a map, higher where there is more trace ink (:meth:`PageDocument.trace_ink`: the
+    darkness of the pixels the model took for trace, nothing elsewhere, so grid lines and text
+    never attract a stroke).  A point stays where it is when its window holds less than
+    ``min_ink``.
     """
-    h, w = gray.shape[:2]
+    h, w = ink.shape[:2]
     out = xy.copy()
     for j, (x, y) in enumerate(xy):
         c = int(round(x))
@@ -47,15 +47,15 @@ def snap_to_ink(
         r0, r1 = max(0, int(round(y)) - radius), min(h, int(round(y)) + radius + 1)
         if r1 - r0 < 3:
             continue
-        col = gray[r0:r1, c].astype(np.float64)
-        i = int(np.argmin(col))
-        if np.median(col) - col[i] < min_contrast:
+        col = ink[r0:r1, c].astype(np.float64)
+        i = int(np.argmax(col))
+        if col[i] < min_ink:
             continue
         pos = float(i)
         if 0 < i < len(col) - 1:
             left, m, r = col[i - 1], col[i], col[i + 1]
             denom = left - 2 * m + r
-            if denom > 0:
+            if denom < 0:
                 pos = i + 0.5 * (left - r) / denom
         out[j, 1] = r0 + pos
     return out

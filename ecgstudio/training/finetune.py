@@ -50,6 +50,7 @@ from ..errors import EcgStudioError, UnreadableImageError
 from ..geometry import map_points, rectify
 from ..io.images import file_sha256, read_image
 from ..labels import LabelRecord, ReviewStatus, check_image, iter_label_files, load_labels
+from ..metrics import SNR_CAP_DB
 from ..model import registry
 from ..model.infer import predict_maps
 from ..model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
@@ -333,6 +334,12 @@ class FinetuneResult:
     val_labels: tuple[Path, ...]
     skipped: tuple[tuple[Path, str], ...] = field(default_factory=tuple)
     base: Path = Path()
+
+    @property
+    def validation_measured_nothing(self) -> bool:
+        """Whether the base model scores the metric's cap on the held-out pages: their labels are
+        its own output, accepted unedited, so the check could not tell a better model."""
+        return self.val_snr_before_db >= SNR_CAP_DB - 1.0
 
 
 # -------------------------------------------------------------------------------------------- labels

@@ -552,13 +552,27 @@ def test_splice_and_stroke_helpers() -> None:
     np.testing.assert_array_equal(cols[:, 0], [2, 3, 4, 5])
 
 
-def test_snap_to_ink_moves_points_onto_dark_rows_only() -> None:
-    gray = np.full((40, 10), 250, np.uint8)
-    gray[21, :5] = 0
+def test_snap_to_ink_moves_points_onto_ink_rows_only() -> None:
+    ink = np.zeros((40, 10), np.uint8)
+    ink[21, :5] = 250
     xy = np.column_stack([np.arange(10.0), np.full(10, 19.0)])
-    out = snap_to_ink(gray, xy, radius=4)
+    out = snap_to_ink(ink, xy, radius=4)
     np.testing.assert_allclose(out[:5, 1], 21.0)
     np.testing.assert_array_equal(out[5:], xy[5:])  # no ink nearby: stays
+
+
+def test_the_pen_snaps_to_the_trace_not_to_a_darker_grid_line(doc) -> None:
+    """A stroke 2 px off a T wave, beside a ruled line darker than the trace: it goes onto the trace."""
+    x = np.arange(150.0, 220.0)
+    truth = _trace_y(x, BASELINES[0], 0)
+    grid_row = int(round(float(np.mean(truth)))) - 3
+    doc.image[grid_row, 100:300] = 0  # a grid line, as dark as ink can be, never in the trace mask
+    ink = doc.trace_ink()
+    assert ink[grid_row, 100:300].max() == 0 or (doc.masks.trace[grid_row, 100:300] > 0).any()
+    doc.redraw_stretch(0, np.column_stack([x, truth - 2.0]), snap=True)
+    xy = doc.traces[0].xy
+    sel = (xy[:, 0] >= 150) & (xy[:, 0] <= 219)
+    assert np.abs(xy[sel, 1] - truth).mean() < 1.0
 
 
 def test_the_pen_gives_full_confidence_and_snaps_to_the_drawn_ink(doc) -> None:

@@ -396,3 +396,18 @@ def test_proposal_change_compares_finite_samples_by_lead() -> None:
     half = proposal_change(old, Signals(mv[::2], 250.0, ("I", "II", "III")))  # another rate: resampled
     assert half.mean_abs_mv < 0.002 and half.coverage < 0.01 and not half.changed
     assert proposal_change(None, old) == ProposalChange(first=True) and not ProposalChange(first=True).changed
+
+
+def test_a_check_with_nothing_to_measure_says_so() -> None:
+    """Held-out pages accepted exactly as the model proposed them score the metric's cap for the
+    base model: the message says the check measured nothing, never "100.0 dB"."""
+    from ecgstudio.app.model_dialogs import finetune_result_text
+    from ecgstudio.model.weights import DEFAULT_MODEL, ModelCard
+    from ecgstudio.training.finetune import FinetuneResult
+
+    version = registry.ModelVersion("finetune-x", DEFAULT_MODEL, ModelCard(version="finetune-x"), False)
+    result = FinetuneResult(version, False, 100.0, 31.5, 10, 5.0, (Path("a.labels.h5"),), (Path("b.labels.h5"),))
+    text = finetune_result_text(result)
+    assert "nothing to measure" in text and "100.0 dB" not in text
+    measured = replace(result, val_snr_before_db=14.0, val_snr_after_db=15.0, activated=True)
+    assert "14.0 dB -> 15.0 dB" in finetune_result_text(measured)
