@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .arrays import true_runs
+from .assumptions import assume
 from .config import CalibrationConfig
 from .layout import Row
 from .results import Calibration
@@ -181,11 +182,14 @@ def _square_pulse(region: np.ndarray, base_row: int, px_per_mm: float) -> Pulse 
 def gain_from_pulse(height_mm: float | None, default: float) -> float:
     """The standard gain (5, 10, 20 mm/mV) a pulse height matches within 15 %, else ``default``."""
     if height_mm is None:
+        assume(log, "gain", f"no calibration pulse measured; assuming {default:g} mm/mV (give --gain if it is another)")
         return default
     for gain in (5.0, 10.0, 20.0):
         if abs(height_mm - gain) <= 0.15 * gain:
             return gain
-    log.warning("calibration pulse of %.1f mm matches no standard gain; using %g mm/mV", height_mm, default)
+    assume(
+        log, "gain", f"the calibration pulse of {height_mm:.1f} mm matches no standard gain; assuming {default:g} mm/mV"
+    )
     return default
 
 
@@ -211,11 +215,11 @@ def page_calibration(
     enough to measure them, else the default; the speed given, else the default."""
     source = px_per_mm if source_px_per_mm is None else source_px_per_mm
     if not mm_per_mv and source < config.min_pulse_px_per_mm:
-        log.warning(
-            "the page has %.1f px per mm, too coarse to measure calibration pulses; assuming %g mm/mV "
-            "(give --gain if it is another)",
-            source,
-            config.default_mm_per_mv,
+        assume(
+            log,
+            "gain",
+            f"the page has {source:.1f} px per mm, too coarse to measure calibration pulses; assuming "
+            f"{config.default_mm_per_mv:g} mm/mV (give --gain if it is another)",
         )
         mm_per_mv = config.default_mm_per_mv
     if not mm_per_mv:

@@ -43,7 +43,7 @@ from .errors import LabelFormatError, UnreadableImageError
 from .io.atomic import atomic_path
 from .io.images import DEFAULT_MAX_PIXELS, file_sha256
 from .paper import LAYOUTS, LEAD_NAMES
-from .results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
+from .results import ASSUMPTION_FIELDS, Assumption, Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +379,7 @@ def _digitizations_equal(a: Digitization, b: Digitization) -> bool:
         or a.model_version != b.model_version
         or not _same_map(a.confidence, b.confidence)
         or not _same_map(a.timings_s, b.timings_s)
+        or tuple(a.assumptions) != tuple(b.assumptions)
         or len(a.traces) != len(b.traces)
     ):
         return False
@@ -536,6 +537,8 @@ def _check_values(record: LabelRecord) -> None:
         raise ValueError("a lead confidence is outside 0..1")
     if not all(math.isfinite(v) and v >= 0 for v in dig.timings_s.values()):
         raise ValueError("a stage timing is negative or not a finite number")
+    if len(dig.assumptions) > MAX_LEADS or any(a.what not in ASSUMPTION_FIELDS for a in dig.assumptions):
+        raise ValueError(f"assumptions must be at most {MAX_LEADS}, each about one of {', '.join(ASSUMPTION_FIELDS)}")
     _check_leads(record.review.lead_status, "the review")
 
 
@@ -649,6 +652,9 @@ def _write_record(
 
     _write_float_map(g, "confidence", dig.confidence, "lead", "value")
     _write_float_map(g, "timings", dig.timings_s, "name", "seconds")
+    assumed = g.create_group("assumptions")
+    _write_strings(assumed, "what", [a.what for a in dig.assumptions])
+    _write_strings(assumed, "text", [a.text for a in dig.assumptions])
 
     if masks is not None:
         mg = g.create_group("masks")
@@ -830,6 +836,7 @@ class _Reader:
     def __init__(self, file: h5py.File, path: Path) -> None:
         self.file = file
         self.path = path
+        self.version = SCHEMA_VERSION
 
     def fail(self, problem: str, fix: str = _DAMAGED) -> LabelFormatError:
         return LabelFormatError(f"label file {self.path}: {problem}; {fix}")
@@ -1098,7 +1105,18 @@ class _Reader:
             masks=masks,
             model_version=self.attr_str(g, "model_version"),
             timings_s=self.float_map("digitization/timings", "name", "seconds"),
+            assumptions=self.assumptions(),
         )
+
+    def assumptions(self) -> tuple[Assumption, ...]:
+        if self.version < 2:  # schema 1 had none
+            return ()
+        self.group("digitization/assumptions")
+        what = self.strings("digitization/assumptions/what")
+        text = self.strings("digitization/assumptions/text")
+        if len(what) != len(text):
+            raise self.fail(f"/digitization/assumptions has {len(what)} fields but {len(text)} texts")
+        return tuple(Assumption(w, t) for w, t in zip(what, text, strict=True))
 
     def review(self) -> Review:
         g = self.group("review")
@@ -1142,7 +1160,7 @@ class _Reader:
         )
 
     def record(self) -> LabelRecord:
-        version = self.check_format()
+        self.version = version = self.check_format()
         image = self.image()
         if not 0 < image.height * image.width <= DEFAULT_MAX_PIXELS:
             raise self.fail(f"the labelled image is {image.width}x{image.height} px, empty or beyond the size limit")
@@ -1162,7 +1180,7 @@ class _Reader:
         return record
 
     def summary(self) -> ReviewSummary:
-        self.check_format()
+        self.version = self.check_format()
         for name in ("digitization/confidence/value", "review"):
             if name not in self.file:
                 raise self.fail(f"/{name} is missing")
@@ -1174,7 +1192,8 @@ class _Reader:
             raise self.fail(f"unknown review status {status!r}")
         values = self.dataset("digitization/confidence/value", "fiu", 1).astype(float)
         lowest = float(values.min()) if values.size else None
-        return ReviewSummary(ReviewStatus(status), self.attr_str(g, "reviewer"), lowest)
+        assumed = tuple(dict.fromkeys(a.what for a in self.assumptions()))
+        return ReviewSummary(ReviewStatus(status), self.attr_str(g, "reviewer"), lowest, assumed)
 
 
 def _shape_limit(name: str, height: int, width: int) -> tuple[tuple[int, ...], bool] | None:
@@ -1196,6 +1215,7 @@ def _shape_limit(name: str, height: int, width: int) -> tuple[tuple[int, ...], b
         "digitization/signals": {"lead_names"},
         "digitization/confidence": {"lead", "value"},
         "digitization/timings": {"name", "seconds"},
+        "digitization/assumptions": {"what", "text"},
         "review/leads": {"lead", "status"},
     }
     if parts[-1] in columns.get("/".join(parts[:-1]), ()):
@@ -1213,11 +1233,14 @@ class ReviewSummary:
     reviewer : str
     lowest_confidence : float or None
         The lowest lead confidence (0..1); None where the page has no leads.
+    assumed : tuple of str
+        What the engine assumed rather than measured (``scale``, ``gain``, ``speed``, ``layout``).
     """
 
     status: ReviewStatus
     reviewer: str
     lowest_confidence: float | None
+    assumed: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 from scipy.signal import find_peaks
 
+from .assumptions import assume
 from .config import RowsConfig
 from .errors import LayoutError, NotAnEcgError
 from .paper import LAYOUTS, Layout, get_layout
@@ -254,7 +255,9 @@ def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     if requested != "auto":
         layout = get_layout(requested)
         if layout.n_rows != len(rows):
-            log.warning("layout %s has %d rows but %d were found on the page", layout.name, layout.n_rows, len(rows))
+            assume(
+                log, "layout", f"layout {layout.name} has {layout.n_rows} rows but {len(rows)} were found on the page"
+            )
         return layout
     n = len(rows)
     if n in LAYOUT_BY_ROWS:
@@ -268,7 +271,7 @@ def choose_layout(rows: list[Row], requested: str = "auto") -> Layout:
     # Extra rows are usually text or a stray mark: take the largest layout that fits, and
     # match_rows keeps its strongest rows.
     fits = max(k for k in LAYOUT_BY_ROWS if k <= n)
-    log.warning("%d rows found; no standard layout has that many, using %s", n, LAYOUT_BY_ROWS[fits])
+    assume(log, "layout", f"{n} rows found; no standard layout has that many, assuming {LAYOUT_BY_ROWS[fits]}")
     return get_layout(LAYOUT_BY_ROWS[fits])
 
 
@@ -334,11 +337,11 @@ def page_duration_s(rows: list[Row], calibration: Calibration, *, nominal_s: flo
     expected = nominal_s * 25.0 / calibration.mm_per_s
     measured = float(np.median([r.x_end - r.x_start for r in rows])) / calibration.px_per_s
     if abs(measured - expected) > 0.1 * expected:
-        log.warning(
-            "traces span %.2f s, not the %.1f s of the page at %g mm/s; check --speed if this is wrong",
-            measured,
-            expected,
-            calibration.mm_per_s,
+        assume(
+            log,
+            "speed",
+            f"traces span {measured:.2f} s, not the {expected:.1f} s of the page at {calibration.mm_per_s:g} mm/s; "
+            "check --speed if this is wrong",
         )
     return expected
 

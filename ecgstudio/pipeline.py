@@ -20,6 +20,7 @@ them on the original scan.  Every setting is a field of :class:`~ecgstudio.confi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -35,6 +36,7 @@ from . import boxes as box_stage
 from . import calibration, leadnames, path, segmentation, strokes, timing
 from . import layout as layout_stage
 from . import signals as signal_stage
+from .assumptions import collected
 from .config import EngineConfig
 from .errors import ImageSizeError, ModelError
 from .geometry import map_points, page_px_per_mm, rectify
@@ -147,6 +149,11 @@ class Digitizer:
         NotAnEcgError
             No ECG traces were found.
         """
+        with collected() as assumed:
+            result = self._digitize(image, options, progress)
+        return dataclasses.replace(result, assumptions=tuple(assumed))
+
+    def _digitize(self, image: np.ndarray, options: DigitizeOptions, progress: Progress | None) -> Digitization:
         config = self.config
         stage = _StageClock(progress)
         h, w = image.shape[:2]

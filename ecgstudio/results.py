@@ -208,6 +208,27 @@ class PageMasks:
     text: np.ndarray
 
 
+#: What an :class:`Assumption` can be about.
+ASSUMPTION_FIELDS = ("scale", "gain", "speed", "layout")
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A value the engine could not measure on the page and assumed instead.
+
+    Attributes
+    ----------
+    what : str
+        One of :data:`ASSUMPTION_FIELDS`: the grid scale, the gain, the paper speed, the layout.
+    text : str
+        What was assumed and why, for a person (e.g. ``"no grid found; assuming the image is a
+        whole letter page (3.51 px/mm)"``).
+    """
+
+    what: str
+    text: str
+
+
 @dataclass(frozen=True, eq=False)
 class Digitization:
     """A digitized page: everything the studio shows and the label store keeps.
@@ -225,6 +246,7 @@ class Digitization:
     masks: PageMasks | None = None
     model_version: str = ""
     timings_s: dict[str, float] = field(default_factory=dict)
+    assumptions: tuple[Assumption, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.boxes) != len(self.traces):

@@ -35,6 +35,10 @@ def _spin(lo: float, hi: float, decimals: int, suffix: str, step: float) -> QDou
     return s
 
 
+#: How a value the engine assumed rather than measured looks.
+ASSUMED_STYLE = "QDoubleSpinBox { background: #fff3cd; border: 1px solid #e0a800; }"
+
+
 class CalibrationPanel(QWidget):
     """Edits the document's :class:`~ecgstudio.results.Calibration`; signals follow at once."""
 
@@ -58,6 +62,10 @@ class CalibrationPanel(QWidget):
         self.ruler_mm.setValue(10.0)
         self.ruler_mm.setToolTip("How far apart the two ruler clicks are on the paper (10 mm = two big squares)")
         self.ruler_button = QPushButton("Ruler (R)")
+        self.assumed = QLabel("")  # what the engine assumed, not measured
+        self.assumed.setWordWrap(True)
+        self.assumed.setStyleSheet("QLabel { background: #fff3cd; color: #6b4a00; padding: 4px; border-radius: 3px; }")
+        self.assumed.hide()
         self.ruler_button.setToolTip("Click two grid points the distance above apart; sets px/mm")
         self.pulse_button = QPushButton("Measure pulse (U)")
         self.pulse_button.setToolTip("Click the foot, then the top of the 1 mV calibration pulse; sets mm/mV")
@@ -108,6 +116,7 @@ class CalibrationPanel(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.assumed)
         lay.addWidget(scale)
         lay.addWidget(paper)
         lay.addWidget(self.result)
@@ -156,10 +165,24 @@ class CalibrationPanel(QWidget):
             cal = document.calibration
             self.same.setChecked(abs(cal.px_per_mm_x - cal.px_per_mm_y) < 1e-9)
             self.refresh()
+        self._show_assumed()
 
     def _on_changed(self, change: Change) -> None:
         if change.calibration:
             self.refresh()
+        self._show_assumed()
+
+    def _show_assumed(self) -> None:
+        """Mark each value the engine assumed (orange, with why in its tooltip) and list them."""
+        doc = self.document
+        for what, spins in (("scale", (self.px_x, self.px_y)), ("speed", (self.speed,)), ("gain", (self.gain,))):
+            why = "" if doc is None else doc.assumed(what)
+            for spin in spins:
+                spin.setStyleSheet(ASSUMED_STYLE if why else "")
+                spin.setToolTip(f"Assumed, not measured: {why}. Set it if you know it." if why else "")
+        texts = [] if doc is None else [a.text for a in doc.assumptions]
+        self.assumed.setText("Assumed, not measured:\n" + "\n".join(f"- {t}" for t in texts) if texts else "")
+        self.assumed.setVisible(bool(texts))
 
     def refresh(self) -> None:
         """Show the document's calibration without editing it."""

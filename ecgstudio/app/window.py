@@ -263,6 +263,7 @@ class MainWindow(QMainWindow):
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.banner_close)
         self.banner_frame = QFrame()
+        self._banner_level = "info"
         self.banner_frame.setLayout(banner_row)
         self.banner_frame.hide()
 
@@ -623,8 +624,13 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ messages
 
-    def show_banner(self, text: str, level: str = "error") -> None:
-        """A message across the top of the editor (errors, warnings) that stays until dismissed."""
+    def show_banner(self, text: str, level: str = "error", *, below: bool = False) -> None:
+        """A message across the top of the editor (errors, warnings) that stays until dismissed;
+        ``below``: under the message shown now, if any, at the more serious of the two levels."""
+        if below and self.banner_frame.isVisible() and self.banner.text():
+            text = f"{self.banner.text()}\n\n{text}"
+            level = min(level, self._banner_level, key=["error", "warning", "info"].index)
+        self._banner_level = level
         colors = {
             "error": ("#fdecea", "#8a1c1c", "#e0a1a1"),
             "warning": ("#fff6e0", "#6b4a00", "#e6cf8f"),
@@ -639,6 +645,19 @@ class MainWindow(QMainWindow):
         self.banner_frame.show()
         self.statusBar().showMessage(text.split("\n")[0], 15000)
         log.info("%s: %s", level, text)
+
+    def _show_assumptions(self, doc: PageDocument | None) -> None:
+        """Say on the page what the engine assumed instead of measuring (also marked in the
+        calibration panel), so a guess is never taken for a measurement."""
+        if doc is None or not doc.assumptions:
+            return
+        lines = "\n".join(f"- {a.text}" for a in doc.assumptions)
+        self.show_banner(
+            f"Some values of this page were assumed, not measured:\n{lines}\n"
+            "Check them against the paper; set the right value in the calibration panel if you know it.",
+            "warning",
+            below=True,
+        )
 
     def clear_banner(self) -> None:
         self.banner.setText("")
@@ -751,6 +770,7 @@ class MainWindow(QMainWindow):
             r = record.review
             by = f" by {r.reviewer}" if r.reviewer else ""
             self.statusBar().showMessage(f"Opened the saved labels ({r.status.value}{by}).", 8000)
+            self._show_assumptions(self.document)
             return
         if opening.message:
             self.show_banner(opening.message, opening.level)
@@ -817,6 +837,7 @@ class MainWindow(QMainWindow):
         )
         self._open_document(doc)
         self.save()
+        self._show_assumptions(doc)
         low = sorted((c, lead) for lead, c in result.confidence.items())[:3]
         hint = ", ".join(f"{lead} {c:.2f}" for c, lead in low)
         self.statusBar().showMessage(f"Proposals ready in {seconds:.1f} s. Lowest confidence: {hint}.", 15000)

@@ -116,7 +116,7 @@ class WorklistModel(QAbstractTableModel):
             if col == 0:
                 return item.page.title
             if col == 1:
-                return item.status
+                return f"{item.status} (assumed {', '.join(item.assumed)})" if item.assumed else item.status
             if col == CHANGE_COLUMN:
                 return _change_text(item.change)
             return "" if item.confidence is None else f"{item.confidence:.2f}"
@@ -150,8 +150,9 @@ class WorklistModel(QAbstractTableModel):
             conf = "not digitized yet" if item.confidence is None else f"{item.confidence:.2f}"
             who = f" by {item.reviewer}" if item.reviewer else ""
             change = f"\nlast re-run of the model: {item.change.describe()}" if item.change is not None else ""
+            assumed = f"\nassumed, not measured: {', '.join(item.assumed)}" if item.assumed else ""
             return (
-                f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}"
+                f"{item.page.source}\nstatus: {item.status}{who}; lowest lead confidence: {conf}{assumed}"
                 f"\nlabels: {item.label_path}{change}"
             )
         return None

@@ -31,7 +31,7 @@ from ..arrays import true_runs
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
-from ..results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
+from ..results import Assumption, Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 from ..signals import assemble_signals, lead_confidence
 from ..strokes import trace_in_box
 from .callbacks import Callbacks
@@ -122,6 +122,8 @@ class PageState:
     confidence : dict of str to float
         Per lead, 0..1: the model's, until an edit touches the lead; then measured again from
         its trace (:func:`ecgstudio.signals.lead_confidence`).  A lead without a box has none.
+    assumptions : tuple of Assumption
+        What the engine assumed rather than measured; a value a person sets is no longer assumed.
     """
 
     calibration: Calibration
@@ -132,6 +134,7 @@ class PageState:
     masks: PageMasks | None = None
     n_samples: int = field(default=0)
     confidence: dict[str, float] = field(default_factory=dict)
+    assumptions: tuple[Assumption, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,6 +233,7 @@ class PageDocument:
             dig.masks,
             dig.signals.n_samples,
             dict(dig.confidence),
+            tuple(dig.assumptions),
         )
 
     # ------------------------------------------------------------------ construction
@@ -254,6 +258,15 @@ class PageDocument:
     @property
     def state(self) -> PageState:
         return self._state
+
+    @property
+    def assumptions(self) -> tuple[Assumption, ...]:
+        """What the engine assumed on this page and nobody has set by hand since."""
+        return self._state.assumptions
+
+    def assumed(self, what: str) -> str:
+        """Why ``what`` (``scale``, ``gain``, ``speed``, ``layout``) is assumed; "" when it is not."""
+        return "; ".join(a.text for a in self._state.assumptions if a.what == what)
 
     @property
     def confidence(self) -> dict[str, float]:
@@ -308,6 +321,7 @@ class PageDocument:
             masks=s.masks,
             model_version=self.model_version,
             timings_s=dict(self.timings_s),
+            assumptions=self.assumptions,
         )
 
     def record(self) -> LabelRecord:
@@ -523,7 +537,9 @@ class PageDocument:
         review = self._edited_review(() if leads is None else leads)
         confidence = _confidence_after_edit(s.confidence, boxes, traces, leads)
         masks = s.masks if masks is False else masks
-        state = PageState(calibration, boxes, traces, columns, review, masks, n, confidence)
+        set_by_hand = _calibration_fields_changed(s.calibration, calibration)
+        assumptions = tuple(a for a in s.assumptions if a.what not in set_by_hand)
+        state = PageState(calibration, boxes, traces, columns, review, masks, n, confidence, assumptions)
         change = Change(
             boxes=boxes_changed,
             traces=changed_traces,
@@ -853,6 +869,7 @@ class PageDocument:
             d.masks,
             d.signals.n_samples,
             dict(d.confidence),
+            tuple(d.assumptions),
         )
         self.select(-1)
         self._push(state, EVERYTHING, "Run the model again")
@@ -889,3 +906,15 @@ def _confidence_after_edit(
         lead: measured[lead] if leads is None or lead in leads or lead not in before else before[lead]
         for lead in measured
     }
+
+
+def _calibration_fields_changed(old: Calibration, new: Calibration) -> set[str]:
+    """Which assumption fields a change of calibration from ``old`` to ``new`` set by hand."""
+    changed = set()
+    if (old.px_per_mm_x, old.px_per_mm_y) != (new.px_per_mm_x, new.px_per_mm_y):
+        changed.add("scale")
+    if old.mm_per_mv != new.mm_per_mv:
+        changed.add("gain")
+    if old.mm_per_s != new.mm_per_s:
+        changed.add("speed")
+    return changed

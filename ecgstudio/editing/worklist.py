@@ -65,16 +65,21 @@ class LabelSummary:
     confidence : float or None
         The lowest lead confidence (0..1); None before the page is digitized.
     reviewer : str
+    assumed : tuple of str
+        What the engine assumed rather than measured on the page (``gain``, ``scale``, ...).
     """
 
     status: str = ReviewStatus.NEW.value
     confidence: float | None = None
     reviewer: str = ""
+    assumed: tuple[str, ...] = ()
 
     @classmethod
     def of_record(cls, record: LabelRecord) -> LabelSummary:
-        conf = list(record.digitization.confidence.values())
-        return cls(record.review.status.value, float(min(conf)) if conf else None, record.review.reviewer)
+        dig = record.digitization
+        conf = list(dig.confidence.values())
+        assumed = tuple(dict.fromkeys(a.what for a in dig.assumptions))
+        return cls(record.review.status.value, float(min(conf)) if conf else None, record.review.reviewer, assumed)
 
 
 def read_label_summary(path: Path) -> LabelSummary:
@@ -87,7 +92,7 @@ def read_label_summary(path: Path) -> LabelSummary:
     except LabelFormatError as exc:
         log.info("cannot peek at %s: %s", path, exc)
         return LabelSummary(UNREADABLE)
-    return LabelSummary(summary.status.value, summary.lowest_confidence, summary.reviewer)
+    return LabelSummary(summary.status.value, summary.lowest_confidence, summary.reviewer, summary.assumed)
 
 
 @dataclass
@@ -99,6 +104,7 @@ class WorkItem:
     status: str = ReviewStatus.NEW.value
     confidence: float | None = None
     reviewer: str = ""
+    assumed: tuple[str, ...] = ()  # what the engine assumed rather than measured
     change: ProposalChange | None = None  # how the last re-run of the model changed the proposal
 
     @property
@@ -115,6 +121,7 @@ class WorkItem:
 
     def _show(self, summary: LabelSummary) -> None:
         self.status, self.confidence, self.reviewer = summary.status, summary.confidence, summary.reviewer
+        self.assumed = summary.assumed
 
 
 def items_for_paths(paths: list[str | os.PathLike[str]], *, user_root: Path | None = None) -> list[WorkItem]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..assumptions import assume
 from ..errors import NotAnEcgError
 from ..paper import PAPER_SIZES_MM
 from ..results import Calibration
@@ -676,7 +677,7 @@ def page_px_per_mm(page: RectifiedPage) -> float:
     if page.grid.has_grid:
         return page.grid.px_per_mm
     px = _letter_guess(page.image.shape[1])
-    logger.warning("no grid found; assuming the image is a whole letter page (%.2f px/mm)", px)
+    assume(logger, "scale", f"no grid found; assuming the image is a whole letter page ({px:.2f} px/mm)")
     return px
 
 

@@ -47,7 +47,7 @@ from ecgstudio.labels import (
     save_labels,
 )
 from ecgstudio.paper import LEAD_NAMES
-from ecgstudio.results import Calibration, Digitization, LeadBox, PageMasks, Trace
+from ecgstudio.results import Assumption, Calibration, Digitization, LeadBox, PageMasks, Trace
 from ecgstudio.signals import assemble_signals
 
 H, W = 300, 700
@@ -732,3 +732,15 @@ def test_a_work_item_shows_a_saved_record(doc) -> None:
 
 def test_lead_names_are_the_papers(doc) -> None:
     assert doc.lead_names == LEAD_NAMES
+
+
+def test_assumptions_travel_with_the_page_until_a_person_sets_the_value(page, tmp_path) -> None:
+    image, dig, identity = page
+    dig = replace(dig, assumptions=(Assumption("gain", "no calibration pulse measured; assuming 10 mm/mV"),))
+    doc = PageDocument.from_digitization(PageRef(tmp_path / "page.png"), image, dig, identity=identity)
+    assert doc.assumed("gain") and not doc.assumed("scale")
+    assert doc.record().digitization.assumptions == dig.assumptions
+    doc.set_calibration(replace(doc.calibration, mm_per_s=50.0))  # another value: the gain stays assumed
+    assert doc.assumed("gain")
+    doc.set_calibration(replace(doc.calibration, mm_per_mv=20.0))
+    assert doc.assumptions == () and doc.record().digitization.assumptions == ()

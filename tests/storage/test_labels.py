@@ -30,7 +30,7 @@ from ecgstudio.labels import (
     save_labels,
 )
 from ecgstudio.paper import LEAD_NAMES, get_layout
-from ecgstudio.results import Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
+from ecgstudio.results import Assumption, Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 
 H, W = 96, 128
 FS = 500.0
@@ -83,6 +83,7 @@ def make_digitization(rng: np.random.Generator, *, layout: str = "3x4+1", masks:
         masks=page_masks,
         model_version="unet-r34 2024-05 sha:0123abcd",
         timings_s={"geometry": float(rng.uniform()), "model/inference": float(rng.uniform())},
+        assumptions=(Assumption("gain", "no calibration pulse measured; assuming 10 mm/mV ✓"),),
     )
 
 
@@ -226,6 +227,7 @@ def test_file_layout_matches_the_documented_schema(tmp_path: Path) -> None:
             "signals",
             "confidence",
             "timings",
+            "assumptions",
             "masks",
         }
         assert set(f["digitization/traces"]) == {str(k) for k in range(13)}

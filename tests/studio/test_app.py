@@ -443,3 +443,23 @@ def test_multi_page_pdf_becomes_one_item_per_page(qtbot, make_window, tmp_path) 
     assert "no ECG traces found" in w.banner_text()
     QTest.keyClick(w, Qt.Key.Key_PageDown)
     assert w.current_row == 1 and "page 2/2" in w.scan_title.text()
+
+
+def test_guesses_are_shown_on_the_page_not_only_in_the_terminal(qtbot, make_window) -> None:
+    """What the engine assumed (here: the sample's gain, no pulse measured) is in a banner, marked
+    in the calibration panel and in the worklist; setting the value by hand clears the mark."""
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    assert [a.what for a in doc.assumptions] == ["gain"]
+    assert "assumed, not measured" in w.banner_text() and "10 mm/mV" in w.banner_text()
+    panel = w.calibration_panel
+    assert panel.gain.styleSheet() and "Assumed, not measured" in panel.gain.toolTip()
+    assert not panel.speed.styleSheet() and panel.assumed.isVisible()
+    item = w.worklist.model.items[w.current_row]
+    assert item.assumed == ("gain",)
+    status = w.worklist.model.index(w.current_row, 1).data()
+    assert status.endswith("(assumed gain)")
+    panel.gain.setValue(20.0)  # the person reads 20 mm/mV on the paper
+    assert doc.assumptions == () and not panel.gain.styleSheet() and not panel.assumed.isVisible()
+    doc.history.undo()
+    assert doc.assumed("gain") and panel.gain.styleSheet()
