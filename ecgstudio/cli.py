@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import EcgStudioError
-from .timing import COLUMN_READINGS
+from .paper import COLUMN_ORDERS
 
 log = logging.getLogger("ecgstudio")
 
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", type=float, help="gain in mm/mV (default: from the calibration pulse, else 10)")
     p.add_argument(
         "--columns",
-        choices=COLUMN_READINGS,
+        choices=("auto", *COLUMN_ORDERS),
         default="auto",
         help="consecutive: each column continues the one before (the standard); from-zero: every "
         "column starts at 0 s; auto: read from the rhythm strip",

@@ -57,7 +57,7 @@ import numpy as np
 from .errors import LayoutError, SignalFormatError
 from .io.signals import read_signals
 from .metrics import DEFAULT_MAX_LAG_S, RecordScore, Summary, aggregate, score_record
-from .paper import LAYOUTS, LEAD_NAMES, Layout, lead_index
+from .paper import COLUMN_ORDERS, LAYOUTS, LEAD_NAMES, Layout, lead_index
 from .results import Signals
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,6 @@ KINDS: tuple[str, ...] = ("real scan", "clean render", "damaged render", "other"
 #: Columns the truth table must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("image", "ground_truth", "image_kind", "layout")
 
-#: How a page's columns follow each other in time (the truth table's optional ``columns``).
-COLUMN_READINGS: tuple[str, ...] = ("consecutive", "from-zero")
 
 #: Page duration assumed where neither a layout nor a JSON states it, seconds.
 DEFAULT_PAGE_S = 10.0
@@ -198,7 +196,7 @@ class Pair:
     root : Path
         The table's folder.
     columns : str
-        One of :data:`COLUMN_READINGS` (the table's ``columns``; ``consecutive`` when empty).
+        One of :data:`COLUMN_ORDERS` (the table's ``columns``; ``consecutive`` when empty).
     """
 
     image: str
@@ -278,10 +276,10 @@ def read_pairs(truth_csv: str | os.PathLike[str], *, corrections: str | os.PathL
                 f"truth table {os.fspath(path)!r} line {line}: gt_fs_hz {fs_text!r} is not a number of Hz"
             ) from None
         columns = row.get("columns") or "consecutive"
-        if columns not in COLUMN_READINGS:
+        if columns not in COLUMN_ORDERS:
             raise SignalFormatError(
                 f"truth table {os.fspath(path)!r} line {line} ({row['image']}): columns "
-                f"{columns!r} is not one of {', '.join(COLUMN_READINGS)}"
+                f"{columns!r} is not one of {', '.join(COLUMN_ORDERS)}"
             )
         pairs.append(
             Pair(

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from .errors import LayoutError
 
 #: The twelve standard leads, in the order used for every ``(n_samples, 12)`` signal array.
+#: How the columns of a page can follow each other in time: one after the other (the standard)
+#: or all starting at 0 s.
+COLUMN_ORDERS: tuple[str, ...] = ("consecutive", "from-zero")
+
 LEAD_NAMES: tuple[str, ...] = (
     "I",
     "II",

@@ -25,12 +25,13 @@ import logging
 import numpy as np
 
 from .config import TimingConfig
+from .paper import COLUMN_ORDERS
 from .results import LeadBox, Signals
 
 log = logging.getLogger(__name__)
 
 #: How the columns of a page follow each other in time (``DigitizeOptions.columns``).
-COLUMN_READINGS = ("auto", "consecutive", "from-zero")
+COLUMN_READINGS = ("auto", *COLUMN_ORDERS)
 
 
 def columns_start_at_zero(

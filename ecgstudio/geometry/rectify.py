@@ -667,6 +667,10 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
 
 #: Working size of the searches (longer side, pixels).
 _WORK_SIDE = 1000
+#: Grid cells are made square where their sides differ by more than this share: after a
+#: perspective correction, and (a larger share, beyond the grid's own measuring noise) on flat pages.
+_SQUARE_AFTER_PERSPECTIVE = 0.002
+_SQUARE_FLAT = 0.01
 #: Size at which local line directions are measured for perspective.
 _STRIP_SIDE = 700
 
@@ -801,10 +805,11 @@ def rectify(
     g_out = line_signal(out)
     grid = _grid_from_signal(g_out, near=0.0)
 
-    # 5. Square grid cells after a perspective correction.
-    if mode != "none" and grid.has_grid:
+    # 5. Square grid cells: after a perspective correction, and on flat pages whose pixels are
+    #    not square (printers, scanners, faxes and screenshot tools scale the axes apart).
+    if grid.has_grid:
         ratio = grid.px_per_mm_x / grid.px_per_mm_y
-        if abs(ratio - 1.0) > 0.002:
+        if abs(ratio - 1.0) > (_SQUARE_AFTER_PERSPECTIVE if mode != "none" else _SQUARE_FLAT):
             hmat, size = _fit_on(np.diag([1.0, ratio, 1.0]), hmat, size)
             out = _warp(rgb, hmat, size)
             grid = GridEstimate(
