@@ -27,14 +27,16 @@ stops before writing anything, naming them (:class:`OutputExistsError`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -44,6 +46,7 @@ from .errors import EcgStudioError
 from .io.atomic import atomic_path
 from .io.images import collect_inputs, file_sha256, iter_pages
 from .io.writers import FORMATS, display_path, write_signals
+from .manifest import Manifest, PageEntry
 from .overlay import draw_overlay
 from .pipeline import DigitizeOptions, Digitizer
 
@@ -59,39 +62,29 @@ class OutputExistsError(EcgStudioError):
     """The output folder already holds files a batch would write; nothing was written."""
 
 
-@dataclass(frozen=True)
-class PageOutcome:
-    """One page of a batch, done or failed (what ``on_page`` receives).
+@dataclass
+class BatchReport:
+    """What a batch run did.
 
     Attributes
     ----------
-    source : Path
-        The input file.
-    record : str
-        The page's record name (see the module docstring).
-    page_index, n_pages : int
-        Which page of the file (0-based) and how many it has (0 where the file could not be read).
-    error : str or None
-        Why the page (or the whole file) failed; None on success.
+    written : dict of str to list of Path
+        Files written, by record name, in this run.
+    failed : dict of str to str
+        Pages (or whole files) that failed in this run, with the reason.
+    skipped : int
+        Pages done by an earlier run into the same folder (manifest), unchanged: not done again.
+    failed_before : int
+        Pages that failed in an earlier run and were not tried again (``retry_failed`` False).
+    summary : Path or None
+        ``ecgstudio-summary.csv`` of the output folder.
     """
-
-    source: Path
-    record: str
-    page_index: int
-    n_pages: int
-    error: str | None = None
-
-    @property
-    def last_of_file(self) -> bool:
-        return self.page_index >= self.n_pages - 1
-
-
-@dataclass
-class BatchReport:
-    """What a batch run did: written files per record name, and failures with their reasons."""
 
     written: dict[str, list[Path]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    failed_before: int = 0
+    summary: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -188,6 +181,23 @@ def _is_output(file_name: str, formats: Sequence[str], overlay: bool) -> bool:
     return file_name.endswith(tuple(_suffixes(formats))) or (overlay and file_name.endswith("_overlay.png"))
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """How every page of a batch is digitized and written (sent to the worker processes)."""
+
+    out_dir: Path
+    options: DigitizeOptions = DigitizeOptions()
+    formats: tuple[str, ...] = ("wfdb",)
+    overlay: bool = False
+
+    def key(self, model_version: str) -> str:
+        """What a page's outputs depend on besides its input: a rerun with another key redoes it."""
+        return json.dumps(
+            {"model": model_version, "options": asdict(self.options), "formats": self.formats, "overlay": self.overlay},
+            sort_keys=True,
+        )
+
+
 def digitize_paths(
     paths: Sequence[str | Path],
     out_dir: str | Path,
@@ -196,56 +206,152 @@ def digitize_paths(
     formats: Sequence[str] = ("wfdb",),
     overlay: bool = False,
     overwrite: bool = False,
+    retry_failed: bool = False,
+    workers: int = 1,
+    model: str | None = None,
+    device: str = "cpu",
     digitizer: Digitizer | None = None,
-    on_page: Callable[[PageOutcome], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    on_page: Callable[[PageEntry], None] | None = None,
 ) -> BatchReport:
-    """Digitize every page of ``paths`` (files or folders) into ``out_dir``.
+    """Digitize every page of ``paths`` (files or folders) into ``out_dir``, resumably.
 
-    ``on_page`` is called after each page, and once for a file that could not be read.
+    Pages an earlier run into ``out_dir`` finished with the same input, model and settings are
+    skipped (:mod:`ecgstudio.manifest`); pages that failed then are tried again only with
+    ``retry_failed``.  With ``workers`` > 1 the files are spread over that many processes,
+    each loading the model (``model``, ``device``) once; else ``digitizer`` (default: one for
+    ``model``) runs in this process.  ``on_plan`` gets the number of files to work on once the
+    manifest is read; ``on_page`` is called after each page, and once for a file that could
+    not be read.
 
     Raises
     ------
     OutputExistsError
-        ``out_dir`` holds files the batch would write and ``overwrite`` is False; nothing was written.
+        ``out_dir`` holds files the batch would write that no earlier batch there wrote, and
+        ``overwrite`` is False; nothing was written.
     """
-    out_dir = Path(out_dir)
-    formats = list(dict.fromkeys(f.lower() for f in formats))
+    settings = BatchSettings(Path(out_dir), options, tuple(dict.fromkeys(f.lower() for f in formats)), overlay)
     files = collect_inputs(paths)
     names = record_names(files)
+    manifest = Manifest(settings.out_dir)
     if not overwrite:
-        clashes = existing_outputs(out_dir, names, formats, overlay=overlay)
+        own = manifest.own_files()
+        clashes = [
+            p for p in existing_outputs(settings.out_dir, names, settings.formats, overlay=overlay) if p.name not in own
+        ]
         if clashes:
             shown = ", ".join(display_path(p.name) for p in clashes[:5])
             more = f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
             raise OutputExistsError(
-                f"{display_path(out_dir)} already holds {shown}{more}, which this run would replace; "
+                f"{display_path(settings.out_dir)} already holds {shown}{more}, which this run would replace; "
                 "pass --overwrite to replace them, or choose another --out"
             )
-    digitizer = digitizer or Digitizer()
+    if workers <= 1 and digitizer is None:
+        digitizer = Digitizer(model, device=device)
+    version = digitizer.model_card.version if digitizer is not None else _model_version(model)
+    key = settings.key(version)
     report = BatchReport()
+    jobs = []
     for path in files:
-        name = names[path]
-        _current_input.set(display_path(path.name))
-        try:
-            for page in iter_pages(path):  # one page in memory at a time
-                record = page_record(name, page.page_index, page.n_pages)
-                error = None
-                try:
-                    report.written[record] = _digitize_page(
-                        digitizer, page, path, record, out_dir, options, formats, overlay
-                    )
-                except Exception as exc:  # one page must never end the batch
-                    error = _reason(exc)
-                    report.failed[record] = error
-                if on_page:
-                    on_page(PageOutcome(path, record, page.page_index, page.n_pages, error))
-        except Exception as exc:  # the file (or its next page) cannot be read: the rest go on
-            error = _reason(exc)
-            report.failed[name] = error
+        source = display_path(Path(os.path.abspath(path)))
+        sha = file_sha256(path)
+        keep = dict(manifest.done(source, sha, key))
+        report.skipped += len(keep)
+        before = manifest.failed(source, sha, key)
+        if not retry_failed:
+            report.failed_before += len(before)
+            keep.update(before)
+        n_pages = max((e.n_pages for e in keep.values()), default=0)
+        if n_pages and len(keep) >= n_pages:
+            continue  # every page of the file is done (or failed, and not retried)
+        jobs.append(FileJob(path, source, names[path], sha, key, frozenset(keep)))
+    if on_plan:
+        on_plan(len(jobs))
+
+    def record(entries: list[PageEntry]) -> None:
+        manifest.append(entries)
+        for e in entries:
+            if e.status == "done":
+                report.written[e.record] = [settings.out_dir / name for name in e.files]
+            else:
+                report.failed[e.record] = e.reason
             if on_page:
-                on_page(PageOutcome(path, name, 0, 0, error))
-    _current_input.set("")
+                on_page(e)
+
+    try:
+        if workers <= 1:
+            for job in jobs:
+                record(digitize_file(digitizer, job, settings))
+        else:
+            _run_in_workers(jobs, settings, workers=workers, model=model, device=device, record=record)
+    finally:
+        _current_input.set("")
+        if manifest.entries:
+            report.summary = manifest.write_summary()
     return report
+
+
+def _model_version(model: str | None) -> str:
+    """The version of the weights ``model`` names (the active model for None), read from its card."""
+    from .model.registry import resolve_model
+    from .model.weights import ModelCard, card_path
+
+    return ModelCard.from_json(card_path(resolve_model(model)).read_text(encoding="utf-8")).version
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One input file of a batch: where it is, its record name, sha256, settings key, and the
+    pages (1-based) an earlier run already settled."""
+
+    path: Path
+    source: str
+    name: str
+    sha256: str
+    key: str
+    settled: frozenset[int] = frozenset()
+
+
+def digitize_file(digitizer: Digitizer, job: FileJob, settings: BatchSettings) -> list[PageEntry]:
+    """Digitize and write the pages of one file but those already settled; never raises for a
+    bad page or file: each becomes a failed :class:`~ecgstudio.manifest.PageEntry` with its reason."""
+    _current_input.set(display_path(job.path.name))
+    entries: list[PageEntry] = []
+
+    def entry(page: int, n_pages: int, record: str, started: float, **fields) -> PageEntry:
+        seconds = time.perf_counter() - started
+        return PageEntry(job.source, job.sha256, page, n_pages, record, settings=job.key, seconds=seconds, **fields)
+
+    started = time.perf_counter()
+    try:
+        for page in iter_pages(job.path):  # one page in memory at a time
+            number = page.page_index + 1
+            if number in job.settled:
+                started = time.perf_counter()
+                continue
+            record = page_record(job.name, page.page_index, page.n_pages)
+            try:
+                result, files = _digitize_page(digitizer, page, job, record, settings)
+                confidence = min(result.confidence.values()) if result.confidence else None
+                entries.append(
+                    entry(
+                        number,
+                        page.n_pages,
+                        record,
+                        started,
+                        status="done",
+                        files=[f.name for f in files],
+                        confidence=confidence,
+                        layout=result.layout,
+                        assumed=list(dict.fromkeys(a.what for a in result.assumptions)),
+                    )
+                )
+            except Exception as exc:  # one page must never end the batch
+                entries.append(entry(number, page.n_pages, record, started, status="failed", reason=_reason(exc)))
+            started = time.perf_counter()
+    except Exception as exc:  # the file (or its next page) cannot be read: the rest go on
+        entries.append(entry(0, 0, job.name, started, status="failed", reason=_reason(exc)))
+    return entries
 
 
 def _reason(exc: Exception) -> str:
@@ -257,35 +363,86 @@ def _reason(exc: Exception) -> str:
     return f"unexpected error ({type(exc).__name__}: {exc}); please report it with this file"
 
 
-def _digitize_page(digitizer, page, path, record, out_dir, options, formats, overlay) -> list[Path]:
+def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSettings):
     """Digitize one page and write its files; none of them stays if any cannot be written."""
-    result = digitizer.digitize(page.image, options)
+    result = digitizer.digitize(page.image, settings.options)
     sidecar = {
         "calibration": result.calibration,
         "layout": result.layout,
         "provenance": {
-            "source_image": path,
-            "source_sha256": file_sha256(path),
+            "source_image": job.path,
+            "source_sha256": job.sha256,
             "page": page.page_index + 1,
             "model_version": result.model_version,
         },
     }
     files = write_signals(
         result.signals,
-        out_dir,
+        settings.out_dir,
         record,
-        formats=formats,
-        sidecar=sidecar if "json" in formats else None,
+        formats=settings.formats,
+        sidecar=sidecar if "json" in settings.formats else None,
         provenance=sidecar["provenance"],
     )
-    if overlay:
+    if settings.overlay:
         try:
-            files.append(write_png(out_dir / f"{record}_overlay.png", draw_overlay(page.image, result)))
+            files.append(write_png(settings.out_dir / f"{record}_overlay.png", draw_overlay(page.image, result)))
         except BaseException:
             for f in files:
                 f.unlink(missing_ok=True)
             raise
-    return files
+    return result, files
+
+
+# -------------------------------------------------------------------------------------------- workers
+
+_worker_digitizer: Digitizer | None = None
+
+
+def _start_worker(model: str | None, device: str, threads: int) -> None:
+    """In a worker process: load the model once, with ``threads`` threads for its maths."""
+    global _worker_digitizer
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker_digitizer = Digitizer(model, device=device)
+
+
+def _work(job: FileJob, settings: BatchSettings) -> list[PageEntry]:
+    assert _worker_digitizer is not None, "the worker was not started"
+    return digitize_file(_worker_digitizer, job, settings)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Threads each of ``workers`` processes uses so the machine's cores are busy, not oversubscribed."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def _run_in_workers(
+    jobs: list[FileJob],
+    settings: BatchSettings,
+    *,
+    workers: int,
+    model: str | None,
+    device: str,
+    record: Callable[[list[PageEntry]], None],
+) -> None:
+    """Digitize ``jobs`` in ``workers`` processes (spawned: no inherited torch threads), recording
+    each file's entries as it finishes; Ctrl-C stops them at once, what finished stays recorded."""
+    import functools
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(model, device, threads_per_worker(workers)))
+    try:
+        for entries in pool.imap_unordered(functools.partial(_work, settings=settings), jobs):
+            record(entries)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 _current_input: ContextVar[str] = ContextVar("ecgstudio_batch_input", default="")

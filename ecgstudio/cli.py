@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,12 +51,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_digitize(args: argparse.Namespace) -> int:
+    import time
+
     from tqdm import tqdm
 
-    from .batch import InputNamer, PageOutcome, digitize_paths
+    from .batch import InputNamer, digitize_paths
     from .io.images import collect_inputs
     from .io.writers import display_path
-    from .pipeline import DigitizeOptions, Digitizer
+    from .manifest import PageEntry
+    from .pipeline import DigitizeOptions
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     inputs = collect_inputs(args.paths)
@@ -64,20 +68,22 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
     options = DigitizeOptions(
         layout=args.layout, fs=args.fs, mm_per_s=args.speed, mm_per_mv=args.gain, columns=args.columns
     )
-    digitizer = Digitizer(args.model, device=args.device)
+    workers = args.workers or os.cpu_count() or 1
     namer = InputNamer()
     for handler in logging.getLogger().handlers:
         handler.addFilter(namer)
     done = {"pages": 0, "failed": 0}
+    started = time.perf_counter()
     with tqdm(total=len(inputs), desc="digitizing", unit="file", disable=args.quiet) as bar:
 
-        def on_page(outcome: PageOutcome) -> None:
+        def on_page(entry: PageEntry) -> None:
             done["pages"] += 1
-            if outcome.error:
+            if entry.status != "done":
                 done["failed"] += 1
-                tqdm.write(f"failed: {display_path(outcome.source)}: {outcome.error}", file=sys.stderr)
-            if outcome.last_of_file:
+                tqdm.write(f"failed: {entry.input}: {entry.reason}", file=sys.stderr)
+            if entry.page >= entry.n_pages:
                 bar.update(1)
+            bar.set_postfix(pages_per_min=f"{60 * done['pages'] / (time.perf_counter() - started):.1f}")
 
         try:
             report = digitize_paths(
@@ -87,23 +93,31 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
                 formats=formats,
                 overlay=args.overlay,
                 overwrite=args.overwrite,
-                digitizer=digitizer,
+                retry_failed=args.retry_failed,
+                workers=workers,
+                model=args.model,
+                device=args.device,
+                on_plan=lambda n: bar.reset(total=n),
                 on_page=on_page,
             )
         except KeyboardInterrupt:
             bar.close()
             print(
-                f"interrupted after {done['pages']} page(s) ({done['failed']} failed); the records written "
-                f"so far are complete in {display_path(args.out)}",
+                f"interrupted after {done['pages']} page(s) ({done['failed']} failed); what was done is in "
+                f"{display_path(args.out)} and its manifest: run the same command again to go on",
                 file=sys.stderr,
             )
             return 130
         finally:
             for handler in logging.getLogger().handlers:
                 handler.removeFilter(namer)
+    earlier = f"; {report.skipped} done before, skipped" if report.skipped else ""
+    if report.failed_before:
+        earlier += f"; {report.failed_before} failed before, not retried (--retry-failed)"
     print(
         f"digitized {len(report.written)} page(s) of {len(inputs)} file(s) into {display_path(args.out)}; "
-        f"{len(report.failed)} failed"
+        f"{len(report.failed)} failed{earlier}"
+        + (f"\nsummary (pages to review first): {display_path(report.summary)}" if report.summary else "")
     )
     return 0 if report.ok else 1
 
@@ -276,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes digitizing at once, each loading the model (default: one per CPU core)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try again the pages that failed in an earlier run into the same --out (done pages are always skipped)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

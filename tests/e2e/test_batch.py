@@ -6,6 +6,7 @@ test_pipeline.py), so the batch's own behaviour is what is checked, fast."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -15,11 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ecgstudio import pipeline
+from ecgstudio import batch
 from ecgstudio.batch import OutputExistsError, digitize_paths, record_names
 from ecgstudio.cli import main
 from ecgstudio.io.images import file_sha256
 from ecgstudio.io.signals import read_signals
+from ecgstudio.model.weights import ModelCard
 from ecgstudio.synth.render import PageStyle, render_page
 
 PAGE = render_page(style=PageStyle(layout="3x4+1", dpi=60), seed=2)
@@ -28,6 +30,8 @@ PAGE = render_page(style=PageStyle(layout="3x4+1", dpi=60), seed=2)
 class TruthDigitizer:
     """Answers every page with the rendered page's ground truth; a 120x120 px page raises an
     unexpected error, and every page logs a warning, as the engine can."""
+
+    model_card = ModelCard(version="truth-1")
 
     def __init__(self, *args, **kwargs) -> None:
         self.calls = 0
@@ -109,9 +113,9 @@ def test_any_file_name_works_and_one_bad_page_does_not_end_the_batch(
     _png(inputs / odd)
     _png(inputs / "boom.png", np.zeros((120, 120, 3), np.uint8))
     _png(inputs / "zz_last.png")
-    monkeypatch.setattr(pipeline, "Digitizer", TruthDigitizer)
+    monkeypatch.setattr(batch, "Digitizer", TruthDigitizer)
     out = tmp_path / "out"
-    code = main(["digitize", str(inputs), "--out", str(out), "--format", "wfdb,csv,json", "-q"])
+    code = main(["digitize", str(inputs), "--out", str(out), "--format", "wfdb,csv,json", "--workers", "1", "-q"])
     captured = capsys.readouterr()
     assert code == 1
     assert "digitized 3 page(s) of 4 file(s)" in captured.out and "1 failed" in captured.out
@@ -137,4 +141,83 @@ def test_a_page_that_cannot_be_written_leaves_none_of_its_files(tmp_path: Path, 
     out = tmp_path / "out"
     report = digitize_paths([tmp_path / "in"], out, formats=["wfdb", "csv"], digitizer=TruthDigitizer())
     assert list(report.failed) == ["a"] and "No space left" in report.failed["a"]
-    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []  # no .hea without its .csv
+    records = [p.name for p in out.iterdir() if not p.name.startswith((".", "ecgstudio-"))]
+    assert records == []  # no .hea without its .csv
+
+
+class CountingDigitizer(TruthDigitizer):
+    """Counts the pages it digitizes; raises KeyboardInterrupt (Ctrl-C) at page ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        super().__init__()
+        self.stop_at = stop_at
+
+    def digitize(self, image, options=None, *, progress=None):
+        if self.stop_at is not None and self.calls + 1 == self.stop_at:
+            raise KeyboardInterrupt
+        return super().digitize(image, options, progress=progress)
+
+
+def _inputs(folder: Path, n: int) -> Path:
+    for k in range(n):
+        _png(folder / f"page{k}.png")
+    return folder
+
+
+def test_a_rerun_skips_what_is_done_and_redoes_what_changed(tmp_path: Path) -> None:
+    inputs, out = _inputs(tmp_path / "in", 3), tmp_path / "out"
+    first = CountingDigitizer()
+    report = digitize_paths([inputs], out, formats=["wfdb", "json"], digitizer=first)
+    assert first.calls == 3 and report.ok and report.summary.is_file()
+    again = CountingDigitizer()
+    report = digitize_paths([inputs], out, formats=["wfdb", "json"], digitizer=again)  # its own files: no clash
+    assert again.calls == 0 and report.skipped == 3 and not report.written
+    _png(inputs / "page1.png", np.flipud(PAGE.image))  # the scan was replaced
+    (out / "page2.hea").unlink()  # an output went missing
+    third = CountingDigitizer()
+    report = digitize_paths([inputs], out, formats=["wfdb", "json"], digitizer=third)
+    assert third.calls == 2 and sorted(report.written) == ["page1", "page2"] and report.skipped == 1
+    other = CountingDigitizer()
+    digitize_paths([inputs], out, formats=["wfdb", "json"], overlay=True, digitizer=other)  # other settings
+    assert other.calls == 3
+
+
+def test_a_killed_batch_goes_on_where_it_stopped(tmp_path: Path) -> None:
+    inputs, out = _inputs(tmp_path / "in", 4), tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        digitize_paths([inputs], out, digitizer=CountingDigitizer(stop_at=3))
+    manifest = (out / "ecgstudio-manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(manifest) == 2  # the two finished pages, on disk before the interruption
+    rest = CountingDigitizer()
+    report = digitize_paths([inputs], out, digitizer=rest)
+    assert rest.calls == 2 and report.skipped == 2 and sorted(report.written) == ["page2", "page3"]
+
+
+def test_failed_pages_are_retried_only_when_asked(tmp_path: Path) -> None:
+    inputs, out = _inputs(tmp_path / "in", 2), tmp_path / "out"
+    _png(inputs / "boom.png", np.zeros((120, 120, 3), np.uint8))
+    report = digitize_paths([inputs], out, digitizer=CountingDigitizer())
+    assert list(report.failed) == ["boom"]
+    with open(report.summary, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["record"] == "boom" and rows[0]["needs_review"] == "failed"  # pages to review first
+    again = CountingDigitizer()
+    report = digitize_paths([inputs], out, digitizer=again)
+    assert again.calls == 0 and report.failed_before == 1 and report.ok
+    retry = CountingDigitizer()
+    report = digitize_paths([inputs], out, digitizer=retry, retry_failed=True)
+    assert retry.calls == 1 and list(report.failed) == ["boom"]
+
+
+@pytest.mark.slow
+def test_two_workers_give_what_one_gives(tmp_path: Path) -> None:
+    """The real engine in two worker processes: same records and values as in this process."""
+    inputs = tmp_path / "in"
+    for k in range(2):
+        _png(inputs / f"p{k}.png", render_page(style=PageStyle(layout="3x4+1", dpi=100), seed=10 + k).image)
+    one = digitize_paths([inputs], tmp_path / "one", workers=1)
+    two = digitize_paths([inputs], tmp_path / "two", workers=2)
+    assert sorted(one.written) == sorted(two.written) == ["p0", "p1"]
+    for name in one.written:
+        a, b = read_signals(tmp_path / "one" / f"{name}.hea"), read_signals(tmp_path / "two" / f"{name}.hea")
+        np.testing.assert_allclose(a.mv, b.mv, atol=1e-3, equal_nan=True)
