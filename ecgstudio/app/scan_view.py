@@ -307,17 +307,28 @@ class ScanView(QGraphicsView):
             item.setVisible(self.layers["low"])
 
     def fit(self) -> None:
-        """Show the whole page."""
+        """Show the whole page.
+
+        A fitted page needs no scroll bars, so they are turned off first: coming and going as
+        the page fitted, they resized the view, which fitted the page again, for ever (a portrait
+        photo in a wide window froze the studio)."""
         rect = self._pixmap.boundingRect()
         if rect.isEmpty():
             return
+        self._scroll_bars(False)
         self.fitInView(rect.adjusted(-10, -10, 10, 10), Qt.AspectRatioMode.KeepAspectRatio)
         self._fitted = True
         self.zoomChanged.emit(self.zoom)
 
+    def _scroll_bars(self, shown: bool) -> None:
+        policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if shown else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        self.setHorizontalScrollBarPolicy(policy)
+        self.setVerticalScrollBarPolicy(policy)
+
     def zoom_by(self, factor: float) -> None:
         new = self.zoom * factor
         if 0.02 <= new <= 40:
+            self._scroll_bars(True)
             self.scale(factor, factor)
             self._fitted = False
             self.zoomChanged.emit(self.zoom)
@@ -330,6 +341,7 @@ class ScanView(QGraphicsView):
         if self.document is None or not 0 <= k < len(self.document.boxes):
             return
         b = self.document.boxes[k]
+        self._scroll_bars(True)
         self.fitInView(
             QRectF(b.x0, b.y0, b.width, b.height).adjusted(-40, -40, 40, 40), Qt.AspectRatioMode.KeepAspectRatio
         )
