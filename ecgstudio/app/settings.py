@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 ORGANIZATION = "ECG Studio"
 APPLICATION = "ecgstudio"
@@ -86,6 +86,17 @@ class AppSettings:
 
     def set_layer(self, name: str, on: bool) -> None:
         self.q.setValue(f"view/layer_{name}", bool(on))
+
+    def window_layout(self) -> tuple[QByteArray, QByteArray] | None:
+        """The window's geometry and dock state as last closed, or None."""
+        geometry, state = self.q.value("window/geometry"), self.q.value("window/state")
+        if isinstance(geometry, QByteArray) and isinstance(state, QByteArray):
+            return geometry, state
+        return None
+
+    def set_window_layout(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
 
     def sync(self) -> None:
         self.q.sync()

@@ -322,6 +322,10 @@ class MainWindow(QMainWindow):
         self.lead_dock.raise_()
         self.resizeDocks([self.worklist_dock, self.review_dock], [270, 275], Qt.Orientation.Horizontal)
         self.worklist_dock.hide()  # shown when a worklist has more than one page
+        layout = self.settings.window_layout()
+        if layout is not None:  # size, position and docks as the person left them
+            self.restoreGeometry(layout[0])
+            self.restoreState(layout[1])
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -566,6 +570,7 @@ class MainWindow(QMainWindow):
 
         tb = QToolBar("Tools")
         tb.setObjectName("tools")
+        tb.setObjectName("tools")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         tb.setMovable(False)
         for act in self.tool_actions.values():
@@ -579,6 +584,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
         self.tools_bar = tb
         lb = QToolBar("Layers")
+        lb.setObjectName("layers")
         lb.setObjectName("layers")
         lb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         lb.setMovable(False)
@@ -1419,5 +1425,6 @@ class MainWindow(QMainWindow):
         self.finetune_runner.shutdown()
         self._set_document(None)
         self.engine.shutdown()
+        self.settings.set_window_layout(self.saveGeometry(), self.saveState())
         self.settings.sync()
         super().closeEvent(event)

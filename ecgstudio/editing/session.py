@@ -238,6 +238,8 @@ def export_signals(document: PageDocument, folder: Path) -> list[Path]:
             "review_status": document.review.status.value,
             "reviewer": document.review.reviewer,
             "reviewed_at": document.review.reviewed_at,
+            "review_note": document.review.note,
+            "assumed": [a.text for a in document.assumptions],
         },
     }
     return write_signals(document.signals, folder, document.page.stem, formats=EXPORT_FORMATS, sidecar=sidecar)

@@ -679,11 +679,13 @@ def test_autosave_writes_atomically(doc, monkeypatch) -> None:
 
 
 def test_export_writes_signals_and_a_sidecar(doc, tmp_path) -> None:
+    doc.set_note("ST depression in V4-V6; check against the old trace")
     files = export_signals(doc, tmp_path / "out")
     suffixes = {p.suffix for p in files}
     assert {".hea", ".csv", ".edf", ".json"} <= suffixes
     sidecar = json.loads(next(p for p in files if p.suffix == ".json").read_text())
-    assert "page.png" in json.dumps(sidecar) and "proposed" in json.dumps(sidecar)
+    assert "page.png" in json.dumps(sidecar) and sidecar["provenance"]["review_status"] == "proposed"
+    assert sidecar["provenance"]["review_note"] == "ST depression in V4-V6; check against the old trace"
 
 
 # ---------------------------------------------------------------------- session: the worklist's pages

@@ -463,3 +463,15 @@ def test_guesses_are_shown_on_the_page_not_only_in_the_terminal(qtbot, make_wind
     assert doc.assumptions == () and not panel.gain.styleSheet() and not panel.assumed.isVisible()
     doc.history.undo()
     assert doc.assumed("gain") and panel.gain.styleSheet()
+
+
+def test_window_size_and_docks_are_remembered(qtbot, make_window) -> None:
+    from PySide6.QtCore import Qt
+
+    w = make_window()
+    w.resize(760, 560)  # within the offscreen screen, which clamps a restored geometry
+    w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, w.review_dock)  # the person moved a panel
+    w.close()
+    w2 = make_window()
+    assert (w2.width(), w2.height()) == (760, 560)
+    assert w2.dockWidgetArea(w2.review_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
