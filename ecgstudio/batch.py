@@ -208,6 +208,7 @@ def digitize_paths(
     overwrite: bool = False,
     retry_failed: bool = False,
     workers: int = 1,
+    ray: str | None = None,
     model: str | None = None,
     device: str = "cpu",
     digitizer: Digitizer | None = None,
@@ -219,7 +220,9 @@ def digitize_paths(
     Pages an earlier run into ``out_dir`` finished with the same input, model and settings are
     skipped (:mod:`ecgstudio.manifest`); pages that failed then are tried again only with
     ``retry_failed``.  With ``workers`` > 1 the files are spread over that many processes,
-    each loading the model (``model``, ``device``) once; else ``digitizer`` (default: one for
+    each loading the model (``model``, ``device``) once; with ``ray`` (a cluster address, or
+    ``"local"`` to start Ray on this machine) over ``workers`` Ray actors instead, which need the
+    inputs and ``out_dir`` on storage every node sees; else ``digitizer`` (default: one for
     ``model``) runs in this process.  ``on_plan`` gets the number of files to work on once the
     manifest is read; ``on_page`` is called after each page, and once for a file that could
     not be read.
@@ -246,7 +249,7 @@ def digitize_paths(
                 f"{display_path(settings.out_dir)} already holds {shown}{more}, which this run would replace; "
                 "pass --overwrite to replace them, or choose another --out"
             )
-    if workers <= 1 and digitizer is None:
+    if workers <= 1 and ray is None and digitizer is None:
         digitizer = Digitizer(model, device=device)
     version = digitizer.model_card.version if digitizer is not None else _model_version(model)
     key = settings.key(version)
@@ -279,7 +282,9 @@ def digitize_paths(
                 on_page(e)
 
     try:
-        if workers <= 1:
+        if ray is not None:
+            run_on_ray(jobs, settings, address=ray, actors=workers, model=model, device=device, record=record)
+        elif workers <= 1:
             for job in jobs:
                 record(digitize_file(digitizer, job, settings))
         else:
@@ -443,6 +448,53 @@ def _run_in_workers(
         raise
     finally:
         pool.join()
+
+
+# -------------------------------------------------------------------------------------------- Ray
+# When one machine is not enough (``pip install ecgstudio[cluster]``): the same per-file function
+# run by Ray actors that each load the model once; the manifest is written by the process that
+# started the batch, as results come back.  Inputs and the output folder must be on storage every
+# node sees (a shared file system).
+
+
+class _RayWorker:
+    """A Ray actor: one model, loaded once, digitizing whole files."""
+
+    def __init__(self, model: str | None, device: str) -> None:
+        self.digitizer = Digitizer(model, device=device)
+
+    def digitize_file(self, job: FileJob, settings: BatchSettings) -> list[PageEntry]:
+        return digitize_file(self.digitizer, job, settings)
+
+
+def run_on_ray(
+    jobs: list[FileJob],
+    settings: BatchSettings,
+    *,
+    address: str,
+    actors: int,
+    model: str | None,
+    device: str,
+    record: Callable[[list[PageEntry]], None],
+) -> None:
+    """Digitize ``jobs`` on the Ray cluster at ``address`` (``"local"``: start one here) with
+    ``actors`` actors of one CPU each, recording each file's entries as it comes back."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise EcgStudioError("Ray is not installed; install it with: pip install 'ecgstudio[cluster]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address == "local" else address, logging_level=logging.WARNING)
+    try:
+        worker = ray.remote(num_cpus=1)(_RayWorker)
+        pool = ActorPool([worker.remote(model, device) for _ in range(max(1, actors))])
+        for entries in pool.map_unordered(lambda actor, job: actor.digitize_file.remote(job, settings), jobs):
+            record(entries)
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 _current_input: ContextVar[str] = ContextVar("ecgstudio_batch_input", default="")

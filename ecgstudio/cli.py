@@ -95,6 +95,7 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 retry_failed=args.retry_failed,
                 workers=workers,
+                ray=args.ray,
                 model=args.model,
                 device=args.device,
                 on_plan=lambda n: bar.reset(total=n),
@@ -295,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="processes digitizing at once, each loading the model (default: one per CPU core)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on a Ray cluster (pip install 'ecgstudio[cluster]'): its address, e.g. 10.0.0.5:6379, or none to "
+        "start Ray on this machine; --workers actors, inputs and --out on storage every node sees",
     )
     p.add_argument(
         "--retry-failed",

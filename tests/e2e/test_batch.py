@@ -221,3 +221,43 @@ def test_two_workers_give_what_one_gives(tmp_path: Path) -> None:
     for name in one.written:
         a, b = read_signals(tmp_path / "one" / f"{name}.hea"), read_signals(tmp_path / "two" / f"{name}.hea")
         np.testing.assert_allclose(a.mv, b.mv, atol=1e-3, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A local Ray head on 127.0.0.1 (a one-node cluster), stopped at the end."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecgstudio[cluster]')")
+    import shutil
+    import socket
+    import subprocess
+
+    exe = shutil.which("ray")
+    if exe is None:
+        pytest.skip("the ray command is not on PATH")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = [exe, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
+    subprocess.run([*start, "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env, timeout=180)
+    yield f"127.0.0.1:{port}"
+    if ray.is_initialized():
+        ray.shutdown()
+    subprocess.run([exe, "stop", "--force"], check=False, env=env, timeout=120)
+
+
+@pytest.mark.slow
+def test_a_ray_cluster_gives_what_one_process_gives(tmp_path: Path, ray_head: str) -> None:
+    """The same per-file function as Ray actors on a real (local) head: same records, values,
+    manifest and failures as the local run."""
+    inputs = tmp_path / "in"
+    _png(inputs / "p0.png", render_page(style=PageStyle(layout="3x4+1", dpi=100), seed=21).image)
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    local = digitize_paths([inputs], tmp_path / "local", workers=1)
+    remote = digitize_paths([inputs], tmp_path / "ray", workers=1, ray=ray_head)
+    assert sorted(local.written) == sorted(remote.written) == ["p0"]
+    assert list(local.failed) == list(remote.failed) == ["broken"] and local.failed == remote.failed
+    a, b = read_signals(tmp_path / "local" / "p0.hea"), read_signals(tmp_path / "ray" / "p0.hea")
+    np.testing.assert_allclose(a.mv, b.mv, atol=1e-3, equal_nan=True)
+    again = digitize_paths([inputs], tmp_path / "ray", workers=1, ray=ray_head)  # resumes like a local run
+    assert again.skipped == 1 and again.failed_before == 1 and not again.written
