@@ -59,6 +59,7 @@ def studio_window(qtbot, tmp_path):
         window = MainWindow(
             settings=settings, labels_root=tmp_path / "labels", autosave_ms=50, data_dir=tmp_path / "data", **kwargs
         )
+        window.ask_reviewer = lambda name: name  # the person confirms the name offered
         qtbot.addWidget(window)
         window.show()
         made.append(window)

@@ -605,6 +605,9 @@ class MainWindow(QMainWindow):
         self.worklist.activated.connect(self.open_row)
         self.scan_view.hint.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.scan_view.ask_lead = self._ask_lead
+        #: Asks who signs pages off (gets the name last used, returns a name or None); tests set an answer.
+        self.ask_reviewer: Callable[[str], str | None] = self._ask_reviewer
+        self._reviewer_confirmed = False
         self.scan_view.rulerMeasured.connect(self._on_ruler)
         self.scan_view.pulseMeasured.connect(self._on_pulse)
         self.signal_view.leadClicked.connect(self._on_lead_clicked)
@@ -1026,6 +1029,25 @@ class MainWindow(QMainWindow):
         self.calibration_dock.raise_()
         self.statusBar().showMessage(text, 10000)
 
+    def _confirm_reviewer(self) -> bool:
+        """Who signs pages off, asked at the first sign-off of the session (the name last used
+        offered), never taken silently from a field; False when the person cancels."""
+        if self._reviewer_confirmed:
+            return True
+        name = self.ask_reviewer(self.settings.reviewer)
+        if not name or not name.strip():
+            self.statusBar().showMessage("Not signed off: a page is signed off under a reviewer's name.", 8000)
+            return False
+        self._set_reviewer(name.strip())
+        self._reviewer_confirmed = True
+        return True
+
+    def _ask_reviewer(self, current: str) -> str | None:
+        name, ok = QInputDialog.getText(
+            self, "Who is signing off?", "Pages you accept are signed off under this name:", text=current
+        )
+        return name if ok else None
+
     def _set_reviewer(self, name: str) -> None:
         self.settings.reviewer = name
         name = self.settings.reviewer
@@ -1037,7 +1059,7 @@ class MainWindow(QMainWindow):
 
     def accept_and_next(self) -> None:
         doc = self.document
-        if doc is None:
+        if doc is None or not self._confirm_reviewer():
             return
         doc.accept()
         self.save()

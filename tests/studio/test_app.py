@@ -475,3 +475,20 @@ def test_window_size_and_docks_are_remembered(qtbot, make_window) -> None:
     w2 = make_window()
     assert (w2.width(), w2.height()) == (760, 560)
     assert w2.dockWidgetArea(w2.review_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+
+
+def test_the_reviewer_is_asked_once_per_session(qtbot, make_window) -> None:
+    """A sign-off carries a name the person confirmed in this session, not one left in a field."""
+    w = make_window(reviewer="Dr Left In Settings")
+    asked: list[str] = []
+    answers = iter([None, "Dr Present"])
+    w.ask_reviewer = lambda offered: asked.append(offered) or next(answers)
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    w.accept_and_next()  # cancelled: nothing signed off
+    assert asked == ["Dr Left In Settings"] and not doc.review.status.signed_off
+    w.accept_and_next()
+    assert doc.review.reviewer == "Dr Present" and doc.review.status.signed_off
+    assert w.settings.reviewer == "Dr Present"
+    doc.move_point(0, 5, doc.traces[0].xy[5, 1] + 3)
+    w.accept_and_next()  # the same session: not asked again
+    assert len(asked) == 2 and doc.review.reviewer == "Dr Present"
