@@ -89,8 +89,8 @@ SHORTCUTS = [
     ("Open a folder as a worklist", "Ctrl+Shift+O"),
     ("Save now (autosave is on)", "Ctrl+S"),
     ("Export WFDB, CSV and EDF+", "Ctrl+E"),
-    ("Accept the page and go to the next", "Ctrl+Enter"),
-    ("Next / previous page", "Page Down / Page Up"),
+    ("Accept the page and go to the next", "Ctrl+Return / Ctrl+Enter"),
+    ("Next / previous page", "PgDown / PgUp"),
     ("Next / previous lead", "] / ["),
     ("Undo / redo", "Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)"),
     ("Select and move boxes", "V"),
@@ -105,8 +105,11 @@ SHORTCUTS = [
     ("Rename the selected lead", "F2"),
     ("Re-extract the trace in the selected box", "Ctrl+R"),
     ("Toggle boxes / mask / traces / low confidence", "Ctrl+1 / Ctrl+2 / Ctrl+3 / Ctrl+4"),
-    ("Fit the page / zoom in / zoom out", "F / Ctrl++ / Ctrl+-"),
+    ("Fit the page / zoom in / zoom out", "F / Ctrl++ (Ctrl+=) / Ctrl+-"),
+    ("Zoom about the cursor", "mouse wheel"),
+    ("Pan the page", "middle button drag, or drag the background with Select (V)"),
     ("Zoom to the selected box", "Z"),
+    ("These shortcuts", "F1"),
     ("Cancel the current tool", "Esc"),
 ]
 

@@ -492,3 +492,20 @@ def test_the_reviewer_is_asked_once_per_session(qtbot, make_window) -> None:
     doc.move_point(0, 5, doc.traces[0].xy[5, 1] + 3)
     w.accept_and_next()  # the same session: not asked again
     assert len(asked) == 2 and doc.review.reviewer == "Dr Present"
+
+
+def test_f1_lists_every_shortcut_the_window_has(qtbot, make_window) -> None:
+    from PySide6.QtGui import QAction, QKeySequence
+
+    from ecgstudio.app.window import SHORTCUTS
+
+    w = make_window()
+    listed = " ".join(keys for _what, keys in SHORTCUTS)
+    missing = []
+    for action in w.findChildren(QAction):
+        for seq in action.shortcuts():
+            text = seq.toString(QKeySequence.SequenceFormat.PortableText)
+            if text and text not in listed:
+                missing.append(f"{action.text()}: {text}")
+    assert missing == [], "; ".join(missing)
+    assert "Pan the page" in " ".join(what for what, _keys in SHORTCUTS)
