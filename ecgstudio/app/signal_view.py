@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
+from ..editing.calipers import Calipers, readout
 from ..editing.document import Change, PageDocument
 from .document_bridge import DocumentBridge
 
@@ -43,6 +44,7 @@ class SignalView(pg.PlotWidget):
     """Stacked 12-lead plot of a :class:`~ecgstudio.editing.document.PageDocument`'s signals."""
 
     leadClicked = Signal(str)
+    cursorMoved = Signal(str)  # the time and voltage under the cursor, as text
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent, background=PAPER)
@@ -82,6 +84,23 @@ class SignalView(pg.PlotWidget):
         self._names: tuple[str, ...] = ()
         self._duration = 0.0
         self._selected = ""
+        # Calipers (K): two instants and two levels a person drags, read out in ms, bpm and mV;
+        # and the time and voltage under the cursor.
+        self._time_calipers = pg.LinearRegionItem(
+            orientation="vertical", brush=pg.mkBrush(255, 170, 0, 40), pen=pg.mkPen(200, 110, 0, width=2)
+        )
+        self._level_calipers = pg.LinearRegionItem(
+            orientation="horizontal", brush=pg.mkBrush(0, 160, 120, 30), pen=pg.mkPen(0, 130, 100, width=2)
+        )
+        self._caliper_text = pg.TextItem(color=(120, 60, 0), anchor=(0, 1))
+        for item in (self._time_calipers, self._level_calipers, self._caliper_text):
+            item.setZValue(5)
+            item.hide()
+            plot.addItem(item, ignoreBounds=True)
+        self._time_calipers.sigRegionChanged.connect(self._show_calipers)
+        self._level_calipers.sigRegionChanged.connect(self._show_calipers)
+        self.cursor_text = ""  # what the cursor points at, for the status bar
+        self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
         vb.sigRangeChanged.connect(self._update_minor)
         vb.sigRangeChangedManually.connect(self._manual_range)
@@ -219,6 +238,51 @@ class SignalView(pg.PlotWidget):
     @property
     def selected_lead(self) -> str:
         return self._selected
+
+    # ------------------------------------------------------------------ calipers and cursor
+
+    @property
+    def calipers_shown(self) -> bool:
+        return self._time_calipers.isVisible()
+
+    def show_calipers(self, shown: bool) -> None:
+        """Show the calipers over the selected lead (else the first), about one second wide."""
+        if shown and self._names:
+            lead = self._selected or self._names[0]
+            vb = self.getPlotItem().getViewBox()
+            (x0, x1), _ = vb.viewRange()
+            t0 = max(0.0, x0 + 0.3 * (x1 - x0))
+            self._time_calipers.setRegion((t0, t0 + min(1.0, 0.3 * (x1 - x0))))
+            off = self.offset(lead)
+            self._level_calipers.setRegion((off, off + 1.0))
+        for item in (self._time_calipers, self._level_calipers, self._caliper_text):
+            item.setVisible(shown and bool(self._names))
+        self._show_calipers()
+
+    def calipers(self) -> Calipers:
+        """What the calipers measure now (levels relative to each other, so in mV of any lead)."""
+        t0, t1 = self._time_calipers.getRegion()
+        v0, v1 = self._level_calipers.getRegion()
+        return Calipers(float(t0), float(t1), float(v0), float(v1))
+
+    def _show_calipers(self, *_: object) -> None:
+        if not self._time_calipers.isVisible():
+            return
+        c = self.calipers()
+        self._caliper_text.setText(c.describe())
+        self._caliper_text.setPos(min(c.t0_s, c.t1_s), max(c.v0_mv, c.v1_mv))
+
+    def _moved(self, pos) -> None:
+        doc = self.document
+        vb = self.getPlotItem().getViewBox()
+        if doc is None or not self._names or not vb.sceneBoundingRect().contains(pos):
+            return
+        p = vb.mapSceneToView(pos)
+        row = int(round(-p.y() / ROW_MV))
+        if 0 <= row < len(self._names):
+            lead = self._names[row]
+            self.cursor_text = readout(float(p.x()), lead, doc.column(lead), doc.fs)
+            self.cursorMoved.emit(self.cursor_text)
 
     def _clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or not self._names or self.document is None:

@@ -109,6 +109,7 @@ SHORTCUTS = [
     ("Zoom about the cursor", "mouse wheel"),
     ("Pan the page", "middle button drag, or drag the background with Select (V)"),
     ("Zoom to the selected box", "Z"),
+    ("Calipers: intervals in ms and bpm, amplitudes in mV", "K"),
     ("These shortcuts", "F1"),
     ("Cancel the current tool", "Esc"),
 ]
@@ -351,6 +352,8 @@ class MainWindow(QMainWindow):
         self.finetune_status.setFlat(True)
         self.finetune_status.setToolTip("A fine-tune is running; click to see its progress")
         self.finetune_status.hide()
+        self.cursor_label = QLabel("")  # time and mV under the cursor in the signal view
+        self.statusBar().addPermanentWidget(self.cursor_label)
         self.statusBar().addPermanentWidget(self.labels_label)
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.finetune_status)
@@ -458,6 +461,13 @@ class MainWindow(QMainWindow):
         self.act_prev_lead = a("Previous lead", lambda: self.step_lead(-1), "[")
         self.act_fit = a("&Fit page", self.fit_views, "F", tip="Show the whole page and every signal (F)")
         self.act_zoom_in = a("Zoom &in", lambda: self.scan_view.zoom_by(1.25), ["Ctrl++", "Ctrl+="])
+        self.act_calipers = a(
+            "&Calipers",
+            lambda on: self.signal_view.show_calipers(on),
+            "K",
+            checkable=True,
+            tip="Measure intervals (ms, bpm) and amplitudes (mV) on the signals: drag the bands' edges (K)",
+        )
         self.act_zoom_out = a("Zoom &out", lambda: self.scan_view.zoom_by(0.8), "Ctrl+-")
         self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
         self.act_rerun = a(
@@ -554,7 +564,7 @@ class MainWindow(QMainWindow):
         for act in self.layer_actions.values():
             m.addAction(act)
         m.addSeparator()
-        for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_box):
+        for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_box, self.act_calipers):
             m.addAction(act)
         m.addSeparator()
         for dock in (self.worklist_dock, self.review_dock, self.lead_dock, self.calibration_dock):
@@ -614,6 +624,7 @@ class MainWindow(QMainWindow):
         self.scan_view.rulerMeasured.connect(self._on_ruler)
         self.scan_view.pulseMeasured.connect(self._on_pulse)
         self.signal_view.leadClicked.connect(self._on_lead_clicked)
+        self.signal_view.cursorMoved.connect(self.cursor_label.setText)
         self.review_panel.acceptRequested.connect(self.accept_and_next)
         self.review_panel.reviewer.setText(self.settings.reviewer)
         self.review_panel.reviewerChanged.connect(self._set_reviewer)

@@ -746,3 +746,15 @@ def test_assumptions_travel_with_the_page_until_a_person_sets_the_value(page, tm
     assert doc.assumed("gain")
     doc.set_calibration(replace(doc.calibration, mm_per_mv=20.0))
     assert doc.assumptions == () and doc.record().digitization.assumptions == ()
+
+
+def test_calipers_read_intervals_rates_and_amplitudes() -> None:
+    from ecgstudio.editing.calipers import Calipers, readout
+
+    rr = Calipers(1.20, 2.02, -0.3, 0.95)
+    assert rr.interval_ms == pytest.approx(820) and rr.rate_bpm == pytest.approx(73.17, abs=0.01)
+    assert rr.amplitude_mv == pytest.approx(1.25) and rr.describe() == "820 ms (73 bpm as RR) | 1.25 mV"
+    assert "bpm" not in Calipers(1.0, 1.0).describe()
+    signal = np.array([0.0, 0.5, np.nan, 1.0])
+    assert readout(0.002, "II", signal, 500.0) == "II  t 0.002 s  0.50 mV"
+    assert readout(0.004, "II", signal, 500.0).endswith("no sample")

@@ -509,3 +509,25 @@ def test_f1_lists_every_shortcut_the_window_has(qtbot, make_window) -> None:
                 missing.append(f"{action.text()}: {text}")
     assert missing == [], "; ".join(missing)
     assert "Pan the page" in " ".join(what for what, _keys in SHORTCUTS)
+
+
+def test_calipers_and_the_cursor_readout(qtbot, make_window) -> None:
+    """K shows calipers on the signals; dragging an edge to one RR interval reads its ms and bpm;
+    the status bar shows the time and mV under the cursor."""
+    from PySide6.QtCore import QPointF
+
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    view = w.signal_view
+    QTest.keyClick(w, Qt.Key.Key_K)
+    assert view.calipers_shown and w.act_calipers.isChecked()
+    view._time_calipers.setRegion((1.0, 1.8))  # as a drag of the bands' edges leaves them
+    view._level_calipers.setRegion((0.0, 1.5))
+    assert view._caliper_text.toPlainText() == "800 ms (75 bpm as RR) | 1.50 mV"
+    vb = view.getPlotItem().getViewBox()
+    scene_pos = vb.mapViewToScene(QPointF(2.0, view.offset("II")))
+    view.scene().sigMouseMoved.emit(scene_pos)
+    assert w.cursor_label.text().startswith("II  t 2.0") and w.cursor_label.text().endswith("mV")
+    QTest.keyClick(w, Qt.Key.Key_K)
+    assert not view.calipers_shown
+    assert doc is w.document
