@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,8 +25,25 @@ from ..pipeline import DigitizeOptions
 from .document_bridge import DocumentBridge
 
 
+class _DocumentUndo(QObject):
+    """Lets Ctrl+Z and Ctrl+Shift+Z reach the page's undo while a field that edits the page has
+    the focus: its value is already an edit of the page, its own text undo would only confuse."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and (
+            event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)
+        ):
+            event.ignore()
+            return True
+        return False
+
+
+_DOCUMENT_UNDO = _DocumentUndo()
+
+
 def _spin(lo: float, hi: float, decimals: int, suffix: str, step: float) -> QDoubleSpinBox:
     s = QDoubleSpinBox()
+    s.installEventFilter(_DOCUMENT_UNDO)
     s.setRange(lo, hi)
     s.setDecimals(decimals)
     s.setSuffix(suffix)

@@ -531,3 +531,20 @@ def test_calipers_and_the_cursor_readout(qtbot, make_window) -> None:
     QTest.keyClick(w, Qt.Key.Key_K)
     assert not view.calipers_shown
     assert doc is w.document
+
+
+def test_ctrl_z_undoes_the_page_while_a_field_just_edited_has_the_focus(qtbot, make_window) -> None:
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    w.lead_dock.hide()
+    w.calibration_dock.show()
+    w.calibration_dock.raise_()
+    gain = w.calibration_panel.gain
+    before = doc.calibration.mm_per_mv
+    gain.setFocus()
+    gain.selectAll()
+    QTest.keyClicks(gain, "20")
+    QTest.keyClick(gain, Qt.Key.Key_Return)
+    assert doc.calibration.mm_per_mv == 20.0 and gain.hasFocus()
+    QTest.keyClick(gain, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.calibration.mm_per_mv == before and gain.value() == pytest.approx(before)
