@@ -177,6 +177,7 @@ class ScanView(QGraphicsView):
         self._tool_items: list[QGraphicsItem] = []
         self._drag: dict | None = None
         self._clicks: list[QPointF] = []
+        self._rubber: QGraphicsLineItem | None = None  # the ruler's line between its first click and the cursor
         self._drag_ids = itertools.count(1)
         self._fitted = False
 
@@ -374,6 +375,7 @@ class ScanView(QGraphicsView):
         self._tool_items = []
         self._drag = None
         self._clicks = []
+        self._rubber = None
 
     def _add_tool_item(self, item: QGraphicsItem) -> QGraphicsItem:
         item.setZValue(_Z_TOOL)
@@ -495,6 +497,9 @@ class ScanView(QGraphicsView):
         p = self.mapToScene(event.position().toPoint())
         drag = self._drag
         if drag is None:
+            if self._rubber is not None and len(self._clicks) == 1:  # the ruler follows the cursor
+                a = self._clicks[0]
+                self._rubber.setLine(a.x(), a.y(), p.x(), p.y())
             self._hover(p)
             super().mouseMoveEvent(event)
             return
@@ -628,10 +633,12 @@ class ScanView(QGraphicsView):
         dot.setPos(p)
         if len(self._clicks) == 2:
             a, b = self._clicks
-            line = self._add_tool_item(QGraphicsLineItem(a.x(), a.y(), b.x(), b.y()))
-            line.setPen(_pen(TOOL_COLOR, 2))
+            self._rubber.setLine(a.x(), a.y(), b.x(), b.y())
+            self._rubber = None
             (self.rulerMeasured if self.tool == Tool.RULER else self.pulseMeasured).emit(a, b)
         else:
+            self._rubber = self._add_tool_item(QGraphicsLineItem(p.x(), p.y(), p.x(), p.y()))
+            self._rubber.setPen(_pen(TOOL_COLOR, 2))
             self.hint.emit(
                 "Now click the second point." if self.tool == Tool.RULER else "Now click the top of the pulse."
             )

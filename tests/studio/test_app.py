@@ -288,6 +288,9 @@ def test_ruler_and_pulse_set_calibration(qtbot, make_window) -> None:
     p1 = view_point(w.scan_view, 300, 300)
     p2 = view_point(w.scan_view, 300 + 20 * cal.px_per_mm_x * 1.1, 300)
     QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p1)
+    QTest.mouseMove(vp, (p1 + p2) / 2)  # a line follows the cursor while the ruler measures
+    rubber = w.scan_view._rubber.line()
+    assert rubber.p1() == w.scan_view.mapToScene(p1) and rubber.p2() == w.scan_view.mapToScene((p1 + p2) / 2)
     QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p2)
     measured = (w.scan_view.mapToScene(p2).x() - w.scan_view.mapToScene(p1).x()) / 20
     assert doc.calibration.px_per_mm_x == pytest.approx(measured)
