@@ -49,6 +49,7 @@ from .io.writers import FORMATS, display_path, write_signals
 from .manifest import Manifest, PageEntry
 from .overlay import draw_overlay
 from .pipeline import DigitizeOptions, Digitizer
+from .restore import SOURCES, complete_limb_leads
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +190,18 @@ class BatchSettings:
     options: DigitizeOptions = DigitizeOptions()
     formats: tuple[str, ...] = ("wfdb",)
     overlay: bool = False
+    complete: bool = False  # every lead completed where exact relations allow (ecgstudio.restore)
 
     def key(self, model_version: str) -> str:
         """What a page's outputs depend on besides its input: a rerun with another key redoes it."""
         return json.dumps(
-            {"model": model_version, "options": asdict(self.options), "formats": self.formats, "overlay": self.overlay},
+            {
+                "model": model_version,
+                "options": asdict(self.options),
+                "formats": self.formats,
+                "overlay": self.overlay,
+                "complete": self.complete,
+            },
             sort_keys=True,
         )
 
@@ -205,6 +213,7 @@ def digitize_paths(
     options: DigitizeOptions = DigitizeOptions(),
     formats: Sequence[str] = ("wfdb",),
     overlay: bool = False,
+    complete: bool = False,
     overwrite: bool = False,
     retry_failed: bool = False,
     workers: int = 1,
@@ -233,7 +242,9 @@ def digitize_paths(
         ``out_dir`` holds files the batch would write that no earlier batch there wrote, and
         ``overwrite`` is False; nothing was written.
     """
-    settings = BatchSettings(Path(out_dir), options, tuple(dict.fromkeys(f.lower() for f in formats)), overlay)
+    settings = BatchSettings(
+        Path(out_dir), options, tuple(dict.fromkeys(f.lower() for f in formats)), overlay, complete
+    )
     files = collect_inputs(paths)
     names = record_names(files)
     manifest = Manifest(settings.out_dir)
@@ -371,6 +382,11 @@ def _reason(exc: Exception) -> str:
 def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSettings):
     """Digitize one page and write its files; none of them stays if any cannot be written."""
     result = digitizer.digitize(page.image, settings.options)
+    signals, sources, completion = result.signals, None, None
+    if settings.complete:
+        done = complete_limb_leads(result.signals)
+        signals, sources = done.signals, (done.source, SOURCES)
+        completion = done.runs()
     sidecar = {
         "calibration": result.calibration,
         "layout": result.layout,
@@ -381,13 +397,16 @@ def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSe
             "model_version": result.model_version,
         },
     }
+    if completion is not None:
+        sidecar["completion"] = completion
     files = write_signals(
-        result.signals,
+        signals,
         settings.out_dir,
         record,
         formats=settings.formats,
         sidecar=sidecar if "json" in settings.formats else None,
         provenance=sidecar["provenance"],
+        sources=sources,
     )
     if settings.overlay:
         try:

@@ -92,6 +92,7 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
                 options=options,
                 formats=formats,
                 overlay=args.overlay,
+                complete=args.complete,
                 overwrite=args.overwrite,
                 retry_failed=args.retry_failed,
                 workers=workers,
@@ -291,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--overlay", action="store_true", help="also write <stem>_overlay.png with boxes and traces")
+    p.add_argument(
+        "--complete",
+        action="store_true",
+        help="complete every lead where it can be done exactly: all six limb leads wherever two were read "
+        "(the CSV says per sample whether it was measured or reconstructed; so does the JSON sidecar)",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -50,7 +50,7 @@ _WFDB_GAIN_ADU_PER_MV = 1000.0  # 1 uV per step
 _WFDB_MAX_ADU = 32767  # -32768 is WFDB's invalid-sample value for format 16
 _EDF_DIG_MIN, _EDF_DIG_MAX = -32768, 32767  # the digital minimum is the gap marker
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
-_SIDECAR_KEYS = frozenset({"calibration", "layout", "provenance"})
+_SIDECAR_KEYS = frozenset({"calibration", "layout", "provenance", "completion"})
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
@@ -140,11 +140,19 @@ def write_wfdb(
     return targets[1]
 
 
-def write_csv(signals: Signals, path: str | os.PathLike[str]) -> Path:
+def write_csv(
+    signals: Signals, path: str | os.PathLike[str], *, sources: tuple[np.ndarray, Sequence[str]] | None = None
+) -> Path:
     """Write a CSV: a ``time_s`` column, then one column per lead in mV.
 
     Voltages have 4 decimals (0.1 uV; the round trip is exact to 0.05 uV), times 10 significant
     digits.  NaN is an empty field.  Comma-separated, ``\\n`` line ends, one header row.
+
+    Parameters
+    ----------
+    sources : (ndarray, names), optional
+        Where each sample came from (:mod:`ecgstudio.restore`): an ``(n_samples, n_leads)``
+        array of indices into ``names``; adds a ``<lead>_source`` column per lead after the leads.
 
     Returns
     -------
@@ -156,10 +164,16 @@ def write_csv(signals: Signals, path: str | os.PathLike[str]) -> Path:
     row_format = ",".join(["%.10g"] + ["%.4f"] * mv.shape[1])
     rows = np.column_stack([signals.time_s(), mv]).tolist()
     # "%.4f" prints NaN as "nan"; no number prints those letters, so they can go wholesale.
-    body = "\n".join(row_format % tuple(row) for row in rows).replace("nan", "")
+    lines = [(row_format % tuple(row)).replace("nan", "") for row in rows]
+    header = ["time_s", *signals.lead_names]
+    if sources is not None:
+        codes, names = sources
+        words = np.asarray(names, dtype=object)[np.asarray(codes)]
+        lines = [f"{line},{','.join(w)}" for line, w in zip(lines, words, strict=True)]
+        header += [f"{lead}_source" for lead in signals.lead_names]
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerow(["time_s", *signals.lead_names])
-        fh.write(body)
+        csv.writer(fh, lineterminator="\n").writerow(header)
+        fh.write("\n".join(lines))
         fh.write("\n")
     return path
 
@@ -288,6 +302,7 @@ def write_json_sidecar(
     layout: str | Layout | None = None,
     provenance: Mapping[str, Any] | None = None,
     signals: Signals | None = None,
+    completion: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a pretty JSON file describing where signals came from and how they were scaled.
 
@@ -306,6 +321,9 @@ def write_json_sidecar(
         software name and version (:data:`ecgstudio.__version__`) and the UTC time are added.
     signals : Signals, optional
         Adds ``fs_hz``, ``n_samples``, ``duration_s``, ``units`` and ``lead_names``.
+    completion : mapping, optional
+        Where the samples of a completed record came from (:mod:`ecgstudio.restore`): per lead,
+        ``[source, start s, end s]`` runs.
 
     Returns
     -------
@@ -330,6 +348,8 @@ def write_json_sidecar(
         "layout": layout.name if isinstance(layout, Layout) else layout,
         "provenance": prov,
     }
+    if completion is not None:
+        doc["completion"] = dict(completion)
     if signals is not None:
         doc["signals"] = {
             "fs_hz": float(signals.fs),
@@ -352,6 +372,7 @@ def write_signals(
     formats: str | Sequence[str] = ("wfdb",),
     sidecar: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    sources: tuple[np.ndarray, Sequence[str]] | None = None,
 ) -> list[Path]:
     """Write signals in several formats under one stem; if one cannot be written, none stays.
 
@@ -373,6 +394,8 @@ def write_signals(
     provenance : mapping, optional
         Where the signals came from (``source_image``, ``source_sha256``), for the WFDB header's
         source line when no sidecar is given.
+    sources : (ndarray, names), optional
+        Where each sample came from, for the CSV's ``<lead>_source`` columns (:func:`write_csv`).
 
     Returns
     -------
@@ -410,7 +433,7 @@ def write_signals(
                 hea = write_wfdb(signals, out_dir, safe, comments=_wfdb_comments(prov))
                 written += [hea, hea.with_suffix(".dat")]
             elif fmt == "csv":
-                written.append(write_csv(signals, out_dir / f"{safe}.csv"))
+                written.append(write_csv(signals, out_dir / f"{safe}.csv", sources=sources))
             elif fmt == "edf":
                 written.append(write_edf(signals, out_dir / f"{safe}.edf"))
             else:

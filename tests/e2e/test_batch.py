@@ -261,3 +261,20 @@ def test_a_ray_cluster_gives_what_one_process_gives(tmp_path: Path, ray_head: st
     np.testing.assert_allclose(a.mv, b.mv, atol=1e-3, equal_nan=True)
     again = digitize_paths([inputs], tmp_path / "ray", workers=1, ray=ray_head)  # resumes like a local run
     assert again.skipped == 1 and again.failed_before == 1 and not again.written
+
+
+def test_complete_writes_completed_leads_and_says_which_samples_are_which(tmp_path: Path) -> None:
+    _png(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    report = digitize_paths([tmp_path / "in"], out, formats=["csv", "json"], complete=True, digitizer=TruthDigitizer())
+    assert report.ok
+    with open(out / "a.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    kinds = {row["aVL_source"] for row in rows}
+    assert kinds == {"measured", "reconstructed", "none"}
+    first = rows[10]  # t = 0.02 s: aVL is not printed then (3x4+1), but I, II and III are
+    assert first["aVL_source"] == "reconstructed" and first["aVL"] != ""
+    sidecar = json.loads((out / "a.json").read_text(encoding="utf-8"))
+    assert ["measured", 2.5, 5.0] in sidecar["completion"]["aVL"]
+    plain = digitize_paths([tmp_path / "in"], tmp_path / "plain", formats=["csv"], digitizer=TruthDigitizer())
+    assert plain.ok and "aVL_source" not in (tmp_path / "plain" / "a.csv").read_text().splitlines()[0]
