@@ -158,19 +158,7 @@ class Manifest:
         rows = sorted(self.entries.values(), key=lambda e: (not e.needs_review, e.input, e.page))
         with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(
-                [
-                    "needs_review",
-                    "input",
-                    "page",
-                    "record",
-                    "status",
-                    "reason",
-                    "lowest_confidence",
-                    "layout",
-                    "seconds",
-                ]
-            )
+            writer.writerow(SUMMARY_COLUMNS)
             for e in rows:
                 conf = "" if e.confidence is None else f"{e.confidence:.3f}"
                 writer.writerow(
