@@ -150,6 +150,11 @@ class SignalsConfig:
     #: Output samples finer than a traced trace are low-passed at this share of the traced
     #: frame's pixels per second (zero-phase, second order).
     band_limit: float = 0.4
+    #: A page without a clear grid (none, or found with less than this confidence) is taken for
+    #: an ECG only where one lead at least is read with this confidence: lines and letters of a
+    #: drawing or a logo give short, broken "traces" (the lowest best lead on the 112 pages of
+    #: both pairs tables is 0.51, on a heavily damaged page with a clear grid).
+    min_gridless_confidence: float = 0.4
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from . import layout as layout_stage
 from . import signals as signal_stage
 from .assumptions import collected
 from .config import EngineConfig
-from .errors import ImageSizeError, ModelError
+from .errors import ImageSizeError, ModelError, NotAnEcgError
 from .geometry import map_points, page_px_per_mm, rectify
 from .io.images import MIN_SIDE_PX
 from .model.namenet import NameNet, load_reader
@@ -213,6 +213,13 @@ class Digitizer:
             text_prob = cv2.resize(text_prob, analysis.trace_prob.shape[::-1], interpolation=cv2.INTER_LINEAR)
             stage("fine tracing", 0.95)
 
+        best = max(analysis.confidence.values(), default=0.0)
+        weak_grid = not page.grid.has_grid or page.grid.confidence < config.signals.min_gridless_confidence
+        if weak_grid and best < config.signals.min_gridless_confidence:
+            raise NotAnEcgError(
+                f"no ECG found: the page has no clear ECG grid and its marks do not look like ECG traces (best lead "
+                f"confidence {best:.2f}); check that the file is an ECG page"
+            )
         result = analysis.in_input(
             to_frame, scale, text_prob, (h, w), model_version=self.card.version, timings_s=stage.timings
         )

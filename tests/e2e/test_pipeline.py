@@ -105,6 +105,27 @@ def test_photo_of_something_else_is_not_an_ecg(digitizer) -> None:
         digitizer.digitize(photo)
 
 
+def test_a_logo_is_not_an_ecg(digitizer) -> None:
+    """A drawing of lines, a ring and letters (a logo, a letterhead) once got leads and a label."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (1200, 800), "white")
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((300, 150, 900, 650), outline=(20, 60, 160), width=18)
+    draw.line((200, 400, 1000, 400), fill=(200, 30, 30), width=12)
+    draw.polygon([(600, 200), (700, 500), (500, 500)], outline=(0, 0, 0), width=10)
+    for k in range(5):
+        draw.text((100, 100 + 120 * k), "ACME HEALTH " * 3, fill=(0, 0, 0))
+    with pytest.raises(NotAnEcgError, match="no clear ECG grid and its marks do not look like ECG traces"):
+        digitizer.digitize(np.asarray(img))
+
+
+def test_a_gridless_ecg_is_still_an_ecg(digitizer) -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=150, grid_color="none"), seed=8)
+    result = digitizer.digitize(page.image)
+    assert max(result.confidence.values()) > 0.5 and len(result.boxes) == 13
+
+
 def test_tiny_image_is_refused(digitizer) -> None:
     with pytest.raises(ImageSizeError, match="too small"):
         digitizer.digitize(np.full((60, 80, 3), 255, np.uint8))
