@@ -88,6 +88,7 @@ def main() -> int:
         settings.reviewer = "Dr A. Reviewer"
         kwargs.setdefault("digitizer_factory", lambda: digitizer)
         w = MainWindow(settings=settings, labels_root=tmp / "labels", data_dir=tmp / "data", **kwargs)
+        w.ask_reviewer = lambda name: name  # the reviewer confirms the name offered
         w.show()
         pump(app, 0.3)
         return w

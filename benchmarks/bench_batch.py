@@ -83,11 +83,38 @@ def resume(src: Path, out: Path, n_pages: int) -> tuple[int, int, int]:
     return len(first), len(second), again
 
 
+def memory_over(src: Path, out: Path, n_pages: int) -> list[tuple[int, float]]:
+    """Run one process over ``n_pages`` copies of a small rendered page; (pages done, RSS MB of
+    the process) sampled as it goes, from /proc (Linux)."""
+    from PIL import Image
+
+    from ecgstudio.synth.render import PageStyle, render_page
+
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    image = Image.fromarray(render_page(style=PageStyle(layout="3x4+1", dpi=100), seed=3).image)
+    for k in range(n_pages):
+        image.save(src / f"page{k:04d}.png")
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.Popen(command(src, out, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples: list[tuple[int, float]] = []
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            break
+        rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        samples.append((len(manifest_lines(out)), rss_kb / 1024))
+        time.sleep(1.0)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", default="runs/bench_batch")
+    parser.add_argument("--memory-pages", type=int, default=0, help="also run one process over this many pages")
     args = parser.parse_args()
     root = Path(args.out)
     src = root / "in"
@@ -101,6 +128,11 @@ def main() -> None:
         seconds, rss = timed_run(src, root / f"out{workers}", workers)
         per_page[workers] = seconds / len(files)
         print(f"| {workers} | {seconds:.1f} | {per_page[workers]:.2f} | {60 / per_page[workers]:.1f} | {rss:.0f} |")
+    if args.memory_pages:
+        samples = memory_over(root / "mem-in", root / "mem-out", args.memory_pages)
+        marks = [s for s in samples if s[0] > 0]
+        picks = [marks[0], marks[len(marks) // 2], marks[-1]] if marks else []
+        print("\nmemory of one process: " + ", ".join(f"{rss:.0f} MB after {n} pages" for n, rss in picks))
     done, redone, again = resume(src, root / "resume", len(files))
     print(f"\nresume: killed after {done} pages; the rerun did {redone} more and {again} finished pages again")
     best = min(per_page.values())

@@ -46,6 +46,8 @@ CHANGED_COLOR = "#ffd9a8"  # background of pages whose proposal changed in the l
 # ---------------------------------------------------------------------- Qt model and panel
 
 COLUMNS = ("File", "Status", "Conf.", "Change")
+#: Beside a page's status where the engine assumed values it could not measure (the tooltip says which).
+ASSUMED_MARK = "\u2691"
 CHANGE_COLUMN = 3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -96,6 +98,8 @@ class WorklistModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 1:
+            return f"Review status; {ASSUMED_MARK}: values assumed, not measured (the page's tooltip says which)"
         if (
             orientation == Qt.Orientation.Horizontal
             and role == Qt.ItemDataRole.ToolTipRole
@@ -116,7 +120,7 @@ class WorklistModel(QAbstractTableModel):
             if col == 0:
                 return item.page.title
             if col == 1:
-                return f"{item.status} (assumed {', '.join(item.assumed)})" if item.assumed else item.status
+                return f"{item.status} {ASSUMED_MARK}" if item.assumed else item.status
             if col == CHANGE_COLUMN:
                 return _change_text(item.change)
             return "" if item.confidence is None else f"{item.confidence:.2f}"

@@ -449,6 +449,8 @@ def test_multi_page_pdf_becomes_one_item_per_page(qtbot, make_window, tmp_path) 
 
 
 def test_guesses_are_shown_on_the_page_not_only_in_the_terminal(qtbot, make_window) -> None:
+    from ecgstudio.app.worklist import ASSUMED_MARK
+
     """What the engine assumed (here: the sample's gain, no pulse measured) is in a banner, marked
     in the calibration panel and in the worklist; setting the value by hand clears the mark."""
     w = make_window()
@@ -461,7 +463,9 @@ def test_guesses_are_shown_on_the_page_not_only_in_the_terminal(qtbot, make_wind
     item = w.worklist.model.items[w.current_row]
     assert item.assumed == ("gain",)
     status = w.worklist.model.index(w.current_row, 1).data()
-    assert status.endswith("(assumed gain)")
+    assert status.endswith(ASSUMED_MARK)
+    tip = w.worklist.model.index(w.current_row, 1).data(Qt.ItemDataRole.ToolTipRole)
+    assert "assumed, not measured: gain" in tip
     panel.gain.setValue(20.0)  # the person reads 20 mm/mV on the paper
     assert doc.assumptions == () and not panel.gain.styleSheet() and not panel.assumed.isVisible()
     doc.history.undo()
