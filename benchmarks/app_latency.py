@@ -53,7 +53,7 @@ def main() -> int:
         w.open_sample()
         while w.document is None or w.busy:
             app.processEvents()
-            if not w.busy and w.banner_text():
+            if not w.busy and w.document is None and w.banner_text():  # no page: it failed
                 raise SystemExit(f"digitizing failed: {w.banner_text()}")
             time.sleep(0.002)
         paint()
