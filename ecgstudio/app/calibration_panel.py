@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from ..editing.document import Change, PageDocument
 from ..paper import LAYOUTS
 from ..pipeline import DigitizeOptions
-from .document_bridge import DocumentBridge
+from .document_bridge import DocumentBridge, follow
 
 
 class _DocumentUndo(QObject):
@@ -172,14 +172,11 @@ class CalibrationPanel(QWidget):
 
     def set_document(self, bridge: DocumentBridge | None) -> None:
         """Show the calibration of ``bridge``'s document (None: disabled) and follow its changes."""
-        if self._bridge is not None:
-            self._bridge.changed.disconnect(self._on_changed)
-        self._bridge = bridge
+        self._bridge = follow(self._bridge, bridge, self._on_changed)
         self.document = document = None if bridge is None else bridge.document
         self.result.setText("")
         self.setEnabled(document is not None)
-        if bridge is not None:
-            bridge.changed.connect(self._on_changed)
+        if document is not None:
             cal = document.calibration
             self.same.setChecked(abs(cal.px_per_mm_x - cal.px_per_mm_y) < 1e-9)
             self.refresh()

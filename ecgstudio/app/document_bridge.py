@@ -9,6 +9,8 @@ cuts the bridge off the document when the window closes the page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, Signal
 
 from ..editing.document import PageDocument
@@ -51,3 +53,18 @@ class DocumentBridge(QObject):
         for callbacks, emit in self._links:
             callbacks.disconnect(emit)
         self._links = ()
+
+
+def follow(
+    old: DocumentBridge | None,
+    new: DocumentBridge | None,
+    on_changed: Callable,
+    on_selection: Callable | None = None,
+) -> DocumentBridge | None:
+    """Move a view's connections from the bridge it showed (``old``) to ``new``; returns ``new``."""
+    for bridge, how in ((old, "disconnect"), (new, "connect")):
+        if bridge is not None:
+            getattr(bridge.changed, how)(on_changed)
+            if on_selection is not None:
+                getattr(bridge.selectionChanged, how)(on_selection)
+    return new

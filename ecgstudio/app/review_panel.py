@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..editing.document import LOW_LEAD_CONFIDENCE, Change, PageDocument
 from ..labels import ReviewStatus
-from .document_bridge import DocumentBridge
+from .document_bridge import DocumentBridge, follow
 from .worklist import STATUS_COLORS
 
 #: What the status badge says: whether a person signed the page off is never in doubt.
@@ -81,12 +81,8 @@ class ReviewPanel(QWidget):
 
     def set_document(self, bridge: DocumentBridge | None) -> None:
         """Show the review of ``bridge``'s document (None: no page) and follow its changes."""
-        if self._bridge is not None:
-            self._bridge.changed.disconnect(self._on_changed)
-        self._bridge = bridge
+        self._bridge = follow(self._bridge, bridge, self._on_changed)
         self.document = document = None if bridge is None else bridge.document
-        if bridge is not None:
-            bridge.changed.connect(self._on_changed)
         self._show(document)
 
     def set_status_text(self, text: str, status: str = ReviewStatus.NEW.value) -> None:
@@ -181,15 +177,10 @@ class LeadPanel(QWidget):
 
     def set_document(self, bridge: DocumentBridge | None) -> None:
         """Show the leads of ``bridge``'s document (None: none) and follow its changes."""
-        if self._bridge is not None:
-            self._bridge.changed.disconnect(self._on_changed)
-            self._bridge.selectionChanged.disconnect(self._on_selection)
-        self._bridge = bridge
+        self._bridge = follow(self._bridge, bridge, self._on_changed, self._on_selection)
         self.document = document = None if bridge is None else bridge.document
         self.lead.clear()
-        if bridge is not None:
-            bridge.changed.connect(self._on_changed)
-            bridge.selectionChanged.connect(self._on_selection)
+        if document is not None:
             self.lead.addItems(list(document.lead_names))
         self._fill_table()
         self._on_selection(document.selected if document else -1)

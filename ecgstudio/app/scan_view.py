@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..editing.document import DRAG_RADIUS_PX, Change, PageDocument
-from .document_bridge import DocumentBridge
+from .document_bridge import DocumentBridge, follow
 
 
 class Tool(StrEnum):
@@ -198,16 +198,10 @@ class ScanView(QGraphicsView):
 
     def set_document(self, bridge: DocumentBridge | None) -> None:
         """Show the document of ``bridge`` (None: no document) and follow its changes."""
-        if self._bridge is not None:
-            self._bridge.changed.disconnect(self._on_changed)
-            self._bridge.selectionChanged.disconnect(self._on_selection)
-        self._bridge = bridge
+        self._bridge = follow(self._bridge, bridge, self._on_changed, self._on_selection)
         self.document = None if bridge is None else bridge.document
         self._cancel_tool()
         self._mask_source = None
-        if bridge is not None:
-            bridge.changed.connect(self._on_changed)
-            bridge.selectionChanged.connect(self._on_selection)
         self._rebuild()
 
     def _on_changed(self, change: Change) -> None:

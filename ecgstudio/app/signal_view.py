@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont
 
 from ..editing.calipers import Calipers, readout
 from ..editing.document import Change, PageDocument
-from .document_bridge import DocumentBridge
+from .document_bridge import DocumentBridge, follow
 
 ROW_MV = 3.0  # vertical distance between lead baselines, mV
 MIN_MINOR_PX = 4.0  # hide the 1 mm grid when its lines would be closer than this on screen
@@ -110,10 +110,7 @@ class SignalView(pg.PlotWidget):
 
     def set_document(self, bridge: DocumentBridge | None) -> None:
         """Plot the document of ``bridge`` (None: nothing) and follow its changes."""
-        if self._bridge is not None:
-            self._bridge.changed.disconnect(self._on_changed)
-            self._bridge.selectionChanged.disconnect(self._on_selection)
-        self._bridge = bridge
+        self._bridge = follow(self._bridge, bridge, self._on_changed, self._on_selection)
         self.document = document = None if bridge is None else bridge.document
         plot = self.getPlotItem()
         for item in [*self._curves.values(), *self._lows.values(), *self._missing.values()]:
@@ -127,8 +124,6 @@ class SignalView(pg.PlotWidget):
             self._minor.setData([], [])
             self._major.setData([], [])
             return
-        bridge.changed.connect(self._on_changed)
-        bridge.selectionChanged.connect(self._on_selection)
         self._names = document.lead_names
         for name in self._names:
             curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1.3), connect="finite", skipFiniteCheck=False)
