@@ -260,8 +260,6 @@ def digitize_paths(
                 f"{display_path(settings.out_dir)} already holds {shown}{more}, which this run would replace; "
                 "pass --overwrite to replace them, or choose another --out"
             )
-    if workers <= 1 and ray is None and digitizer is None:
-        digitizer = Digitizer(model, device=device)
     version = digitizer.model_card.version if digitizer is not None else _model_version(model)
     key = settings.key(version)
     report = BatchReport()
@@ -281,6 +279,9 @@ def digitize_paths(
         jobs.append(FileJob(path, source, names[path], sha, key, frozenset(keep)))
     if on_plan:
         on_plan(len(jobs))
+    workers = min(workers, max(1, len(jobs)))  # no process started for nothing to do
+    if workers <= 1 and ray is None and digitizer is None and jobs:
+        digitizer = Digitizer(model, device=device)
 
     def record(entries: list[PageEntry]) -> None:
         manifest.append(entries)
