@@ -224,8 +224,10 @@ def test_two_workers_give_what_one_gives(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_head():
-    """A local Ray head on 127.0.0.1 (a one-node cluster), stopped at the end."""
+def ray_head(tmp_path_factory):
+    """A local Ray head on 127.0.0.1 (a one-node cluster), stopped at the end.  Its home (where
+    Ray keeps an auth token once it has run on a machine) is the test's own, for head and
+    client alike, so what Ray left in the user's home cannot lock the test out."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ecgstudio[cluster]')")
     import shutil
     import socket
@@ -237,13 +239,22 @@ def ray_head():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    home = str(tmp_path_factory.mktemp("ray-home"))
+    saved_home = os.environ.get("HOME")
+    os.environ["HOME"] = home
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     start = [exe, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2"]
-    subprocess.run([*start, "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env, timeout=180)
-    yield f"127.0.0.1:{port}"
-    if ray.is_initialized():
-        ray.shutdown()
-    subprocess.run([exe, "stop", "--force"], check=False, env=env, timeout=120)
+    try:
+        subprocess.run([*start, "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env, timeout=180)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([exe, "stop", "--force"], check=False, env=env, timeout=120)
+        if saved_home is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = saved_home
 
 
 @pytest.mark.slow
