@@ -106,6 +106,7 @@ class Manifest:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / MANIFEST_NAME
         self.entries: dict[tuple[str, int], PageEntry] = {}
+        self._pages: dict[str, dict[int, PageEntry]] = {}  # by input: a rerun of 10,000 files looks up each once
         if self.path.is_file():
             self._read()
 
@@ -117,7 +118,11 @@ class Manifest:
                 except (ValueError, TypeError) as exc:  # a line cut by a crash, or not ours
                     log.warning("%s line %d is unreadable (%s); that page will be done again", self.path, n, exc)
                     continue
-                self.entries[(entry.input, entry.page)] = entry
+                self._add(entry)
+
+    def _add(self, entry: PageEntry) -> None:
+        self.entries[(entry.input, entry.page)] = entry
+        self._pages.setdefault(entry.input, {})[entry.page] = entry
 
     def own_files(self) -> set[str]:
         """Names of the files the manifest's pages wrote (the batch's own, not a user's)."""
@@ -136,8 +141,8 @@ class Manifest:
     def _matching(self, source: str, sha256: str, settings: str, status: str) -> dict[int, PageEntry]:
         return {
             page: e
-            for (path, page), e in self.entries.items()
-            if path == source and e.sha256 == sha256 and e.settings == settings and e.status == status
+            for page, e in self._pages.get(source, {}).items()
+            if e.sha256 == sha256 and e.settings == settings and e.status == status
         }
 
     def append(self, entries: Iterable[PageEntry]) -> None:
@@ -145,7 +150,7 @@ class Manifest:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         lines = []
         for e in entries:
-            self.entries[(e.input, e.page)] = e
+            self._add(e)
             lines.append(json.dumps(asdict(e), ensure_ascii=False) + "\n")
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.writelines(lines)
