@@ -112,7 +112,12 @@ def snap_to_major_lines(
     for r, x in origins.items():
         band = [b for b in boxes if b.row == r]
         line = major_line_near(
-            image, x, rows=(min(b.y0 for b in band), max(b.y1 for b in band)), px_per_mm=px_per_mm, exclude=exclude
+            image,
+            x,
+            rows=(min(b.y0 for b in band), max(b.y1 for b in band)),
+            px_per_mm=px_per_mm,
+            exclude=exclude,
+            min_emphasis=config.min_major_emphasis,
         )
         if line is not None:
             lines[r] = line

@@ -16,6 +16,45 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class GeometryConfig:
+    """Turning, flattening and deskewing a page and measuring its grid (:mod:`ecgstudio.geometry`)."""
+
+    #: A grid measured with less confidence than this is reported as no grid.
+    has_grid_confidence: float = 0.2
+    #: Largest skew searched, degrees.
+    max_skew_deg: float = 15.0
+    #: Longer sides (px) of the copies the skew search works on: 1 deg, 0.25 deg and 0.05 deg steps.
+    skew_sides_px: tuple[int, int, int] = (320, 640, 800)
+    #: Vertical lines get their own angle (shear) only where their best column profile is this
+    #: many times sharper than the median one ...
+    min_shear_contrast: float = 1.5
+    #: ... and their angle differs from the horizontal lines' by at most this (degrees).
+    max_shear_deg: float = 3.0
+    #: A harmonic of the grid counts as present when it stands this far above its neighbourhood ...
+    line_prominence: float = 10.0
+    #: ... and holds at least this share of the strongest peak's power.
+    line_relative_power: float = 0.004
+    #: Text decides up or down when at least this many glyphs vote ...
+    text_min_glyphs: int = 20
+    #: ... with at least this clear a net vote; otherwise trace polarity decides.
+    text_vote: float = 0.08
+    #: An upside-down verdict from polarity needs this clear a majority of downward windows ...
+    flip_vote: float = 0.3
+    #: ... among at least this many voting windows; otherwise the page is kept as it is.
+    flip_min_windows: int = 12
+    #: Working size of the turn, outline and skew searches (longer side, px).
+    work_side_px: int = 1000
+    #: Size at which local line directions are measured for perspective (longer side, px).
+    strip_side_px: int = 700
+    #: Grid cells are made square where their sides differ by more than this share after a
+    #: perspective correction ...
+    square_after_perspective: float = 0.002
+    #: ... and by more than this (beyond the grid's own measuring noise) on flat pages, whose
+    #: pixels printers, scanners, faxes and screenshot tools may scale apart.
+    square_flat: float = 0.01
+
+
+@dataclass(frozen=True)
 class SegmentationConfig:
     """Running the trace network over a page (:mod:`ecgstudio.segmentation`)."""
 
@@ -88,8 +127,11 @@ class NamesConfig:
 class BoxesConfig:
     """Placing the lead boxes in time (:mod:`ecgstudio.boxes`)."""
 
-    #: A box's start moves onto a major grid line this far (mm) before or after it.
+    #: A box's start moves onto a major grid line this far (mm) before or after it ...
     origin_snap_mm: tuple[float, float] = (-0.2, 0.5)
+    #: ... found where the grid's 1 mm harmonic outweighs its 5 mm fundamental at most
+    #: 1 / this many times (major lines no heavier than minor ones are not found).
+    min_major_emphasis: float = 0.25
     #: Sample corners are looked for only where one sample spans at least this many pixels ...
     min_sample_px: float = 1.0
     #: ... and trusted only where the best phase leaves at most this share of the typical phase's misfit.
@@ -174,6 +216,7 @@ class TimingConfig:
 class EngineConfig:
     """Every setting of the digitizing engine, one part per stage."""
 
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     rows: RowsConfig = field(default_factory=RowsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)

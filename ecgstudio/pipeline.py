@@ -165,7 +165,7 @@ class Digitizer:
                 "strip is that narrow: crop it to the ECG, or scan the whole page"
             )
 
-        page = rectify(image)
+        page = rectify(image, config=config.geometry)
         px_per_mm = page_px_per_mm(page)
         if px_per_mm < config.segmentation.min_px_per_mm:
             raise ImageSizeError(

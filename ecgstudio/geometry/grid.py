@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..config import BoxesConfig, GeometryConfig
 from ..errors import ImageSizeError
 from ..io.images import DEFAULT_MAX_PIXELS
 
@@ -51,13 +52,6 @@ MIN_SIDE_PX = 64
 #: Plausible grid scales, pixels per millimetre (a 36 dpi thumbnail to a 1200 dpi scan).
 MIN_PX_PER_MM = 1.4
 MAX_PX_PER_MM = 48.0
-
-#: Confidence below which a page is reported as having no grid.
-HAS_GRID_CONFIDENCE = 0.2
-
-_SKEW_COARSE_SIDE = 320
-_SKEW_MID_SIDE = 640
-_SKEW_FINE_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -185,10 +179,6 @@ def line_signal(image: np.ndarray, *, kernel: int | None = None) -> np.ndarray:
     return out
 
 
-#: The 1 mm harmonic must not outweigh the 5 mm fundamental more than this for major lines to count as found.
-MIN_MAJOR_EMPHASIS = 0.25
-
-
 def major_line_near(
     image: np.ndarray,
     x: float,
@@ -197,6 +187,7 @@ def major_line_near(
     px_per_mm: float,
     exclude: np.ndarray | None = None,
     half_width_mm: float = 12.5,
+    min_emphasis: float = BoxesConfig.min_major_emphasis,
 ) -> float | None:
     """Sub-pixel x of the vertical 5 mm grid line nearest to column ``x``, or None when the
     grid there does not show its major lines.
@@ -205,7 +196,8 @@ def major_line_near(
     its columns over ``half_width_mm`` either side of ``x``; the phase of its 5 mm Fourier
     component places the major lines.  Pixels where ``exclude`` is true (trace ink, text) are
     left out.  Pages whose major lines are no heavier than the minor ones (many black-and-white
-    scans) have a weak 5 mm component next to the 1 mm one and give None.
+    scans) have a weak 5 mm component next to the 1 mm one (less than ``min_emphasis`` of it)
+    and give None.
     """
     period = 5.0 * px_per_mm
     n = max(2, int(round(2 * half_width_mm / 5.0))) * period
@@ -221,7 +213,7 @@ def major_line_near(
     cols = np.arange(xa, xb)
     major = np.sum(profile * np.exp(-2j * np.pi * cols / period))
     minor = np.sum(profile * np.exp(-10j * np.pi * cols / period))
-    if abs(major) == 0 or abs(major) < MIN_MAJOR_EMPHASIS * abs(minor):
+    if abs(major) == 0 or abs(major) < min_emphasis * abs(minor):
         return None
     phase = (-np.angle(major) * period / (2 * np.pi)) % period
     return float(phase + round((x - phase) / period) * period)
@@ -290,31 +282,33 @@ def _scores(img: np.ndarray, angles: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _line_angles(
-    g: np.ndarray, max_angle: float, *, coarse: bool = True, centre: float = 0.0
+    g: np.ndarray, max_angle: float, config: GeometryConfig, *, coarse: bool = True, centre: float = 0.0
 ) -> tuple[float, float, float]:
     """Angles of the horizontal and of the vertical lines of a line-signal image.
 
-    Three levels: 1 deg steps over ``+-max_angle`` on a 320 px copy (both families
-    together), 0.25 deg steps over +-3 deg on a 640 px copy (each family on its own, so
-    shear up to 3 deg is found), 0.05 deg steps over +-0.3 deg on an 800 px copy, each
-    refined by a parabola.  ``coarse=False`` starts at the second level around ``centre``.
+    Three levels (on copies of ``config.skew_sides_px``): 1 deg steps over ``+-max_angle`` on a
+    320 px copy (both families together), 0.25 deg steps over +-3 deg on a 640 px copy (each
+    family on its own, so shear up to 3 deg is found), 0.05 deg steps over +-0.3 deg on an 800 px
+    copy, each refined by a parabola.  ``coarse=False`` starts at the second level around
+    ``centre``.
 
     Returns ``(angle_h, angle_v, contrast)`` in degrees (positive counter-clockwise on
     screen); ``contrast`` (>= 1) is how much sharper the best column profile is than the
     median one at the second level, a measure of vertical-line evidence.
     """
+    coarse_side, mid_side, fine_side = config.skew_sides_px
     if coarse:
-        small, _ = _downscale(g, _SKEW_COARSE_SIDE)
+        small, _ = _downscale(g, coarse_side)
         n = int(math.ceil(max_angle))
         angles = np.arange(-n, n + 1, dtype=np.float64)
         sc = _scores(small, angles, 1.0)
         combined = sc[:, 0] / max(sc[:, 0].max(), 1e-30) + sc[:, 1] / max(sc[:, 1].max(), 1e-30)
         centre = _parabola_peak(angles, combined)
-    mid, _ = _downscale(g, _SKEW_MID_SIDE)
+    mid, _ = _downscale(g, mid_side)
     angles = centre + np.arange(-12, 13) * 0.25
     sc = _scores(mid, angles, 1.5)
     contrast = float(sc[:, 1].max() / max(np.median(sc[:, 1]), 1e-30))
-    fine_img, _ = _downscale(g, _SKEW_FINE_SIDE)
+    fine_img, _ = _downscale(g, fine_side)
     out = []
     for col in (0, 1):
         c = _parabola_peak(angles, sc[:, col])
@@ -324,12 +318,25 @@ def _line_angles(
     return out[0], out[1], contrast
 
 
-def _skew_from_signal(g: np.ndarray, max_angle: float) -> float:
-    """Skew of the horizontal structure of a line-signal image (see :func:`estimate_skew`)."""
-    return _line_angles(g, max_angle)[0]
+def line_angles(
+    g: np.ndarray, max_angle: float, config: GeometryConfig, *, centre: float | None = None
+) -> tuple[float, float]:
+    """Angles ``(angle_h, angle_v)`` of a line-signal image's horizontal and vertical lines
+    (see :func:`_line_angles`; ``centre`` skips the coarse search around it).  The vertical
+    lines take the horizontal ones' angle unless they show clearly and lean at most
+    ``config.max_shear_deg`` apart (shear)."""
+    if centre is None:
+        ah, av, contrast = _line_angles(g, max_angle, config)
+    else:
+        ah, av, contrast = _line_angles(g, max_angle, config, coarse=False, centre=centre)
+    if contrast < config.min_shear_contrast or abs(av - ah) > config.max_shear_deg:
+        av = ah
+    return ah, av
 
 
-def estimate_skew(image: np.ndarray, *, max_angle: float = 15.0) -> float:
+def estimate_skew(
+    image: np.ndarray, *, max_angle: float | None = None, config: GeometryConfig = GeometryConfig()
+) -> float:
     """Skew of a page in degrees, from its grid lines, trace baselines and text rows.
 
     Parameters
@@ -337,8 +344,10 @@ def estimate_skew(image: np.ndarray, *, max_angle: float = 15.0) -> float:
     image : ndarray, shape (H, W, 3), uint8
         RGB page, upright within ``max_angle`` (see :func:`ecgstudio.geometry.quarter_turn`
         for pages turned sideways).
-    max_angle : float
-        Largest skew searched, degrees (default 15).
+    max_angle : float, optional
+        Largest skew searched, degrees (default ``config.max_skew_deg``, 15).
+    config : GeometryConfig
+        The stage's settings.
 
     Returns
     -------
@@ -353,7 +362,8 @@ def estimate_skew(image: np.ndarray, *, max_angle: float = 15.0) -> float:
     (0.25 and 0.05 deg steps, then a parabola); synthetic rotations are recovered within
     about 0.05 deg.
     """
-    return _skew_from_signal(line_signal(as_rgb(image)), max_angle)
+    angle = config.max_skew_deg if max_angle is None else max_angle
+    return _line_angles(line_signal(as_rgb(image)), angle, config)[0]
 
 
 def shear_matrix(angle_h: float, angle_v: float, size: tuple[int, int]) -> np.ndarray:
@@ -459,13 +469,7 @@ class _Spectrum:
         return (self.lo + int(np.argmax(seg))) / self.nfft
 
 
-#: A harmonic counts as present when it stands this far above its neighbourhood ...
-_PROMINENT = 10.0
-#: ... and holds at least this share of the strongest peak's power.
-_RELATIVE = 0.004
-
-
-def _axis_scale(profile: np.ndarray, length_px: int) -> _AxisScale:
+def _axis_scale(profile: np.ndarray, length_px: int, config: GeometryConfig) -> _AxisScale:
     """Millimetre scale from one projection profile of the line signal."""
     if len(profile) < 32 or not np.any(profile):
         return _NO_AXIS
@@ -475,10 +479,12 @@ def _axis_scale(profile: np.ndarray, length_px: int) -> _AxisScale:
     f_peak = sp.strongest()
     p_peak = sp.peak(f_peak)
 
-    def present(f: float) -> bool:
-        return f >= sp.fmin and sp.peak(f) >= _RELATIVE * p_peak and sp.prominence(f) >= _PROMINENT
+    prominent, relative = config.line_prominence, config.line_relative_power
 
-    if sp.prominence(f_peak) < _PROMINENT:
+    def present(f: float) -> bool:
+        return f >= sp.fmin and sp.peak(f) >= relative * p_peak and sp.prominence(f) >= prominent
+
+    if sp.prominence(f_peak) < prominent:
         return _NO_AXIS
 
     # 1. The pattern fundamental: the lowest sub-harmonic f_peak/d all of whose multiples
@@ -541,7 +547,9 @@ def _axis_scale(profile: np.ndarray, length_px: int) -> _AxisScale:
     return _AxisScale(px_per_mm, share, minor)
 
 
-def estimate_grid(image: np.ndarray, *, max_angle: float = 15.0) -> GridEstimate:
+def estimate_grid(
+    image: np.ndarray, *, max_angle: float | None = None, config: GeometryConfig = GeometryConfig()
+) -> GridEstimate:
     """Measure the millimetre grid of a page: scale along both axes, skew and confidence.
 
     Parameters
@@ -549,8 +557,10 @@ def estimate_grid(image: np.ndarray, *, max_angle: float = 15.0) -> GridEstimate
     image : ndarray, shape (H, W, 3), uint8
         RGB page (grey ``(H, W)`` and RGBA are accepted too), upright within ``max_angle``.
         The grid may be red, pink, orange, green, blue, grey or black; it may be missing.
-    max_angle : float
-        Largest skew searched, degrees.
+    max_angle : float, optional
+        Largest skew searched, degrees (default ``config.max_skew_deg``).
+    config : GeometryConfig
+        The stage's settings.
 
     Returns
     -------
@@ -567,34 +577,28 @@ def estimate_grid(image: np.ndarray, *, max_angle: float = 15.0) -> GridEstimate
     """
     rgb = as_rgb(image)
     g = line_signal(rgb)
-    return _grid_from_signal(g, max_angle=max_angle)
+    return grid_from_signal(g, config, max_angle=max_angle)
 
 
-#: Largest difference between the angles of the vertical and horizontal lines taken as shear.
-_MAX_SHEAR_DEG = 3.0
-
-
-def _grid_from_signal(g: np.ndarray, *, max_angle: float = 15.0, near: float | None = None) -> GridEstimate:
+def grid_from_signal(
+    g: np.ndarray, config: GeometryConfig, *, max_angle: float | None = None, near: float | None = None
+) -> GridEstimate:
     """Grid of a line-signal image; ``near`` skips the coarse angle search around it."""
     if float(g.max(initial=0.0)) <= 0.0:
         return GridEstimate(float("nan"), float("nan"), 0.0, 0.0, False)
-    if near is None:
-        ah, av, contrast = _line_angles(g, max_angle)
-    else:
-        ah, av, contrast = _line_angles(g, max_angle, coarse=False, centre=near)
-    if contrast < 1.5 or abs(av - ah) > _MAX_SHEAR_DEG:
-        av = ah
+    angle = config.max_skew_deg if max_angle is None else max_angle
+    ah, av = line_angles(g, angle, config, centre=near)
     h, w = g.shape
     if abs(ah) > 0.005 or abs(av) > 0.005:
         m = shear_matrix(ah, av, (w, h))
         r = cv2.warpAffine(g, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     else:
         r = g
-    ax_y = _axis_scale(r.sum(axis=1, dtype=np.float64), h)
-    ax_x = _axis_scale(r.sum(axis=0, dtype=np.float64), w)
+    ax_y = _axis_scale(r.sum(axis=1, dtype=np.float64), h, config)
+    ax_x = _axis_scale(r.sum(axis=0, dtype=np.float64), w, config)
     ax_x, ax_y = _reconcile(ax_x, ax_y, max(h, w))
     conf, x, y = _combine(ax_x, ax_y)
-    if conf < HAS_GRID_CONFIDENCE:
+    if conf < config.has_grid_confidence:
         return GridEstimate(float("nan"), float("nan"), ah, 0.0, False, shear_deg=av - ah)
     return GridEstimate(x, y, ah, conf, True, ax_x.minor_resolved and ax_y.minor_resolved, shear_deg=av - ah)
 

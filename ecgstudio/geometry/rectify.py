@@ -20,17 +20,18 @@ import cv2
 import numpy as np
 
 from ..assumptions import assume
+from ..config import GeometryConfig
 from ..errors import NotAnEcgError
 from ..paper import PAPER_SIZES_MM
 from ..results import Calibration
 from .grid import (
     GridEstimate,
     _downscale,
-    _grid_from_signal,
-    _line_angles,
     _parabola_peak,
     _profiles,
     as_rgb,
+    grid_from_signal,
+    line_angles,
     line_signal,
     shear_matrix,
 )
@@ -371,23 +372,15 @@ def _text_vote(ink: np.ndarray) -> tuple[float, int]:
     return (score / voters if voters else 0.0), voters
 
 
-#: Text decides up or down when at least this many glyphs vote ...
-_TEXT_MIN_GLYPHS = 20
-#: ... with at least this clear a net vote; otherwise trace polarity decides.
-_TEXT_VOTE = 0.08
-#: An upside-down verdict needs this clear a majority of downward windows ...
-_FLIP_VOTE = 0.3
-#: ... among at least this many voting windows; otherwise the page is kept as it is.
-_FLIP_MIN_WINDOWS = 12
-
-
-def quarter_turn(image: np.ndarray) -> int:
+def quarter_turn(image: np.ndarray, *, config: GeometryConfig = GeometryConfig()) -> int:
     """How far a page is turned: 0, 90, 180 or 270 degrees counter-clockwise.
 
     Parameters
     ----------
     image : ndarray, shape (H, W, 3), uint8
         RGB page, possibly skewed by up to 15 deg on top of the quarter turn.
+    config : GeometryConfig
+        The stage's settings (the votes that turn a page over).
 
     Returns
     -------
@@ -415,7 +408,7 @@ def quarter_turn(image: np.ndarray) -> int:
     ``turn=`` to :func:`rectify` when the orientation is known.
     """
     rgb = as_rgb(image)
-    small, _ = _downscale(rgb, 1000)
+    small, _ = _downscale(rgb, config.work_side_px)
     ink = _ink_mask(small)
     coarse, _ = _downscale(ink.astype(np.float32), 500)
     score, _ = _orientation(coarse)
@@ -430,11 +423,11 @@ def quarter_turn(image: np.ndarray) -> int:
         upright = cv2.warpAffine(upright, m, (uw, uh), flags=cv2.INTER_NEAREST)
     text_ink = _ink_mask(_downscale(rgb, 1600)[0])
     text, glyphs = _text_vote(np.ascontiguousarray(np.rot90(text_ink, -k)))
-    if glyphs >= _TEXT_MIN_GLYPHS and abs(text) >= _TEXT_VOTE:
+    if glyphs >= config.text_min_glyphs and abs(text) >= config.text_vote:
         k += 2 if text < 0 else 0
     else:
         pol, count = _polarity(upright)
-        if pol <= -_FLIP_VOTE and count >= _FLIP_MIN_WINDOWS:
+        if pol <= -config.flip_vote and count >= config.flip_min_windows:
             k += 2
     return 90 * (k % 4)
 
@@ -624,7 +617,7 @@ def _family_vp(arr: np.ndarray, centre: np.ndarray, scale: float, horizontal: bo
     return np.array([mean_dir[0], mean_dir[1], 0.0]), False
 
 
-def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | None:
+def _grid_perspective(g: np.ndarray, ah0: float, av0: float, config: GeometryConfig) -> np.ndarray | None:
     """Homography removing the perspective of a grid photo (in ``g``'s pixels), or None.
 
     The horizontal grid lines are measured in five horizontal strips and the vertical ones in
@@ -633,7 +626,7 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
     which is sent to infinity (affine rectification).  The remaining shear and aspect are left
     to the deskew and grid steps.
     """
-    small, fs = _downscale(g, _STRIP_SIDE)
+    small, fs = _downscale(g, config.strip_side_px)
     small = cv2.GaussianBlur(small, (0, 0), 0.8)  # evens out the interpolation blur of rotations
     hor, ver = _strip_lines(small, ah0, av0)
     hor[:, :2] /= fs
@@ -665,15 +658,6 @@ def _grid_perspective(g: np.ndarray, ah0: float, av0: float) -> np.ndarray | Non
 # --------------------------------------------------------------------------------------------
 # The whole stage
 
-#: Working size of the searches (longer side, pixels).
-_WORK_SIDE = 1000
-#: Grid cells are made square where their sides differ by more than this share: after a
-#: perspective correction, and (a larger share, beyond the grid's own measuring noise) on flat pages.
-_SQUARE_AFTER_PERSPECTIVE = 0.002
-_SQUARE_FLAT = 0.01
-#: Size at which local line directions are measured for perspective.
-_STRIP_SIDE = 700
-
 
 def page_px_per_mm(page: RectifiedPage) -> float:
     """The scale a page is digitized at: its grid's, or without a grid that of a whole landscape
@@ -698,6 +682,7 @@ def rectify(
     perspective: bool = True,
     mm_per_s: float = 25.0,
     mm_per_mv: float = 10.0,
+    config: GeometryConfig = GeometryConfig(),
 ) -> RectifiedPage:
     """Turn, flatten and deskew a page, then measure its grid.
 
@@ -721,6 +706,8 @@ def rectify(
         Correct perspective (paper outline or grid lines); False keeps scans affine.
     mm_per_s, mm_per_mv : float
         Paper speed and gain for ``calibration_hint`` (defaults 25 mm/s, 10 mm/mV).
+    config : GeometryConfig
+        The stage's settings.
 
     Returns
     -------
@@ -735,7 +722,7 @@ def rectify(
     """
     rgb = as_rgb(image)
     h0, w0 = rgb.shape[:2]
-    small, f = _downscale(rgb, _WORK_SIDE)
+    small, f = _downscale(rgb, config.work_side_px)
     g_small = line_signal(small)
     if float((g_small > 10).mean()) < 2e-4:
         raise NotAnEcgError(
@@ -744,7 +731,7 @@ def rectify(
         )
 
     # 1. Quarter turn.
-    q = quarter_turn(rgb) if turn is None else int(turn) % 360
+    q = quarter_turn(rgb, config=config) if turn is None else int(turn) % 360
     if q % 90:
         raise ValueError(f"turn must be a multiple of 90 degrees, got {turn}")
     hq, (wq, hq_) = _quarter_matrix(q, w0, h0)
@@ -767,14 +754,12 @@ def rectify(
         mode = "paper"
 
     # Work copy of the line signal of the page so far.
-    g, work_f, work_size = _work_signal(g_small, f, hmat, size)
-    ah, av, contrast = _line_angles(g, 15.0)
-    if contrast < 1.5 or abs(av - ah) > 3.0:
-        av = ah
+    g, work_f, work_size = _work_signal(g_small, f, hmat, size, config)
+    ah, av = line_angles(g, config.max_skew_deg, config)
 
     # 3. Perspective from the grid lines.
     if perspective:
-        hv_work = _grid_perspective(g, ah, av)
+        hv_work = _grid_perspective(g, ah, av, config)
         if hv_work is not None:
             hv = np.linalg.inv(_scale3(work_f)) @ hv_work @ _scale3(work_f)
             try:
@@ -787,10 +772,8 @@ def rectify(
             if cand is not None:
                 hmat, size = cand, cand_size
                 mode = "grid" if mode == "none" else "paper+grid"
-                g, work_f, work_size = _work_signal(g_small, f, hmat, size)
-                ah, av, contrast = _line_angles(g, 15.0)
-                if contrast < 1.5 or abs(av - ah) > 3.0:
-                    av = ah
+                g, work_f, work_size = _work_signal(g_small, f, hmat, size, config)
+                ah, av = line_angles(g, config.max_skew_deg, config)
 
     # 4. Deskew (and shear) about the centre, on a canvas that holds the whole page.
     if abs(ah) > 0.02 or abs(av) > 0.02:
@@ -803,13 +786,13 @@ def rectify(
     else:
         out = _warp(rgb, hmat, size)
     g_out = line_signal(out)
-    grid = _grid_from_signal(g_out, near=0.0)
+    grid = grid_from_signal(g_out, config, near=0.0)
 
     # 5. Square grid cells: after a perspective correction, and on flat pages whose pixels are
     #    not square (printers, scanners, faxes and screenshot tools scale the axes apart).
     if grid.has_grid:
         ratio = grid.px_per_mm_x / grid.px_per_mm_y
-        if abs(ratio - 1.0) > (_SQUARE_AFTER_PERSPECTIVE if mode != "none" else _SQUARE_FLAT):
+        if abs(ratio - 1.0) > (config.square_after_perspective if mode != "none" else config.square_flat):
             hmat, size = _fit_on(np.diag([1.0, ratio, 1.0]), hmat, size)
             out = _warp(rgb, hmat, size)
             grid = GridEstimate(
@@ -839,10 +822,10 @@ def _fit_on(extra: np.ndarray, hmat: np.ndarray, size: tuple[int, int]) -> tuple
 
 
 def _work_signal(
-    g_small: np.ndarray, f: float, hmat: np.ndarray, size: tuple[int, int]
+    g_small: np.ndarray, f: float, hmat: np.ndarray, size: tuple[int, int], config: GeometryConfig
 ) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The line signal of the page warped so far, at the working resolution."""
-    work_f = min(1.0, _WORK_SIDE / max(size))
+    work_f = min(1.0, config.work_side_px / max(size))
     work_size = (max(1, round(size[0] * work_f)), max(1, round(size[1] * work_f)))
     to_work = _scale3(work_f) @ hmat @ np.linalg.inv(_scale3(f))
     return _warp(g_small, to_work, work_size, border=0.0), work_f, work_size

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ecgstudio.config import GeometryConfig
 from ecgstudio.errors import ImageSizeError, NotAnEcgError
 from ecgstudio.geometry import (
     GridEstimate,
@@ -372,6 +373,26 @@ def test_rectify_without_grid_guesses_letter():
     out = rectify(page)
     assert not out.grid.has_grid
     assert out.calibration_hint.px_per_mm_x == pytest.approx(out.image.shape[1] / 279.4)
+
+
+def test_flat_pages_get_square_cells_unless_the_config_allows_them_apart(page_7874):
+    # A scanner that scales the axes apart by 4 %: the grid cells come back square by default.
+    h, w = page_7874.shape[:2]
+    stretched = cv2.resize(page_7874, (round(w * 1.04), h), interpolation=cv2.INTER_AREA)
+    page = rectify(stretched, perspective=False)
+    assert page.grid.px_per_mm_x == page.grid.px_per_mm_y == pytest.approx(7.874 * 1.04, rel=0.01)
+    assert page.image.shape[0] == pytest.approx(h * 1.04, rel=0.01)
+    # A tolerance beyond the stretch keeps the pixels as they are.
+    kept = rectify(stretched, perspective=False, config=GeometryConfig(square_flat=0.1))
+    assert kept.image.shape[:2] == stretched.shape[:2]
+    assert kept.grid.px_per_mm_x / kept.grid.px_per_mm_y == pytest.approx(1.04, rel=0.01)
+
+
+def test_the_config_decides_what_counts_as_a_grid(page_7874):
+    found = estimate_grid(page_7874)
+    assert found.has_grid
+    strict = estimate_grid(page_7874, config=GeometryConfig(has_grid_confidence=found.confidence + 0.01))
+    assert not strict.has_grid and math.isnan(strict.px_per_mm)
 
 
 # --------------------------------------------------------------------------------------------
