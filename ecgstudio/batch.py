@@ -44,6 +44,7 @@ import numpy as np
 
 from .errors import EcgStudioError
 from .io.atomic import atomic_path
+from .io.edf import stretch_pattern
 from .io.images import collect_inputs, file_sha256, iter_pages
 from .io.writers import FORMATS, display_path, write_signals
 from .manifest import Manifest, PageEntry
@@ -175,6 +176,9 @@ def existing_outputs(
             pages = re.compile(re.escape(name) + r"_p\d+(_overlay\.png|\.\w+)", re.IGNORECASE)
             found += [p for key, p in present.items() if pages.fullmatch(key) and _is_output(key, formats, overlay)]
         found += [present[w.lower()] for w in wanted if w.lower() in present]
+        if "edf" in formats:  # the stretches of an EDF record (ecgstudio.io.edf)
+            stretches = re.compile(stretch_pattern(re.escape(name) + r"(_p\d+)?"), re.IGNORECASE)
+            found += [p for key, p in present.items() if stretches.fullmatch(key)]
     return sorted(set(found))
 
 

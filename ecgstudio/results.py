@@ -180,6 +180,16 @@ class Signals:
     def duration_s(self) -> float:
         return self.n_samples / self.fs
 
+    def writable_mv(self) -> np.ndarray:
+        """The samples as float64 for a file; records no format can hold (no samples,
+        infinite values) raise ValueError."""
+        mv = np.asarray(self.mv, dtype=np.float64)
+        if mv.shape[0] == 0:
+            raise ValueError("signals have no samples; nothing to write")
+        if np.isinf(mv).any():
+            raise ValueError("signals contain infinite values; replace them with NaN (missing) first")
+        return mv
+
     def lead(self, name: str) -> np.ndarray:
         """The column of one lead."""
         return self.mv[:, self.lead_names.index(name)]

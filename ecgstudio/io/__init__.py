@@ -17,13 +17,12 @@ from .images import (
     read_image,
     read_pages,
 )
-from .signals import EDF_GAP_NOTE, canonical_lead_name, read_edf, read_signals
+from .signals import canonical_lead_name, read_edf, read_signals
 from .writers import FORMATS, write_csv, write_edf, write_json_sidecar, write_signals, write_wfdb
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PDF_DPI",
-    "EDF_GAP_NOTE",
     "FORMATS",
     "MIN_SIDE_PX",
     "SUPPORTED_SUFFIXES",

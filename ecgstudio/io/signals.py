@@ -6,12 +6,8 @@ in their standard order.  Leads the file lacks become NaN columns; channels that
 requested (Frank leads ``vx``/``vy``/``vz``, respiration, ...) are ignored.  Amplitudes are
 converted to mV from whatever voltage unit the file states (V, mV, uV, nV).
 
-EDF gap convention
-------------------
-EDF has no NaN.  :func:`ecgstudio.io.writers.write_edf` stores a missing sample as the
-signal's *digital minimum* (-32768) and maps real data onto -32767..32767 only; it says so in
-the signal's transducer field (:data:`EDF_GAP_NOTE`).  :func:`read_edf` turns the digital
-minimum back into NaN for signals carrying that note and leaves other files' data untouched.
+EDF files ECG Studio wrote in stretches (:mod:`ecgstudio.io.edf`) are read back whole, the same
+signals as the record's WFDB and CSV files.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +26,10 @@ import numpy as np
 from ..errors import LayoutError, SignalFormatError
 from ..paper import LEAD_NAMES, lead_index
 from ..results import Signals
+from .edf import Channel, read_edf_channels
 
 logger = logging.getLogger(__name__)
 
-#: Transducer-field text marking an EDF signal whose digital minimum stands for a missing sample.
-EDF_GAP_NOTE = "digital minimum = no data (ECG Studio)"
-#: Label of the EDF+ annotation signal.
-EDF_ANNOTATIONS_LABEL = "EDF Annotations"
 
 #: Multipliers from voltage units (lower case, without spaces) to mV.
 _MV_PER_UNIT: dict[str, float] = {
@@ -71,16 +63,6 @@ _TIME_NAMES = frozenset({"time", "t", "times", "timestamp", "sec", "secs", "seco
 _INDEX_NAMES = frozenset({"", "index", "sample", "samples", "sample_index", "n", "unnamed: 0"})
 _NAN_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "-", "?"})
 _CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
-
-
-@dataclass(frozen=True, eq=False)
-class _Channel:
-    """One channel as read from a file, before lead mapping (``values`` in the file's ``unit``)."""
-
-    name: str
-    unit: str
-    fs: float
-    values: np.ndarray
 
 
 def read_signals(
@@ -130,16 +112,15 @@ def read_signals(
     elif kind == "csv":
         channels = _read_csv_channels(target, fs)
     else:
-        channels = _read_edf_channels(target)
+        channels = read_edf_channels(target)
     return _assemble(channels, leads, fs, os.fspath(path))
 
 
 def read_edf(path: str | os.PathLike[str], *, leads: Sequence[str] | None = None) -> Signals:
-    """Read an EDF or EDF+ (continuous) file into signals in mV.
+    """Read an EDF or EDF+ file into signals in mV.
 
-    Samples at the digital minimum of signals written by ECG Studio (see :data:`EDF_GAP_NOTE`)
-    become NaN, and the all-gap padding that fills the last data record is dropped.  The
-    ``EDF Annotations`` signal is skipped.
+    A record ECG Studio wrote in stretches (:mod:`ecgstudio.io.edf`) comes back whole from any
+    of its files, NaN where a lead was not read.  The ``EDF Annotations`` signal is skipped.
 
     Parameters
     ----------
@@ -160,10 +141,7 @@ def read_edf(path: str | os.PathLike[str], *, leads: Sequence[str] | None = None
         Not an EDF file, truncated, inconsistent header, or selected signals whose sampling
         rates differ.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SignalFormatError(f"EDF file {os.fspath(path)!r} does not exist; check the path")
-    return _assemble(_read_edf_channels(path), leads, None, os.fspath(path))
+    return _assemble(read_edf_channels(path), leads, None, os.fspath(path))
 
 
 def canonical_lead_name(name: str) -> tuple[str, float]:
@@ -189,12 +167,12 @@ def canonical_lead_name(name: str) -> tuple[str, float]:
 # lead mapping
 
 
-def _assemble(channels: list[_Channel], leads: Sequence[str] | None, fs: float | None, source: str) -> Signals:
+def _assemble(channels: list[Channel], leads: Sequence[str] | None, fs: float | None, source: str) -> Signals:
     """Map file channels onto the requested leads and convert them to mV."""
     if not channels:
         raise SignalFormatError(f"{source!r} holds no signals")
     if leads is None:
-        chosen: list[tuple[str, _Channel | None, float]] = []
+        chosen: list[tuple[str, Channel | None, float]] = []
         taken: set[str] = set()
         for ch in channels:
             if _mv_per(ch.unit) is None:
@@ -211,7 +189,7 @@ def _assemble(channels: list[_Channel], leads: Sequence[str] | None, fs: float |
     else:
         if isinstance(leads, str):
             leads = (leads,)
-        by_key: dict[str, tuple[_Channel, float]] = {}
+        by_key: dict[str, tuple[Channel, float]] = {}
         for ch in channels:
             name, sign = canonical_lead_name(ch.name)
             key = name.lower()
@@ -297,7 +275,7 @@ def _is_wfdb_record(obj: object) -> bool:
     return isinstance(obj, wfdb.Record)
 
 
-def _read_wfdb_channels(record: Path) -> list[_Channel]:
+def _read_wfdb_channels(record: Path) -> list[Channel]:
     import wfdb
 
     try:
@@ -311,7 +289,7 @@ def _read_wfdb_channels(record: Path) -> list[_Channel]:
     return _channels_from_record(rec, os.fspath(record))
 
 
-def _channels_from_record(rec: object, source: str) -> list[_Channel]:
+def _channels_from_record(rec: object, source: str) -> list[Channel]:
     p_signal = getattr(rec, "p_signal", None)
     if p_signal is None:
         raise SignalFormatError(
@@ -327,7 +305,7 @@ def _channels_from_record(rec: object, source: str) -> list[_Channel]:
         raise SignalFormatError(
             f"WFDB record {source!r} states a sampling frequency of {rec.fs}; fix the header's frequency field"
         )
-    return [_Channel(str(names[k]), str(units[k] or ""), fs, p_signal[:, k]) for k in range(p_signal.shape[1])]
+    return [Channel(str(names[k]), str(units[k] or ""), fs, p_signal[:, k]) for k in range(p_signal.shape[1])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +357,7 @@ def _parse_number(text: str, line: int, column: str, source: str) -> float:
         ) from None
 
 
-def _read_csv_channels(path: Path, fs: float | None) -> list[_Channel]:
+def _read_csv_channels(path: Path, fs: float | None) -> list[Channel]:
     source = os.fspath(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -446,7 +424,7 @@ def _read_csv_channels(path: Path, fs: float | None) -> list[_Channel]:
         raise SignalFormatError(f"{source!r} has no time column (time, t or time_s); pass fs= in Hz")
     else:
         file_fs = float(fs)
-    return [_Channel(name, unit, file_fs, data[:, c].copy()) for c, name, unit in channels]
+    return [Channel(name, unit, file_fs, data[:, c].copy()) for c, name, unit in channels]
 
 
 def _is_float(text: str) -> bool:
@@ -478,100 +456,3 @@ def _fs_from_time(t: np.ndarray, source: str) -> float:
     # Undo the rounding of the printed time stamps: 257.50000003 Hz is 257.5 Hz.
     nice = round(fs, 3)
     return nice if abs(nice - fs) <= 1e-6 * fs else fs
-
-
-# --------------------------------------------------------------------------------------------
-# EDF
-
-
-def _read_edf_channels(path: Path) -> list[_Channel]:
-    """Every ordinary (non-annotation) signal of an EDF/EDF+ file, in physical units."""
-    source = os.fspath(path)
-
-    def bad(why: str) -> SignalFormatError:
-        return SignalFormatError(f"{source!r} is not a readable EDF file: {why}; export it again as EDF/EDF+")
-
-    try:
-        with open(path, "rb") as fh:
-            main = fh.read(256)
-            if len(main) < 256:
-                raise bad("the file is shorter than the 256-byte header")
-            if main[:8] != b"0       ":
-                raise bad("the version field is not '0' (BDF and other formats are not supported)")
-            text = main.decode("ascii", errors="replace")
-            try:
-                header_bytes = int(text[184:192])
-                n_records = int(text[236:244])
-                record_s = float(text[244:252])
-                ns = int(text[252:256])
-            except ValueError as exc:
-                raise bad(f"a numeric header field is garbled ({exc})") from exc
-            reserved = text[192:236]
-            if ns < 1 or header_bytes != 256 * (ns + 1):
-                raise bad(f"{ns} signals do not match a header of {header_bytes} bytes")
-            if not (math.isfinite(record_s) and record_s > 0):
-                raise bad(f"data record duration {record_s} s is not positive")
-            sig = fh.read(256 * ns).decode("ascii", errors="replace")
-            if len(sig) < 256 * ns:
-                raise bad("the signal headers are truncated")
-            raw = fh.read()
-    except OSError as exc:
-        raise SignalFormatError(f"cannot read {source!r}: {exc.strerror or exc}") from exc
-
-    def fields(offset: int, width: int) -> list[str]:
-        start = offset * ns
-        return [sig[start + k * width : start + (k + 1) * width].strip() for k in range(ns)]
-
-    labels = fields(0, 16)
-    transducers = fields(16, 80)
-    units = fields(96, 8)
-    try:
-        pmin = [float(v) for v in fields(104, 8)]
-        pmax = [float(v) for v in fields(112, 8)]
-        dmin = [int(v) for v in fields(120, 8)]
-        dmax = [int(v) for v in fields(128, 8)]
-        spr = [int(v) for v in fields(216, 8)]
-    except ValueError as exc:
-        raise bad(f"a signal header field is garbled ({exc})") from exc
-    if any(s < 1 for s in spr):
-        raise bad("a signal has no samples per data record")
-    record_samples = sum(spr)
-    available = len(raw) // (2 * record_samples)
-    if n_records < 0:
-        n_records = available
-    elif available < n_records:
-        raise bad(
-            f"the header promises {n_records} data records but only {available} are present (the file is truncated)"
-        )
-    if reserved.startswith("EDF+D"):
-        logger.warning("%s is EDF+D (discontinuous); its records are read back to back", source)
-    data = np.frombuffer(raw, dtype="<i2", count=n_records * record_samples).reshape(n_records, record_samples)
-
-    channels: list[_Channel] = []
-    gap_flags: list[bool] = []
-    offset = 0
-    for k in range(ns):
-        block = data[:, offset : offset + spr[k]]
-        offset += spr[k]
-        if labels[k] == EDF_ANNOTATIONS_LABEL:
-            continue
-        if dmax[k] <= dmin[k] or pmax[k] == pmin[k]:
-            raise bad(f"signal {labels[k]!r} has an empty digital or physical range")
-        digital = block.reshape(-1).astype(np.float64)
-        gain = (pmax[k] - pmin[k]) / (dmax[k] - dmin[k])
-        values = (digital - dmin[k]) * gain + pmin[k]
-        has_gaps = EDF_GAP_NOTE in transducers[k]
-        if has_gaps:
-            values[digital == dmin[k]] = np.nan
-        gap_flags.append(has_gaps)
-        channels.append(_Channel(labels[k], units[k], spr[k] / record_s, values))
-
-    # Drop the padding of the last data record (all-gap rows written to fill it).
-    if channels and all(gap_flags) and len({len(ch.values) for ch in channels}) == 1 and n_records:
-        n = len(channels[0].values)
-        per_record = n // n_records
-        tail = np.isnan(np.column_stack([ch.values[n - per_record + 1 :] for ch in channels])).all(axis=1)
-        pad = int(np.argmax(~tail[::-1])) if not tail.all() else len(tail)
-        if pad:
-            channels = [_Channel(ch.name, ch.unit, ch.fs, ch.values[: n - pad]) for ch in channels]
-    return channels

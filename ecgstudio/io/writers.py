@@ -9,9 +9,9 @@ Missing samples (NaN) survive every format:
 WFDB     format 16 at 1000 adu/mV (1 uV steps); NaN is WFDB's invalid-sample value -32768,
          which ``wfdb.rdrecord`` returns as NaN.
 CSV      an empty field.
-EDF+     the signal's digital minimum -32768; data use -32767..32767.  The transducer field
-         says so (:data:`~ecgstudio.io.signals.EDF_GAP_NOTE`) and
-         :func:`~ecgstudio.io.signals.read_edf` returns NaN there.
+EDF+     one file per stretch of leads read together, gaps inside a stretch bridged and
+         annotated (:mod:`ecgstudio.io.edf`); :func:`~ecgstudio.io.signals.read_edf` returns
+         NaN there and outside each stretch.
 =======  ======================================================================================
 """
 
@@ -28,7 +28,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ from .. import __version__
 from ..paper import Layout
 from ..results import Calibration, Signals
 from .atomic import atomic_path, fsync_folder, write_text_atomic
+from .edf import write_edf
 from .images import file_sha256
-from .signals import EDF_ANNOTATIONS_LABEL, EDF_GAP_NOTE
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +47,8 @@ FORMATS: dict[str, str] = {"wfdb": ".hea", "csv": ".csv", "edf": ".edf", "json":
 
 _WFDB_GAIN_ADU_PER_MV = 1000.0  # 1 uV per step
 _WFDB_MAX_ADU = 32767  # -32768 is WFDB's invalid-sample value for format 16
-_EDF_DIG_MIN, _EDF_DIG_MAX = -32768, 32767  # the digital minimum is the gap marker
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _SIDECAR_KEYS = frozenset({"calibration", "layout", "provenance", "completion"})
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 def write_wfdb(
@@ -89,7 +86,7 @@ def write_wfdb(
 
     if not _NAME_RE.fullmatch(record_name):
         raise ValueError(f"WFDB record name {record_name!r} may hold only letters, digits, '_' and '-'; rename it")
-    mv = _checked_mv(signals)
+    mv = signals.writable_mv()
     for name in signals.lead_names:
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"WFDB signal names cannot be empty or hold spaces: {name!r}")
@@ -159,7 +156,7 @@ def write_csv(
     Path
         ``path``.
     """
-    mv = _checked_mv(signals)
+    mv = signals.writable_mv()
     path = Path(path)
     row_format = ",".join(["%.10g"] + ["%.4f"] * mv.shape[1])
     rows = np.column_stack([signals.time_s(), mv]).tolist()
@@ -175,123 +172,6 @@ def write_csv(
         csv.writer(fh, lineterminator="\n").writerow(header)
         fh.write("\n".join(lines))
         fh.write("\n")
-    return path
-
-
-def write_edf(
-    signals: Signals,
-    path: str | os.PathLike[str],
-    *,
-    patient: str = "X",
-    recording: str = "ECG Studio",
-    start: dt.datetime | None = None,
-) -> Path:
-    """Write an EDF+C file (continuous EDF+) with one 16-bit signal per lead.
-
-    Each lead gets its own physical range from its data (the 8-character header fields are
-    rounded outward), so the quantisation step is ``(physical max - physical min) / 65535``
-    mV.  A missing sample is stored as the digital minimum -32768 (see the module docstring);
-    the last data record is padded with such samples.  The data record lasts the smallest
-    whole number of seconds holding a whole number of samples (1 s at 500 Hz, 2 s at 257.5 Hz).
-    The mandatory ``EDF Annotations`` signal holds the time-keeping TAL of each record.
-
-    Parameters
-    ----------
-    signals : Signals
-        ``(n_samples, n_leads)`` mV.
-    path : str or path-like
-        Output ``.edf`` file.
-    patient : str, optional
-        Patient code for the EDF+ patient field (other subfields are written as ``X``).
-    recording : str, optional
-        Equipment name for the EDF+ recording field.
-    start : datetime, optional
-        Recording start; unknown by default (EDF+ then says ``Startdate X``, 01.01.85).
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    ValueError
-        No samples, infinite values, or an ``fs`` that is no ratio of small integers.
-    """
-    mv = _checked_mv(signals)
-    path = Path(path)
-    n, n_leads = mv.shape
-    spr, record_s = _edf_record(signals.fs)
-    n_records = -(-n // spr)
-    if n_records > 99_999_999:
-        raise ValueError(f"{n_records} data records do not fit EDF's 8-digit field; split the record")
-
-    digital = np.full((n_records * spr, n_leads), _EDF_DIG_MIN, dtype="<i2")
-    pmins, pmaxs = [], []
-    for j in range(n_leads):
-        col = mv[:, j]
-        ok = np.isfinite(col)
-        pmin_text, pmax_text = _edf_physical_range(col[ok])
-        pmins.append(pmin_text)
-        pmaxs.append(pmax_text)
-        lo, hi = float(pmin_text), float(pmax_text)
-        step = (hi - lo) / (_EDF_DIG_MAX - _EDF_DIG_MIN)
-        q = np.rint((col[ok] - lo) / step) + _EDF_DIG_MIN
-        digital[:n, j][ok] = np.clip(q, _EDF_DIG_MIN + 1, _EDF_DIG_MAX).astype("<i2")
-
-    # Time-keeping TALs: "+<onset>\x14\x14\x00" per record, zero padded to a whole number of samples.
-    tals = [f"+{k * record_s}\x14\x14\x00".encode("ascii") for k in range(n_records)]
-    ann_bytes = max(len(t) for t in tals)
-    ann_spr = max(8, -(-ann_bytes // 2))
-    annotations = np.zeros((n_records, 2 * ann_spr), dtype=np.uint8)
-    for k, tal in enumerate(tals):
-        annotations[k, : len(tal)] = np.frombuffer(tal, dtype=np.uint8)
-    records = np.concatenate(
-        [
-            digital.reshape(n_records, spr, n_leads).transpose(0, 2, 1).reshape(n_records, -1).view(np.uint8),
-            annotations,
-        ],
-        axis=1,
-    )
-
-    labels = [_edf_label(name) for name in signals.lead_names] + [EDF_ANNOTATIONS_LABEL]
-    ns = n_leads + 1
-    when = start or dt.datetime(1985, 1, 1)
-    startdate = f"{when.day:02d}-{_MONTHS[when.month - 1]}-{when.year}" if start else "X"
-    header = "".join(
-        [
-            _field("0", 8),
-            _field(f"{_edf_token(patient)} X X X", 80),
-            _field(f"Startdate {startdate} X X {_edf_token(recording)}", 80),
-            _field(when.strftime("%d.%m.%y"), 8),
-            _field(when.strftime("%H.%M.%S"), 8),
-            _field(str(256 * (ns + 1)), 8),
-            _field("EDF+C", 44),
-            _field(str(n_records), 8),
-            _field(str(record_s), 8),
-            _field(str(ns), 4),
-            *(_field(label, 16) for label in labels),
-            *(_field(EDF_GAP_NOTE, 80) for _ in range(n_leads)),
-            _field("", 80),
-            *(_field("mV", 8) for _ in range(n_leads)),
-            _field("", 8),
-            *(_field(v, 8) for v in pmins),
-            _field("-1", 8),
-            *(_field(v, 8) for v in pmaxs),
-            _field("1", 8),
-            *(_field(str(_EDF_DIG_MIN), 8) for _ in range(ns)),
-            *(_field(str(_EDF_DIG_MAX), 8) for _ in range(ns)),
-            *(_field("", 80) for _ in range(ns)),
-            *(_field(str(spr), 8) for _ in range(n_leads)),
-            _field(str(ann_spr), 8),
-            *(_field("", 32) for _ in range(ns)),
-        ]
-    )
-    raw_header = header.encode("ascii")
-    assert len(raw_header) == 256 * (ns + 1), "EDF header layout"
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        fh.write(raw_header)
-        fh.write(records.tobytes())
     return path
 
 
@@ -435,7 +315,7 @@ def write_signals(
             elif fmt == "csv":
                 written.append(write_csv(signals, out_dir / f"{safe}.csv", sources=sources))
             elif fmt == "edf":
-                written.append(write_edf(signals, out_dir / f"{safe}.edf"))
+                written += write_edf(signals, out_dir / f"{safe}.edf")
             else:
                 written.append(write_json_sidecar(out_dir / f"{safe}.json", signals=signals, **dict(sidecar or {})))
     except BaseException:
@@ -463,82 +343,6 @@ def _wfdb_comments(provenance: Mapping[str, Any]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # internals
-
-
-def _checked_mv(signals: Signals) -> np.ndarray:
-    """The signals as float64, refusing empty records and infinities."""
-    mv = np.asarray(signals.mv, dtype=np.float64)
-    if mv.shape[0] == 0:
-        raise ValueError("signals have no samples; nothing to write")
-    if np.isinf(mv).any():
-        raise ValueError("signals contain infinite values; replace them with NaN (missing) first")
-    return mv
-
-
-def _edf_record(fs: float) -> tuple[int, int]:
-    """(samples per data record, record duration in whole seconds) for a rate of ``fs`` Hz."""
-    ratio = Fraction(fs).limit_denominator(1000)
-    if ratio <= 0 or abs(float(ratio) - fs) > 1e-9 * fs:
-        raise ValueError(
-            f"fs = {fs!r} Hz is not a ratio of integers EDF can hold (samples per "
-            "record / seconds per record); resample to a rate such as 500 Hz"
-        )
-    return ratio.numerator, ratio.denominator
-
-
-def _edf_physical_range(values: np.ndarray) -> tuple[str, str]:
-    """Header texts (<= 8 chars) of physical min and max covering ``values`` (mV).
-
-    The minimum is lowered by one quantisation step so that no datum maps onto the digital
-    minimum, which marks gaps.
-    """
-    if values.size == 0:
-        return "-1", "1"
-    lo, hi = float(values.min()), float(values.max())
-    if hi - lo < 1e-3:  # flat: give it a 1 uV span
-        mid = 0.5 * (lo + hi)
-        lo, hi = mid - 5e-4, mid + 5e-4
-    lo -= (hi - lo) / (_EDF_DIG_MAX - _EDF_DIG_MIN - 1)
-    lo_text, hi_text = _edf_number(lo, up=False), _edf_number(hi, up=True)
-    if float(lo_text) == float(hi_text):  # pragma: no cover - guarded by the 1 uV span
-        raise ValueError(f"cannot represent the range [{lo}, {hi}] mV in EDF's 8-character fields")
-    return lo_text, hi_text
-
-
-def _edf_number(x: float, *, up: bool) -> str:
-    """``x`` rounded up (or down) to the most precise decimal text of at most 8 characters."""
-    for decimals in range(7, -1, -1):
-        scale = 10**decimals
-        k = math.ceil(x * scale) if up else math.floor(x * scale)
-        # x * scale may round the wrong way by an ulp; the next step out is then the answer.
-        for kk in (k, k + 1) if up else (k, k - 1):
-            text = f"{kk / scale:.{decimals}f}"
-            if "." in text:
-                text = text.rstrip("0").rstrip(".")
-            if text == "-0":
-                text = "0"
-            if len(text) <= 8 and ((float(text) >= x) if up else (float(text) <= x)):
-                return text
-    raise ValueError(f"{x} mV does not fit an 8-character EDF header field; such values are not ECG data")
-
-
-def _edf_label(name: str) -> str:
-    label = f"ECG {name}"
-    if len(label) > 16:
-        logger.warning("EDF label %r cut to 16 characters", label)
-    return label[:16]
-
-
-def _edf_token(text: str) -> str:
-    """A header subfield: printable ASCII, spaces as ``_``, ``X`` when empty."""
-    ascii_text = "".join(c if 32 < ord(c) < 127 else "_" for c in text.strip().replace(" ", "_"))
-    return ascii_text or "X"
-
-
-def _field(text: str, width: int) -> str:
-    """A left-aligned, space-padded ASCII header field of exactly ``width`` characters."""
-    text = "".join(c if 32 <= ord(c) < 127 else "_" for c in text)
-    return text[:width].ljust(width)
 
 
 def _jsonable(obj: Any) -> Any:

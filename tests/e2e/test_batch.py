@@ -102,6 +102,12 @@ def test_files_already_in_the_output_folder_are_kept_unless_overwrite(tmp_path: 
     assert sorted(p.name for p in out.iterdir()) == ["dup.csv"]  # stopped before writing anything
     report = digitize_paths([tmp_path / "in"], out, formats=["csv"], overwrite=True, digitizer=TruthDigitizer())
     assert report.ok and (out / "dup.csv").read_text() != "the user's own table\n"
+    # An EDF record's stretch files count too, and a rewritten record drops its old stretches.
+    (out / "dup_1.00-3.00s.edf").write_bytes(b"a stretch of an earlier run")
+    with pytest.raises(OutputExistsError, match=r"dup_1.00-3.00s.edf"):
+        digitize_paths([tmp_path / "in"], out, formats=["edf"], digitizer=TruthDigitizer())
+    report = digitize_paths([tmp_path / "in"], out, formats=["edf"], overwrite=True, digitizer=TruthDigitizer())
+    assert report.ok and not (out / "dup_1.00-3.00s.edf").exists() and (out / "dup.edf").is_file()
 
 
 def test_any_file_name_works_and_one_bad_page_does_not_end_the_batch(

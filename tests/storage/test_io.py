@@ -31,7 +31,7 @@ from ecgstudio.io import (
     write_signals,
     write_wfdb,
 )
-from ecgstudio.paper import LEAD_NAMES
+from ecgstudio.paper import LEAD_NAMES, lead_index
 from ecgstudio.results import Calibration, Signals
 
 # --------------------------------------------------------------------------------------------
@@ -498,8 +498,9 @@ def test_round_trip(tmp_path: Path, fmt: str, fs: float) -> None:
     ok = ~np.isnan(sig.mv)
     if fmt == "edf":
         head = _edf_header(paths[0])
-        step = (np.array(head["pmax"]) - np.array(head["pmin"]))[:12] / 65535
-        err = np.where(ok, np.abs(back.mv - sig.mv), 0).max(axis=0)
+        read = [lead_index(label.removeprefix("ECG ")) for label in head["labels"][:-1]]
+        step = (np.array(head["pmax"]) - np.array(head["pmin"]))[:-1] / 65535
+        err = np.where(ok, np.abs(back.mv - sig.mv), 0).max(axis=0)[read]
         assert (err <= step * 1.0001).all(), (err, step)
         assert (step < 2e-4).all()  # about 0.1 uV steps for a few mV of range
     else:
@@ -544,40 +545,113 @@ def test_csv_layout_nan_as_empty(tmp_path: Path) -> None:
 
 def test_edf_structure(tmp_path: Path) -> None:
     sig = _random_signals(np.random.default_rng(4), 257.5, 1000)
-    path = write_edf(sig, tmp_path / "x.edf", patient="MCH 0234567")
-    head = _edf_header(path)
+    paths = write_edf(sig, tmp_path / "x.edf", patient="MCH 0234567")
+    assert paths == [tmp_path / "x.edf"]  # every lead read from start to end: one stretch
+    head = _edf_header(paths[0])
     raw = head["raw"]
     assert raw[:8] == b"0       " and head["reserved"] == "EDF+C"
     assert raw[8:88].decode().startswith("MCH_0234567 X X X")
     assert raw[88:168].decode().startswith("Startdate X X X ECG_Studio")
-    assert head["record_s"] == 2 and head["spr"][:12] == [515] * 12  # 257.5 Hz x 2 s
-    assert head["labels"] == [f"ECG {lead}" for lead in LEAD_NAMES] + ["EDF Annotations"]
-    assert head["units"][:12] == ["mV"] * 12
-    assert head["dmin"] == [-32768] * 13 and head["dmax"] == [32767] * 13
-    assert head["n_records"] == 2  # 1000 samples in records of 515
-    record_bytes = 2 * sum(head["spr"])
-    assert len(raw) == 256 * 14 + head["n_records"] * record_bytes
-    data_start = 256 * 14
-    for k in range(head["n_records"]):
-        tal_at = data_start + k * record_bytes + 2 * 515 * 12
-        tal = f"+{2 * k}\x14\x14\x00".encode()
-        assert raw[tal_at : tal_at + len(tal) + 1] == tal + b"\x00"  # zero padded
-    back = read_edf(path)
-    assert back.lead_names == LEAD_NAMES and back.n_samples == 1000  # padding dropped
+    leads = [lead for lead in LEAD_NAMES if lead != "aVL"]  # aVL was never read
+    assert head["labels"] == [f"ECG {lead}" for lead in leads] + ["EDF Annotations"]
+    assert head["record_s"] == 2 and head["spr"][:11] == [515] * 11  # 257.5 Hz x 2 s
+    assert head["units"][:11] == ["mV"] * 11
+    assert head["dmin"][:11] == [-32768] * 11 and head["dmax"][:11] == [32767] * 11
+    assert head["n_records"] == 2  # 1000 samples in records of 515, the rest filler
+    back = read_edf(paths[0])
+    assert back.lead_names == LEAD_NAMES and back.n_samples == 1000  # filler dropped, aVL NaN
+    assert np.isnan(back.lead("aVL")).all()
+
+
+def _page_3x4_signals(rng: np.random.Generator, fs: float = 500.0) -> Signals:
+    """A 3x4 page with a lead II rhythm strip: each other lead read over its own quarter, a
+    sample or a few short of the column's edges (as a digitized page is), one with a gap."""
+    n = int(10 * fs)
+    mv = np.full((n, 12), np.nan)
+    mv[:, 1] = 0.3 * np.sin(np.arange(n) / 40.0)
+    for column, leads in enumerate((("I", "III"), ("aVR", "aVL", "aVF"), ("V1", "V2", "V3"), ("V4", "V5", "V6"))):
+        for row, lead in enumerate(leads):
+            a, b = column * n // 4 + 4 * (column > 0), (column + 1) * n // 4 - 4 - row
+            mv[a:b, lead_index(lead)] = rng.normal(0, 0.4, b - a).cumsum() * 0.05
+    mv[3000:3020, lead_index("V2")] = np.nan  # a stretch of V2 the engine could not read
+    return Signals(mv, fs)
+
+
+def test_edf_keeps_each_lead_to_where_it_was_read(tmp_path: Path) -> None:
+    import pyedflib
+
+    sig = _page_3x4_signals(np.random.default_rng(8))
+    paths = write_signals(sig, tmp_path, "rec", formats=("edf", "wfdb"))
+    edfs = [p for p in paths if p.suffix == ".edf"]
+    assert [p.name for p in edfs] == [
+        "rec.edf",
+        "rec_0.00-2.49s.edf",
+        "rec_2.51-4.99s.edf",
+        "rec_5.01-7.49s.edf",
+        "rec_7.51-9.99s.edf",
+    ]
+    wfdb_back = read_signals(tmp_path / "rec.hea")
+    for path in edfs:
+        # Another library sees each lead only where it was read: no flat line in place of the
+        # other quarters, the stretch's time within the record, the gap annotated.
+        with pyedflib.EdfReader(str(path)) as other:
+            note = next(t for t in other.readAnnotations()[2] if t.startswith("ECG Studio: samples"))
+            a, b = (int(v) for v in note.split()[3].split("-"))
+            assert other.file_duration * 500 - (b - a) < 500 * 0.5  # filler: less than a record
+            for k, label in enumerate(other.getSignalLabels()):
+                lead = label.removeprefix("ECG ")
+                truth = sig.lead(lead)[a:b]
+                seen = other.readSignal(k)[: b - a]
+                ok = np.isfinite(truth)
+                assert np.abs(seen[ok] - truth[ok]).max() < 1e-3
+                assert seen.min() >= np.nanmin(truth) - 1e-3  # nothing drawn below the data
+            if path.name == "rec_5.01-7.49s.edf":
+                gaps = [(on, dur, t) for on, dur, t in zip(*other.readAnnotations(), strict=True) if "not read" in t]
+                assert any(
+                    t == "ECG Studio: V2 not read" and on == pytest.approx(0.992) and dur == pytest.approx(0.04)
+                    for on, dur, t in gaps
+                )
+        # Any of the files gives back the whole record: the WFDB record's samples and gaps.
+        back = read_edf(path, leads=LEAD_NAMES)
+        assert back.mv.shape == wfdb_back.mv.shape == sig.mv.shape
+        assert_array_equal(np.isnan(back.mv), np.isnan(sig.mv))
+        ok = np.isfinite(sig.mv)
+        assert np.abs(back.mv[ok] - wfdb_back.mv[ok]).max() < 1.1e-3
 
 
 def test_edf_start_time_and_bad_fs(tmp_path: Path) -> None:
     import datetime as dt
 
-    sig = Signals(np.zeros((100, 12)), 100.0)
-    path = write_edf(sig, tmp_path / "t.edf", start=dt.datetime(2021, 7, 9, 13, 4, 5))
-    raw = path.read_bytes()
+    import edfio
+
+    sig = _page_3x4_signals(np.random.default_rng(2), fs=100.0)
+    paths = write_edf(sig, tmp_path / "t.edf", start=dt.datetime(2021, 7, 9, 13, 4, 5))
+    raw = paths[0].read_bytes()
     assert raw[88:168].decode().startswith("Startdate 09-JUL-2021")
     assert raw[168:184] == b"09.07.2113.04.05"
-    assert_allclose(read_edf(path).mv, 0.0, atol=1e-6)
+    second = edfio.read_edf(paths[2])  # aVR, aVL, aVF: from sample 254, 2.54 s
+    assert second.startdate == dt.date(2021, 7, 9) and second.starttime == dt.time(13, 4, 7, 540000)
     with pytest.raises(ValueError, match="EDF"):
         write_edf(Signals(np.zeros((10, 12)), np.pi), tmp_path / "pi.edf")
     assert not (tmp_path / "pi.edf").exists()
+    with pytest.raises(ValueError, match="no lead"):
+        write_edf(Signals(np.full((10, 12), np.nan), 100.0), tmp_path / "none.edf")
+
+
+def test_edf_of_earlier_versions_still_reads(tmp_path: Path) -> None:
+    import edfio
+
+    from ecgstudio.io.edf import LEGACY_GAP_NOTE
+
+    values = np.linspace(-0.9, 1.0, 300)
+    values[100:120] = -1.0  # the gap, at the digital minimum
+    values[250:] = -1.0  # the filler of the last record
+    signal = edfio.EdfSignal(values, 100, label="ECG V1", physical_dimension="mV", physical_range=(-1.0, 1.0))
+    signal.transducer_type = LEGACY_GAP_NOTE
+    edfio.Edf([signal]).write(tmp_path / "old.edf")
+    back = read_edf(tmp_path / "old.edf")
+    assert back.lead_names == ("V1",) and back.n_samples == 250
+    assert np.isnan(back.mv[100:120]).all() and np.isfinite(back.mv[:100]).all()
 
 
 def test_refused_signals_leave_no_file(tmp_path: Path) -> None:
@@ -624,7 +698,7 @@ def test_write_signals_dispatch(tmp_path: Path) -> None:
         sidecar={"layout": "6x2", "provenance": {"source_image": "/nowhere/scan 3.pdf"}},
     )
     assert [p.name for p in paths] == [
-        "scan_3_p2.edf",
+        "scan_3_p2.edf",  # one stretch: every lead read from start to end
         "scan_3_p2.csv",
         "scan_3_p2.hea",
         "scan_3_p2.dat",
