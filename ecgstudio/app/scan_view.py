@@ -180,6 +180,7 @@ class ScanView(QGraphicsView):
         self._rubber: QGraphicsLineItem | None = None  # the ruler's line between its first click and the cursor
         self._drag_ids = itertools.count(1)
         self._fitted = False
+        self._fit_zoom = 1.0  # the zoom that shows the whole page
 
     # ------------------------------------------------------------------ content
 
@@ -313,6 +314,7 @@ class ScanView(QGraphicsView):
         self._scroll_bars(False)
         self.fitInView(rect.adjusted(-10, -10, 10, 10), Qt.AspectRatioMode.KeepAspectRatio)
         self._fitted = True
+        self._fit_zoom = self.zoom
         self.zoomChanged.emit(self.zoom)
 
     def _scroll_bars(self, shown: bool) -> None:
@@ -331,6 +333,19 @@ class ScanView(QGraphicsView):
     @property
     def zoom(self) -> float:
         return float(self.transform().m11())
+
+    @property
+    def zoom_over_fit(self) -> float:
+        """The zoom as a multiple of the one showing the whole page (1: fitted)."""
+        return 1.0 if self._fitted else self.zoom / self._fit_zoom
+
+    def show_zoomed(self, over_fit: float) -> None:
+        """Fit the page, then zoom to ``over_fit`` times that, about the page's top left corner
+        (where a page's first lead and its calibration pulse are)."""
+        self.fit()
+        if abs(over_fit - 1.0) > 1e-3:
+            self.zoom_by(over_fit)
+            self.ensureVisible(QRectF(0, 0, 1, 1), 10, 10)
 
     def zoom_to_box(self, k: int) -> None:
         if self.document is None or not 0 <= k < len(self.document.boxes):

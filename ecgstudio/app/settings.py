@@ -68,6 +68,19 @@ class AppSettings:
         self.q.setValue("view/mask_opacity", float(value))
 
     @property
+    def scan_zoom(self) -> float:
+        """The scan's zoom as a multiple of the whole page's, as last left (1: whole page)."""
+        try:
+            value = float(self.q.value("view/scan_zoom", 1.0))
+        except (TypeError, ValueError):
+            return 1.0
+        return min(40.0, max(0.1, value)) if value == value else 1.0
+
+    @scan_zoom.setter
+    def scan_zoom(self, value: float) -> None:
+        self.q.setValue("view/scan_zoom", float(value))
+
+    @property
     def finetune_minutes(self) -> float:
         """Time budget last chosen for a fine-tune (10 minutes at first)."""
         try:

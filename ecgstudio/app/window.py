@@ -621,6 +621,7 @@ class MainWindow(QMainWindow):
         #: Asks who signs pages off (gets the name last used, returns a name or None); tests set an answer.
         self.ask_reviewer: Callable[[str], str | None] = self._ask_reviewer
         self._reviewer_confirmed = False
+        self.scan_view.zoomChanged.connect(lambda _: setattr(self.settings, "scan_zoom", self.scan_view.zoom_over_fit))
         self.scan_view.rulerMeasured.connect(self._on_ruler)
         self.scan_view.pulseMeasured.connect(self._on_pulse)
         self.signal_view.leadClicked.connect(self._on_lead_clicked)
@@ -781,7 +782,9 @@ class MainWindow(QMainWindow):
             self.worklist.show_current(row)
             self._show_labels_location(item)
         page = pages[min(item.page.page_index, len(pages) - 1)]
+        zoom = self.settings.scan_zoom  # before the new page is fitted
         self.scan_view.set_image(page.image)
+        self.scan_view.show_zoomed(zoom)
         self.scan_title.setText(f"Scan: {item.page.title}")
         identity = ImageIdentity.from_array(item.page.source, page.image)
         opening = self.session.open(item.label_path, identity)

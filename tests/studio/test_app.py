@@ -484,6 +484,20 @@ def test_window_size_and_docks_are_remembered(qtbot, make_window) -> None:
     assert w2.dockWidgetArea(w2.review_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
 
 
+def test_the_scan_zoom_is_kept_from_page_to_page_and_session_to_session(qtbot, make_window) -> None:
+    w = make_window()
+    open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    view = w.scan_view
+    view.zoom_by(1.15**3)  # three wheel steps in
+    assert view.zoom_over_fit == pytest.approx(1.15**3)
+    w.close()
+    w2 = make_window()
+    open_and_wait(qtbot, w2, [SAMPLE_SCAN])
+    assert w2.scan_view.zoom_over_fit == pytest.approx(1.15**3)
+    w2.fit_views()  # F: the whole page again, and so on the next start
+    assert w2.settings.scan_zoom == 1.0
+
+
 def test_the_reviewer_is_asked_once_per_session(qtbot, make_window) -> None:
     """A sign-off carries a name the person confirmed in this session, not one left in a field."""
     w = make_window(reviewer="Dr Left In Settings")
