@@ -121,6 +121,9 @@ class NamesConfig:
     min_read_prob: float = 0.8
     #: Words read per box, nearest to its start first.
     max_words_per_box: int = 16
+    #: A box whose printed name reads as another lead with at least this probability is in doubt:
+    #: its lead's confidence falls to at most one minus that probability, and the page says so.
+    min_doubt_prob: float = 0.5
 
 
 @dataclass(frozen=True)

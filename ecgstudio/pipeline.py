@@ -259,8 +259,8 @@ class PageAnalysis:
     the trace map as the traces were read from it (separator ticks and pulses taken out).
 
     ``pulse_regions`` (calibration pulses) and ``names`` (printed lead names) are regions
-    ``(x0, y0, x1, y1)`` that are not signal; with ``baselines`` and ``spacing`` they let
-    :func:`retrace` read the same page again from finer maps.
+    ``(x0, y0, x1, y1)`` that are not signal; with ``baselines``, ``spacing`` and ``doubts``
+    they let :func:`retrace` read the same page again from finer maps.
     """
 
     layout: Layout
@@ -274,6 +274,8 @@ class PageAnalysis:
     names: tuple[Region, ...] = ()
     baselines: tuple[float, ...] = ()
     spacing: float = 0.0
+    #: Leads whose printed name reads as another lead, with the confidence they may have at most.
+    doubts: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def in_input(
         self,
@@ -398,9 +400,21 @@ def analyse_maps(
         signals = signal_stage.traced_signals(
             boxes, traces, cal, fs=options.fs, duration_s=page_layout.duration_s, config=config.signals
         )
-    confidence = signal_stage.lead_confidence(boxes, traces)
+    doubts = leadnames.name_doubts(boxes, reads, config=config.names) if read_names else {}
+    confidence = signal_stage.lead_confidence(boxes, traces, caps=doubts)
     return PageAnalysis(
-        page_layout, cal, boxes, traces, signals, confidence, trace_prob, pulse_regions, names, baselines, spacing
+        page_layout,
+        cal,
+        boxes,
+        traces,
+        signals,
+        confidence,
+        trace_prob,
+        pulse_regions,
+        names,
+        baselines,
+        spacing,
+        doubts,
     )
 
 
@@ -452,9 +466,20 @@ def retrace(
         duration_s=analysis.layout.duration_s,
         config=config,
     )
-    confidence = signal_stage.lead_confidence(boxes, traces)
+    confidence = signal_stage.lead_confidence(boxes, traces, caps=analysis.doubts)
     return PageAnalysis(
-        analysis.layout, cal, boxes, traces, signals, confidence, trace_prob, pulse_regions, names, baselines, spacing
+        analysis.layout,
+        cal,
+        boxes,
+        traces,
+        signals,
+        confidence,
+        trace_prob,
+        pulse_regions,
+        names,
+        baselines,
+        spacing,
+        analysis.doubts,
     )
 
 

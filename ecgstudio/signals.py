@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.signal import butter, filtfilt
@@ -155,8 +155,11 @@ def traced_signals(
     )
 
 
-def lead_confidence(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...]) -> dict[str, float]:
-    """Per lead: mean point confidence times the share of the box's columns with a trace."""
+def lead_confidence(
+    boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...], *, caps: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Per lead: mean point confidence times the share of the box's columns with a trace, at
+    most its ``caps`` value (a lead in doubt, :func:`ecgstudio.leadnames.name_doubts`)."""
     out: dict[str, float] = {}
     for box, trace in zip(boxes, traces):
         if trace.confidence is None or len(trace.xy) == 0:
@@ -166,4 +169,7 @@ def lead_confidence(boxes: tuple[LeadBox, ...], traces: tuple[Trace, ...]) -> di
             coverage = min(1.0, found.sum() / max(1.0, box.width))
             value = float(np.mean(trace.confidence[found])) * coverage if found.any() else 0.0
         out[box.lead] = float(max(out.get(box.lead, 0.0), value))
+    for lead, cap in (caps or {}).items():
+        if lead in out:
+            out[lead] = min(out[lead], cap)
     return out

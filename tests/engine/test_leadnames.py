@@ -16,7 +16,7 @@ from ecgstudio.model.namenet import NAME_CLASSES, load_reader, reader_accuracy, 
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.paper import LEAD_NAMES, Cell, Layout
 from ecgstudio.pipeline import DigitizeOptions, analyse_maps
-from ecgstudio.results import LeadBox
+from ecgstudio.results import LeadBox, Trace
 from ecgstudio.synth.render import PageStyle, render_page
 from ecgstudio.training.data import trace_heatmap
 
@@ -37,6 +37,11 @@ def _box(lead: str, row: int, col: int = 0, duration: float = 10.0, inverted: bo
         col=col,
         inverted=inverted,
     )
+
+
+def _trace_across(box: LeadBox) -> Trace:
+    x = np.arange(box.x0, box.x1)
+    return Trace(box.lead, np.column_stack([x, np.full(len(x), box.baseline_y)]), np.ones(len(x), np.float32))
 
 
 def _read(i: int, name: str, p: float = 0.97) -> leadnames.NameRead:
@@ -63,6 +68,39 @@ def test_unread_or_unsure_boxes_keep_the_template_and_a_misread_cannot_steal() -
     reads = [_read(i, lead) for i, lead in enumerate(LEAD_NAMES)]
     reads[LEAD_NAMES.index("V1")] = _read(LEAD_NAMES.index("V1"), "V4", 0.9)
     assert [b.lead for b in box_stage.assign_leads(boxes, reads)] == list(LEAD_NAMES)
+
+
+def test_a_name_read_as_another_lead_puts_that_lead_in_doubt_and_says_so() -> None:
+    from ecgstudio.assumptions import collected
+    from ecgstudio.signals import lead_confidence
+
+    # Two boxes read "II": the assignment gives the second another lead, against its name.
+    boxes = box_stage.assign_leads((_box("II", 0), _box("V5", 1)), [_read(0, "II"), _read(1, "II", 0.9)])
+    reads = [_read(0, "II"), _read(1, "II", 0.9), None]
+    boxes = (*boxes, _box("V1", 2))
+    with collected() as told:
+        caps = leadnames.name_doubts(boxes, reads)
+    assert caps == {"V5": pytest.approx(0.1)}
+    assert [a.what for a in told] == ["layout"] and "lead V5 (row 2) reads II" in told[0].text
+    # Unsure reads of another name do not: the reader is often unsure of a name it reads right.
+    assert leadnames.name_doubts(boxes, [None, _read(1, "aVL", 0.4), None]) == {}
+    traces = tuple(_trace_across(b) for b in boxes)
+    assert lead_confidence(boxes, traces, caps=caps)["V5"] == pytest.approx(0.1)
+    assert lead_confidence(boxes, traces, caps=caps)["V1"] == pytest.approx(1.0)
+
+
+def test_a_page_whose_names_disagree_with_its_leads_is_flagged(shared_data, digitizer) -> None:
+    # An ecg-image-kit page (development set) the engine reads wrongly (every lead near 0 dB):
+    # the name printed by its V2 box reads I, so V2 loses its confidence and the page says why.
+    image = shared_data / "ecg-image-kit-dev" / "clean" / "02064_hr-0.png"
+    if not image.is_file():
+        pytest.skip(f"{image} is not in this checkout's data")
+    from ecgstudio.io.images import read_image
+
+    result = digitizer.digitize(read_image(image))
+    doubts = [a.text for a in result.assumptions if "name printed" in a.text]
+    assert doubts == ["the name printed at lead V2 (row 2) reads I; check the leads"]
+    assert result.confidence["V2"] < 0.5 < min(result.confidence[lead] for lead in ("V1", "V3"))
 
 
 def test_a_box_read_as_minus_avr_is_inverted() -> None:
