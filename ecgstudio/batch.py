@@ -42,6 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import restore
 from .errors import EcgStudioError
 from .io.atomic import atomic_path
 from .io.edf import stretch_pattern
@@ -50,7 +51,6 @@ from .io.writers import FORMATS, display_path, write_signals
 from .manifest import Manifest, PageEntry
 from .overlay import draw_overlay
 from .pipeline import DigitizeOptions, Digitizer
-from .restore import SOURCES, complete_limb_leads
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class BatchSettings:
     options: DigitizeOptions = DigitizeOptions()
     formats: tuple[str, ...] = ("wfdb",)
     overlay: bool = False
-    complete: bool = False  # every lead completed where exact relations allow (ecgstudio.restore)
+    complete: bool = False  # every lead completed where it can be (ecgstudio.restore)
 
     def key(self, model_version: str) -> str:
         """What a page's outputs depend on besides its input: a rerun with another key redoes it."""
@@ -389,8 +389,8 @@ def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSe
     result = digitizer.digitize(page.image, settings.options)
     signals, sources, completion = result.signals, None, None
     if settings.complete:
-        done = complete_limb_leads(result.signals)
-        signals, sources = done.signals, (done.source, SOURCES)
+        done = restore.complete(result.signals)
+        signals, sources = done.signals, (done.source, restore.SOURCES)
         completion = done.runs()
     sidecar = {
         "calibration": result.calibration,

@@ -295,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--complete",
         action="store_true",
-        help="complete every lead where it can be done exactly: all six limb leads wherever two were read "
-        "(the CSV says per sample whether it was measured or reconstructed; so does the JSON sidecar)",
+        help="complete every lead over the whole record: the limb leads exactly wherever two were read, then "
+        "each lead's own beats placed at the rhythm strip's beats (the CSV says per sample whether it was "
+        "measured or reconstructed; so does the JSON sidecar)",
     )
     p.add_argument(
         "--workers",

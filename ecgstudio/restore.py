@@ -1,11 +1,20 @@
 """Signal restoration: complete what the page does not show from what it does, saying which is which.
 
 A 3x4 page shows each lead for 2.5 of its 10 s; digital-ECG models want 10 s of 12 leads.
-What is exact comes first: at any moment two limb leads determine the other four (Einthoven
-and Goldberger: III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so wherever
-two or more limb leads were read (the rhythm strip and the column's limb leads, on a standard
-page), every limb lead is known.  Measured samples are never changed; every sample says where
-it came from (:data:`SOURCES`).
+:func:`complete` fills a record in two steps, exact first:
+
+1. **Exact relations.**  At any moment two limb leads determine the other four (Einthoven and
+   Goldberger: III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so wherever two
+   or more limb leads were read (the rhythm strip and the column's limb leads, on a standard
+   page), every limb lead is known (:func:`complete_limb_leads`).
+2. **Beats placed by the rhythm strip.**  A lead read for 2.5 s shows two or three of its beats;
+   the rhythm strip shows when every beat of the record happened.  A lead's median beat (aligned
+   on the strip's QRS complexes) is placed at each of the strip's beats where the lead was not
+   read (:func:`place_beats`); for the limb leads, leads I and II are placed and the other four
+   follow from them exactly.  Rhythms whose beats change shape (ectopic beats) are placed as the
+   lead's usual beat.
+
+Measured samples are never changed; every sample says where it came from (:data:`SOURCES`).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from .results import Signals
 
@@ -100,3 +110,107 @@ def complete_limb_leads(signals: Signals) -> Completion:
         mv[fill, j] = x[fill] @ np.asarray(coef)
         source[fill, j] = RECONSTRUCTED
     return Completion(Signals(mv, signals.fs, signals.lead_names), source)
+
+
+#: Beats are placed only by a lead read over at least this share of the record (a rhythm strip).
+MIN_TIMING_SHARE = 0.8
+#: A beat spans this share of the median RR interval before its QRS complex, the rest after it.
+_BEAT_BEFORE = 0.4
+
+
+def complete(signals: Signals) -> Completion:
+    """Every lead over the whole record where it can be done: exact relations first, then each
+    lead's own beats placed at the rhythm strip's beats (see the module docstring).
+
+    Leads never read, and moments no lead read over most of the record covers, stay NaN.
+    """
+    exact = complete_limb_leads(signals)
+    timing = timing_lead(exact.signals)
+    if timing is None:
+        return exact
+    peaks = r_peaks(exact.signals.mv[:, timing], exact.signals.fs)
+    if len(peaks) < 2:
+        return exact
+    names = list(signals.lead_names)
+    mv = np.array(exact.signals.mv, copy=True)
+    basis = [names.index(lead) for lead in ("I", "II") if lead in names]
+    for j in basis:
+        mv[:, j] = place_beats(mv[:, j], peaks)
+    if len(basis) == 2:  # the other limb leads follow from I and II exactly
+        limb = complete_limb_leads(Signals(mv, signals.fs, signals.lead_names))
+        mv = np.array(limb.signals.mv, copy=True)
+    for j in range(mv.shape[1]):
+        if j not in basis:
+            mv[:, j] = place_beats(mv[:, j], peaks)
+    source = np.where(exact.source == NONE, np.where(np.isfinite(mv), RECONSTRUCTED, NONE), exact.source)
+    return Completion(Signals(mv, signals.fs, signals.lead_names), source.astype(np.uint8))
+
+
+def timing_lead(signals: Signals) -> int | None:
+    """The lead read over most of the record (at least :data:`MIN_TIMING_SHARE` of it), or None."""
+    share = np.isfinite(signals.mv).mean(axis=0)
+    j = int(np.argmax(share))
+    return j if share[j] >= MIN_TIMING_SHARE else None
+
+
+def r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
+    """Sample indices of the QRS complexes of one lead (NaN where not read).
+
+    The lead is band-passed (8-25 Hz, where QRS complexes hold their energy and P and T waves
+    little); the peaks of its smoothed slope, at least 0.25 s apart and at least a third of the
+    strongest, are the complexes, each placed on the largest band-passed deflection within 50 ms.
+    """
+    finite = np.isfinite(x)
+    if finite.sum() < fs:
+        return np.zeros(0, int)
+    y = np.where(finite, x - np.nanmedian(x), 0.0)
+    high = min(25.0, 0.45 * fs)
+    band = sosfiltfilt(butter(2, (8.0, high), btype="band", fs=fs, output="sos"), y)
+    width = max(1, round(0.05 * fs))
+    energy = np.convolve(np.abs(np.gradient(band)), np.ones(width) / width, mode="same")
+    energy[~finite] = 0.0
+    peaks, _ = find_peaks(energy, distance=max(1, round(0.25 * fs)), height=np.percentile(energy, 99) / 3)
+    reach = max(1, round(0.05 * fs))
+    return np.array([p - reach + int(np.argmax(np.abs(band[max(0, p - reach) : p + reach + 1]))) for p in peaks])
+
+
+def place_beats(column: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """``column`` with its missing samples taken from its median beat, placed at each of ``peaks``.
+
+    A beat runs from :data:`_BEAT_BEFORE` of the median RR interval before its QRS complex to the
+    rest of the interval after it; the median beat is taken over every beat of the column read in
+    at least half of its samples.  A sample belongs to the beat whose span holds it (held at the
+    median beat's ends where an interval is longer than usual).  Where the column shows no beat,
+    it is returned as it is.
+    """
+    known = np.isfinite(column)
+    if known.all() or not known.any():
+        return column
+    rr = int(np.median(np.diff(peaks)))
+    before = round(_BEAT_BEFORE * rr)
+    offsets = np.arange(-before, rr - before)
+    n = len(column)
+    beats = []
+    for p in peaks:
+        at = p + offsets
+        inside = (at >= 0) & (at < n)
+        beat = np.full(len(offsets), np.nan)
+        beat[inside] = column[at[inside]]
+        if np.isfinite(beat).mean() >= 0.5:
+            beats.append(beat)
+    if not beats:
+        return column
+    stack = np.array(beats)
+    seen = np.isfinite(stack).any(axis=0)
+    if not seen.any():
+        return column
+    median = np.full(len(offsets), np.nan)
+    median[seen] = np.nanmedian(stack[:, seen], axis=0)
+    median = np.interp(np.arange(len(offsets)), np.flatnonzero(seen), median[seen])
+    # Each sample's beat: the peak whose span [p - before, p + rr - before) holds it, or the nearest.
+    t = np.flatnonzero(~known)
+    k = np.clip(np.searchsorted(peaks, t + before, side="right") - 1, 0, len(peaks) - 1)
+    offset = np.clip(t - peaks[k] + before, 0, len(offsets) - 1)
+    out = column.copy()
+    out[t] = median[offset]
+    return out

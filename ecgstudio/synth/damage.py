@@ -40,7 +40,7 @@ from ..results import PageMasks
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DamageSettings", "DamagedPage", "Warp", "apply_damage"]
+__all__ = ["DamageSettings", "DamagedPage", "Warp", "apply_damage", "crumple"]
 
 #: Diagonal in pixels of the reference page (2200 x 1700) that effect sizes are tuned for.
 _REF_DIAG_PX = math.hypot(2200.0, 1700.0)
@@ -728,6 +728,31 @@ def _noise_field(rng: np.random.Generator, shape: tuple[int, int], cells: float,
         cells *= 2.0
     std = float(out.std())
     return out / std if std > 0 else out
+
+
+def crumple(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A sheet crumpled, flattened again and scanned or photographed: large facets lit from one
+    side with sharp creases between them, blotchy shade, faded colours and tinted paper.
+
+    ``image`` is an RGB uint8 page and ``strength`` in [0, 1] how dark and grey it gets (1: the
+    darkest facets keep about half their light).  Nothing moves, so the page's ground truth
+    holds as it is.
+    """
+    h, w = image.shape[:2]
+    sh, sw = max(16, h // 4), max(16, w // 4)
+    # Creases where a field crosses 0, at three scales: a few large facets, smaller ones on them.
+    height = sum(0.45**k * np.abs(_noise_field(rng, (sh, sw), 3.0 * 2**k)) for k in range(3))
+    gy, gx = np.gradient(height * sh / 5.0)
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    light = math.cos(angle) * gx + math.sin(angle) * gy
+    light /= float(np.percentile(np.abs(light), 95)) + 1e-9
+    dark = np.clip(0.5 - 0.5 * light, 0.0, 1.0) ** 1.5
+    blotch = np.clip(_noise_field(rng, (sh, sw), 4.0), -2.0, 2.0) / 4.0 + 0.5
+    gain = cv2.resize(1.0 - strength * (0.45 * dark + 0.25 * blotch), (w, h), interpolation=cv2.INTER_LINEAR)
+    grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    faded = cv2.addWeighted(image, 1.0 - 0.5 * strength, grey, 0.5 * strength, 0.0)
+    tint = 1.0 - strength * rng.uniform(0.0, 0.15, size=3)
+    return _apply_gain(faded, _u16_gain(gain[..., None] * tint.astype(np.float32)))
 
 
 _GAIN_ONE = 16384.0  # fixed-point scale of uint16 gain images

@@ -18,9 +18,11 @@ from ..arrays import polyline_runs
 from ..model.net import CANONICAL_PX_PER_MM, TRAINED_SCALES
 from ..results import Trace
 from ..synth.batch import RecordPool
-from ..synth.damage import DamageSettings
+from ..synth.damage import DamageSettings, crumple
 from ..synth.render import PageStyle, SynthPage, render_page
 
+#: Share of training pages crumpled and flattened again (:func:`ecgstudio.synth.damage.crumple`).
+CRUMPLED_SHARE = 0.3
 _RIDGE_SIGMA_PX = 0.8
 _SHIFT = 4
 
@@ -85,7 +87,10 @@ def render_training_page(
     page = render_page(
         records.pick(rng), style=style, damage=training_damage(rng, severity), seed=int(rng.integers(2**31))
     )
-    return page.image, page_targets(page)
+    image = page.image
+    if rng.random() < CRUMPLED_SHARE:
+        image = crumple(image, rng, float(rng.uniform(0.3, 1.0)))
+    return image, page_targets(page)
 
 
 def random_crops(

@@ -288,7 +288,7 @@ def test_complete_writes_completed_leads_and_says_which_samples_are_which(tmp_pa
     with open(out / "a.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     kinds = {row["aVL_source"] for row in rows}
-    assert kinds == {"measured", "reconstructed", "none"}
+    assert kinds == {"measured", "reconstructed"}  # beats placed by the rhythm strip where not exact
     first = rows[10]  # t = 0.02 s: aVL is not printed then (3x4+1), but I, II and III are
     assert first["aVL_source"] == "reconstructed" and first["aVL"] != ""
     sidecar = json.loads((out / "a.json").read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ecgstudio.results import PageMasks
-from ecgstudio.synth.damage import DamagedPage, DamageSettings, Warp, apply_damage
+from ecgstudio.synth.damage import DamagedPage, DamageSettings, Warp, apply_damage, crumple
 
 H, W = 340, 440  # a small landscape page keeps the tests fast
 GEOMETRIC = DamageSettings(rotation=1.0, perspective=1.0, curl=1.0, crop=1.0, quarter_turn=1.0)
@@ -110,6 +110,20 @@ def test_each_damage_alone_changes_the_image_and_keeps_types(name: str) -> None:
     np.testing.assert_array_equal(img, before[0])
     np.testing.assert_array_equal(masks.trace, before[1])
     np.testing.assert_array_equal(masks.text, before[2])
+
+
+def test_a_crumpled_sheet_is_shaded_in_facets_but_nothing_moves() -> None:
+    img, masks = _page()
+    out = crumple(img, np.random.default_rng(3), 1.0)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    paper = masks.trace == 0
+    shade = out[..., 1].astype(float)[paper] / img[..., 1].astype(float)[paper]
+    assert 0.5 < shade.mean() < 0.95 and shade.std() > 0.03  # darker, and unevenly
+    ink = masks.trace > 0
+    assert out[ink].mean() < out[paper].mean() - 60  # the traces still stand out where they were
+    again = crumple(img, np.random.default_rng(3), 1.0)
+    np.testing.assert_array_equal(out, again)
+    assert np.abs(crumple(img, np.random.default_rng(3), 0.0).astype(int) - img).max() <= 1
 
 
 def test_scribbles_are_added_to_the_text_mask() -> None:

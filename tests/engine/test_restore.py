@@ -1,13 +1,24 @@
-"""Completing a record from exact relations: limb leads wherever two were read, measured samples
-untouched, every sample saying where it came from."""
+"""Completing a record: limb leads from exact relations wherever two were read, every lead's own
+beats placed at the rhythm strip's beats, measured samples untouched, every sample saying where
+it came from."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from ecgstudio.metrics import score_lead
 from ecgstudio.paper import LEAD_NAMES, get_layout
-from ecgstudio.restore import LIMB_LEADS, MEASURED, NONE, RECONSTRUCTED, complete_limb_leads
+from ecgstudio.restore import (
+    LIMB_LEADS,
+    MEASURED,
+    NONE,
+    RECONSTRUCTED,
+    complete,
+    complete_limb_leads,
+    place_beats,
+    r_peaks,
+)
 from ecgstudio.results import Signals
 from ecgstudio.synth.simulate import simulate_ecg
 
@@ -57,3 +68,53 @@ def test_a_least_squares_solution_where_more_than_two_limb_leads_disagree_a_litt
     done = complete_limb_leads(Signals(seen, truth.fs, truth.lead_names))
     error = done.signals.mv[:, 0] - truth.mv[:, 0]
     assert np.abs(error).max() == pytest.approx(0.01 / 3, rel=0.3)  # spread over the leads read
+
+
+@pytest.mark.parametrize("heart_rate", [50.0, 75.0, 120.0])
+def test_the_rhythm_strips_beats_are_found(heart_rate: float) -> None:
+    truth = simulate_ecg(np.random.default_rng(7), duration_s=10.0, fs=500.0, heart_rate_bpm=heart_rate)
+    strip = truth.lead("II")
+    peaks = r_peaks(strip, truth.fs)
+    assert len(peaks) == pytest.approx(heart_rate / 6, abs=1.5)  # beats in 10 s
+    assert np.median(np.diff(peaks)) / truth.fs == pytest.approx(60 / heart_rate, rel=0.05)
+    with_gap = strip.copy()
+    with_gap[:1000] = np.nan  # a strip read from 2 s on: no beat found where nothing was read
+    assert (r_peaks(with_gap, truth.fs) >= 1000).all()
+
+
+def test_every_lead_of_a_3x4_page_with_a_rhythm_strip_is_completed_over_the_whole_record() -> None:
+    truth = simulate_ecg(np.random.default_rng(4), duration_s=10.0, fs=500.0, heart_rate_bpm=70, pvc_probability=0.0)
+    seen = _as_plotted(truth, "3x4+1")
+    done = complete(seen)
+    assert np.isfinite(done.signals.mv).all() and (done.source != NONE).all()
+    measured = np.isfinite(seen.mv)
+    np.testing.assert_array_equal(done.signals.mv[measured], seen.mv[measured])  # never changed
+    assert (done.source[measured] == MEASURED).all() and (done.source[~measured] == RECONSTRUCTED).all()
+    # The exact part stays exact; beats placed elsewhere look like the lead's own beats.
+    first_half = slice(0, 2500)
+    np.testing.assert_allclose(done.signals.mv[first_half, 0], truth.mv[first_half, 0], atol=1e-9)
+    for lead in ("I", "aVF", "V1", "V4"):
+        j = LEAD_NAMES.index(lead)
+        placed = done.source[:, j] == RECONSTRUCTED
+        placed[first_half] &= lead not in LIMB_LEADS
+        assert score_lead(truth.mv[placed, j], done.signals.mv[placed, j], truth.fs).snr_db > 3.0, lead
+    # The limb leads placed from I and II keep Einthoven's law.
+    i, ii, iii = (done.signals.lead(n) for n in ("I", "II", "III"))
+    np.testing.assert_allclose(iii, ii - i, atol=1e-9)
+
+
+def test_without_a_lead_read_over_most_of_the_record_only_the_exact_part_is_completed() -> None:
+    truth = simulate_ecg(np.random.default_rng(5), duration_s=10.0, fs=500.0)
+    seen = _as_plotted(truth, "3x4")
+    done, exact = complete(seen), complete_limb_leads(seen)
+    np.testing.assert_array_equal(done.signals.mv, exact.signals.mv)
+    np.testing.assert_array_equal(done.source, exact.source)
+    v1 = done.signals.lead("V1")
+    assert np.isnan(v1[:2500]).all() and np.isnan(v1[3750:]).all()  # read only in its column
+
+
+def test_a_lead_never_read_is_not_invented() -> None:
+    truth = simulate_ecg(np.random.default_rng(6), duration_s=10.0, fs=500.0)
+    column = np.full(len(truth.mv), np.nan)
+    peaks = r_peaks(truth.lead("II"), truth.fs)
+    assert np.isnan(place_beats(column, peaks)).all()
