@@ -25,9 +25,17 @@ def assume(logger: logging.Logger, what: str, text: str) -> None:
     if what not in ASSUMPTION_FIELDS:
         raise ValueError(f"unknown assumption field {what!r}; use one of {', '.join(ASSUMPTION_FIELDS)}")
     logger.warning("%s", text)
+    keep([Assumption(what, text)])
+
+
+def keep(assumptions: list[Assumption]) -> None:
+    """Record assumptions (made inside an inner :func:`collected` block) in the current record."""
     found = _current.get()
-    if found is not None and all(a.text != text for a in found):
-        found.append(Assumption(what, text))
+    if found is None:
+        return
+    for assumption in assumptions:
+        if all(a.text != assumption.text for a in found):
+            found.append(assumption)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ from . import boxes as box_stage
 from . import calibration, leadnames, path, segmentation, strokes, timing
 from . import layout as layout_stage
 from . import signals as signal_stage
-from .assumptions import collected
+from .assumptions import assume, collected, keep
 from .config import EngineConfig
 from .errors import ImageSizeError, ModelError, NotAnEcgError
 from .geometry import map_points, page_px_per_mm, rectify
@@ -179,15 +179,28 @@ class Digitizer:
         )
         stage("segmentation", 0.5)
 
-        analysis = analyse_maps(
+        analyse = functools.partial(
+            analyse_maps,
             maps.trace_prob,
             maps.text_prob,
             maps.image,
-            options,
             reader=self._reader_for(px_per_mm),
             source_px_per_mm=px_per_mm,
             config=config,
         )
+        with collected() as first_reading:
+            analysis = analyse(options)
+        if options.mm_per_s is None and calibration.double_speed(analysis.signals, config=config.calibration):
+            speed = 2 * config.calibration.default_mm_per_s
+            assume(
+                log,
+                "speed",
+                f"the beats come slowly and every wave is wide, as on a page printed at {speed:g} mm/s; reading "
+                f"it at {speed:g} mm/s (give --speed if it is another)",
+            )
+            analysis = analyse(dataclasses.replace(options, mm_per_s=speed))
+        else:
+            keep(first_reading)
         stage("layout and extraction", 0.65)
 
         scale = maps.scale

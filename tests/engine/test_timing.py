@@ -160,3 +160,40 @@ def test_major_lines_are_found_where_the_grid_shows_them() -> None:
     even = np.full((200, 600, 3), 255, np.uint8)
     even[:, x % 6 == 0] = 120
     assert major_line_near(even, 300.0, rows=(0, 200), px_per_mm=CANONICAL_PX_PER_MM) is None
+
+
+def _read_at_half_speed(truth):
+    """What a page printed at 50 mm/s gives when read at 25: every wave twice as long."""
+    from ecgstudio.results import Signals
+
+    n = len(truth.mv)
+    t = np.arange(2 * n) / 2.0
+    return Signals(np.stack([np.interp(t, np.arange(n), col) for col in truth.mv.T], axis=1), truth.fs)
+
+
+@pytest.mark.parametrize("heart_rate", [60.0, 75.0])  # faster hearts at 50 mm/s look like 25 mm/s: missed
+def test_a_page_printed_at_50_mm_s_is_told_from_a_slow_heart(heart_rate: float) -> None:
+    from ecgstudio.calibration import double_speed
+    from ecgstudio.synth.simulate import simulate_ecg
+
+    rng = np.random.default_rng(int(heart_rate))
+    truth = simulate_ecg(rng, duration_s=5.0, fs=500.0, heart_rate_bpm=heart_rate, noise_mv=0.0)
+    assert double_speed(_read_at_half_speed(truth))
+    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=heart_rate))
+    # A slow heart at 25 mm/s keeps its sharp waves: bradycardia is not read as a faster paper.
+    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=42.0))
+
+
+def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
+    from ecgstudio.synth.simulate import simulate_ecg
+
+    rng = np.random.default_rng(5)
+    record = simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=65.0)
+    page = render_page(record, style=PageStyle.random(rng, layout="3x4+1", dpi=150.0, mm_per_s=50.0), seed=5)
+    result = digitizer.digitize(page.image)
+    assert result.calibration.mm_per_s == 50.0
+    assert [a.what for a in result.assumptions if "beats come slowly" in a.text] == ["speed"]
+    assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 8.0
+    # Given a speed, the engine takes it as it is.
+    told = digitizer.digitize(page.image, DigitizeOptions(mm_per_s=25.0))
+    assert told.calibration.mm_per_s == 25.0 and not any("beats come slowly" in a.text for a in told.assumptions)
