@@ -676,9 +676,15 @@ class MainWindow(QMainWindow):
         if doc is None or not doc.assumptions:
             return
         lines = "\n".join(f"- {a.text}" for a in doc.assumptions)
+        what = {a.what for a in doc.assumptions}
+        todo = []
+        if what - {"layout"}:
+            todo.append("set the right value in the calibration panel if you know it")
+        if "layout" in what:
+            todo.append("where a printed name says another lead, select the box and rename it (F2)")
         self.show_banner(
             f"Some values of this page were assumed, not measured:\n{lines}\n"
-            "Check them against the paper; set the right value in the calibration panel if you know it.",
+            f"Check them against the paper; {'; '.join(todo)}.",
             "warning",
             below=True,
         )
