@@ -4,7 +4,9 @@ Leads are stacked top to bottom in :data:`~ecgstudio.paper.LEAD_NAMES` order, ea
 baseline, against time in seconds; the aspect ratio is locked so a grid square is square, as on
 paper.  Blank stretches are samples the page does not show (or that were erased).  Red marks low
 confidence: over the signal where the trace ink was faint, on the baseline where no trace was
-found inside the lead's window.  Click a lead to select it.
+found inside the lead's window.  With completion shown, every lead is drawn over the whole
+record, the stretches not on the paper dashed in blue (:mod:`ecgstudio.restore`), with a legend.
+Click a lead to select it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PySide6.QtGui import QColor, QFont
 
 from ..editing.calipers import Calipers, readout
 from ..editing.document import Change, PageDocument
+from ..restore import RECONSTRUCTED
 from .document_bridge import DocumentBridge, follow
 
 ROW_MV = 3.0  # vertical distance between lead baselines, mV
@@ -27,6 +30,7 @@ MAJOR = QColor(235, 140, 165)
 INK = QColor(20, 20, 20)
 SELECTED = QColor(0, 80, 200)
 LOW = QColor(230, 30, 30, 120)
+COMPLETED = QColor(40, 110, 200)
 
 
 def _grid_lines(x1: float, y0: float, y1: float, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +109,15 @@ class SignalView(pg.PlotWidget):
         vb.sigRangeChanged.connect(self._update_minor)
         vb.sigRangeChangedManually.connect(self._manual_range)
         self._auto_fit = True  # refit on resize until the person zooms or pans
+        self._completed: dict[str, pg.PlotCurveItem] = {}
+        self.completion_shown = False
+        self._legend = pg.LegendItem(
+            offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen(MAJOR), labelTextColor=INK
+        )
+        self._legend.setParentItem(self.getPlotItem().vb)
+        self._legend.addItem(pg.PlotDataItem(pen=pg.mkPen(INK, width=1.3)), "read from the page")
+        self._legend.addItem(pg.PlotDataItem(pen=_completed_pen()), "completed: not on the paper")
+        self._legend.hide()
 
     # ------------------------------------------------------------------ content
 
@@ -113,9 +126,9 @@ class SignalView(pg.PlotWidget):
         self._bridge = follow(self._bridge, bridge, self._on_changed, self._on_selection)
         self.document = document = None if bridge is None else bridge.document
         plot = self.getPlotItem()
-        for item in [*self._curves.values(), *self._lows.values(), *self._missing.values()]:
+        for item in [*self._curves.values(), *self._lows.values(), *self._missing.values(), *self._completed.values()]:
             plot.removeItem(item)
-        self._curves, self._lows, self._missing = {}, {}, {}
+        self._curves, self._lows, self._missing, self._completed = {}, {}, {}, {}
         self._selected = ""
         self._duration = 0.0
         self._selection.hide()
@@ -129,12 +142,15 @@ class SignalView(pg.PlotWidget):
             curve = pg.PlotCurveItem(pen=pg.mkPen(INK, width=1.3), connect="finite", skipFiniteCheck=False)
             low = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=5), connect="finite", skipFiniteCheck=False)
             gap = pg.PlotCurveItem(pen=pg.mkPen(LOW, width=5), connect="finite", skipFiniteCheck=False)
+            completed = pg.PlotCurveItem(pen=_completed_pen(), connect="finite", skipFiniteCheck=False)
             low.setZValue(1)
             gap.setZValue(1)
+            completed.setZValue(1.5)
             curve.setZValue(2)
-            for item in (low, gap, curve):
+            for item in (low, gap, completed, curve):
                 plot.addItem(item)
             self._curves[name] = curve
+            self._completed[name] = completed
             self._lows[name] = low
             self._missing[name] = gap
         left = plot.getAxis("left")
@@ -160,6 +176,7 @@ class SignalView(pg.PlotWidget):
                 self.reset_view()
         for name in self._names:
             self.update_lead(name)
+        self._update_completion()
         self._on_selection(doc.selected)
 
     def update_lead(self, lead: str) -> None:
@@ -179,6 +196,29 @@ class SignalView(pg.PlotWidget):
         gap = self._missing[lead]  # no trace found: a bar on the lead's baseline
         gap.setData(t, np.where(missing, self.offset(lead), np.nan)) if missing.sum() >= 2 else gap.setData([], [])
 
+    def show_completion(self, shown: bool) -> None:
+        """Draw (or stop drawing) every lead completed over the whole record."""
+        self.completion_shown = shown
+        self._legend.setVisible(shown)
+        self._update_completion()
+
+    def _update_completion(self) -> None:
+        doc = self.document
+        if doc is None or not self.completion_shown:
+            for curve in self._completed.values():
+                curve.setData([], [])
+            return
+        done = doc.completion()
+        t = doc.time_s()
+        for j, lead in enumerate(done.signals.lead_names):
+            if lead not in self._completed:
+                continue
+            # One read sample either side joins the dashes to the trace they continue.
+            shown = done.source[:, j] == RECONSTRUCTED
+            shown = shown | np.r_[shown[1:], False] | np.r_[False, shown[:-1]]
+            y = np.where(shown, done.signals.mv[:, j] + self.offset(lead), np.nan)
+            self._completed[lead].setData(t, y) if np.isfinite(y).sum() >= 2 else self._completed[lead].setData([], [])
+
     def _on_changed(self, change: Change) -> None:
         if change.leads is None or self.document.n_samples / self.document.fs != self._duration:
             self._redraw_all()
@@ -189,6 +229,8 @@ class SignalView(pg.PlotWidget):
         for lead in leads:
             if lead in self._curves:
                 self.update_lead(lead)
+        if leads:
+            self._update_completion()  # one lead read anew changes what the others complete
         if change.boxes:
             self._on_selection(self.document.selected)
 
@@ -289,3 +331,9 @@ class SignalView(pg.PlotWidget):
         row = int(round(-p.y() / ROW_MV))
         if 0 <= row < len(self._names):
             self.leadClicked.emit(self._names[row])
+
+
+def _completed_pen() -> pg.QtGui.QPen:
+    pen = pg.mkPen(COMPLETED, width=1.3)
+    pen.setStyle(Qt.PenStyle.DashLine)
+    return pen

@@ -110,6 +110,7 @@ SHORTCUTS = [
     ("Pan the page", "middle button drag, or drag the background with Select (V)"),
     ("Zoom to the selected box", "Z"),
     ("Calipers: intervals in ms and bpm, amplitudes in mV", "K"),
+    ("Show every lead completed over the whole record (dashed: not on the paper)", "Ctrl+5"),
     ("These shortcuts", "F1"),
     ("Cancel the current tool", "Esc"),
 ]
@@ -468,6 +469,16 @@ class MainWindow(QMainWindow):
             checkable=True,
             tip="Measure intervals (ms, bpm) and amplitudes (mV) on the signals: drag the bands' edges (K)",
         )
+        self.act_completed = a(
+            "Show c&ompleted leads",
+            self.show_completion,
+            "Ctrl+5",
+            checkable=True,
+            tip="Draw every lead over the whole record: limb leads from the others, beats placed by the rhythm "
+            "strip, dashed in blue where the paper does not show them; exports keep what was read (Ctrl+5)",
+        )
+        self.act_completed.setChecked(self.settings.layer("completed", False))
+        self.signal_view.show_completion(self.act_completed.isChecked())
         self.act_zoom_out = a("Zoom &out", lambda: self.scan_view.zoom_by(0.8), "Ctrl+-")
         self.act_zoom_box = a("&Zoom to selected box", self.zoom_to_selected, "Z")
         self.act_rerun = a(
@@ -564,7 +575,14 @@ class MainWindow(QMainWindow):
         for act in self.layer_actions.values():
             m.addAction(act)
         m.addSeparator()
-        for act in (self.act_fit, self.act_zoom_in, self.act_zoom_out, self.act_zoom_box, self.act_calipers):
+        for act in (
+            self.act_fit,
+            self.act_zoom_in,
+            self.act_zoom_out,
+            self.act_zoom_box,
+            self.act_calipers,
+            self.act_completed,
+        ):
             m.addAction(act)
         m.addSeparator()
         for dock in (self.worklist_dock, self.review_dock, self.lead_dock, self.calibration_dock):
@@ -937,6 +955,12 @@ class MainWindow(QMainWindow):
     def set_tool(self, tool: Tool) -> None:
         self.tool_actions[tool].setChecked(True)
         self.scan_view.set_tool(tool)
+
+    def show_completion(self, on: bool) -> None:
+        """Draw (or not) every lead completed over the whole record in the signal view."""
+        self.act_completed.setChecked(on)
+        self.signal_view.show_completion(on)
+        self.settings.set_layer("completed", on)
 
     def set_layer(self, name: str, on: bool) -> None:
         self.layer_actions[name].setChecked(on)

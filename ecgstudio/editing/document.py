@@ -31,6 +31,7 @@ from ..arrays import true_runs
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
+from ..restore import Completion, complete
 from ..results import Assumption, Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 from ..signals import assemble_signals, lead_confidence
 from ..strokes import trace_in_box
@@ -307,6 +308,12 @@ class PageDocument:
     @property
     def signals(self) -> Signals:
         return Signals(np.column_stack(self._state.columns), self.fs, self.lead_names)
+
+    def completion(self) -> Completion:
+        """Every lead completed over the whole record from what the page shows
+        (:func:`ecgstudio.restore.complete`), each sample saying whether it was read or
+        reconstructed; the page's signals themselves stay as read."""
+        return complete(self.signals)
 
     def digitization(self) -> Digitization:
         s = self._state

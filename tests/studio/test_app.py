@@ -486,6 +486,34 @@ def test_a_page_whose_printed_names_disagree_with_its_leads_says_so(qtbot, make_
     assert "layout" in w.worklist.model.items[w.current_row].assumed
 
 
+def test_completed_leads_are_drawn_dashed_with_a_legend_and_can_be_hidden(qtbot, make_window, tmp_path) -> None:
+    from ecgstudio.restore import RECONSTRUCTED
+
+    w = make_window()
+    doc = open_and_wait(qtbot, w, [SAMPLE_SCAN])
+    view = w.signal_view
+    assert not view.completion_shown and not view._legend.isVisible()
+    assert all(len(c.xData if c.xData is not None else []) == 0 for c in view._completed.values())
+    w.act_completed.trigger()  # Ctrl+5
+    assert view.completion_shown and view._legend.isVisible() and w.settings.layer("completed", False)
+    done = doc.completion()
+    v1 = list(doc.lead_names).index("V1")
+    placed = done.source[:, v1] == RECONSTRUCTED
+    assert placed.mean() > 0.5  # V1 is printed for a quarter of the record; the rest is completed
+    y = view._completed["V1"].getData()[1]
+    drawn = np.isfinite(y)
+    assert drawn.sum() >= placed.sum() and np.isnan(doc.column("V1")[placed]).all()  # the page's signal stays as read
+    view.grab().save(str(tmp_path / "completed.png"))  # what a person sees (looked at)
+    # An edit redraws what the completion makes of it; hiding it clears the dashes.
+    before = view._completed["aVF"].getData()[1].copy()
+    k = doc.box_for_lead("I")
+    doc.erase_stretch(k, doc.boxes[k].x0, doc.boxes[k].x1)  # lead I gone: aVF is completed otherwise
+    assert not np.array_equal(view._completed["aVF"].getData()[1], before, equal_nan=True)
+    w.act_completed.trigger()
+    assert not view._legend.isVisible() and not w.settings.layer("completed", True)
+    assert len(view._completed["V1"].getData()[0] if view._completed["V1"].getData()[0] is not None else []) == 0
+
+
 def test_window_size_and_docks_are_remembered(qtbot, make_window) -> None:
     from PySide6.QtCore import Qt
 
