@@ -113,7 +113,8 @@ def main() -> int:
 
 
 def basic_states(app, window, shot, opened, digitizer, tmp: Path) -> None:
-    """Screenshots 01-06: welcome, proposals, editing, calibration, worklist, damaged labels."""
+    """Screenshots 01-06 and 11: welcome, proposals, editing, calibration, worklist, damaged labels,
+    completed leads."""
     from ecgstudio.app.scan_view import Tool
     from ecgstudio.app.window import SAMPLE_SCAN
 
@@ -127,6 +128,12 @@ def basic_states(app, window, shot, opened, digitizer, tmp: Path) -> None:
     doc = w.document
     doc.select(doc.box_for_lead("V2"))
     shot(w, "02_proposals")
+
+    # 11. Every lead completed over the whole record (Ctrl+5), dashed where the paper does not show it.
+    w.show_completion(True)
+    pump(app, 0.2)
+    shot(w, "11_completed_leads")
+    w.show_completion(False)
 
     # 3. Editing a trace: zoomed on a lead, dragging a point with the mouse (button still down).
     k = doc.box_for_lead("V2")
