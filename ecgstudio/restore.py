@@ -171,7 +171,8 @@ def r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
     energy[~finite] = 0.0
     peaks, _ = find_peaks(energy, distance=max(1, round(0.25 * fs)), height=np.percentile(energy, 99) / 3)
     reach = max(1, round(0.05 * fs))
-    return np.array([p - reach + int(np.argmax(np.abs(band[max(0, p - reach) : p + reach + 1]))) for p in peaks])
+    starts = [max(0, p - reach) for p in peaks]
+    return np.array([a + int(np.argmax(np.abs(band[a : p + reach + 1]))) for a, p in zip(starts, peaks, strict=True)])
 
 
 def place_beats(column: np.ndarray, peaks: np.ndarray) -> np.ndarray:

@@ -77,6 +77,9 @@ def test_the_rhythm_strips_beats_are_found(heart_rate: float) -> None:
     peaks = r_peaks(strip, truth.fs)
     assert len(peaks) == pytest.approx(heart_rate / 6, abs=1.5)  # beats in 10 s
     assert np.median(np.diff(peaks)) / truth.fs == pytest.approx(60 / heart_rate, rel=0.05)
+    first = peaks[1]
+    cut = strip[first - 10 :]  # a strip that starts 20 ms before a QRS: that beat is placed as well
+    assert abs(r_peaks(cut, truth.fs)[0] - 10) <= 5
     with_gap = strip.copy()
     with_gap[:1000] = np.nan  # a strip read from 2 s on: no beat found where nothing was read
     assert (r_peaks(with_gap, truth.fs) >= 1000).all()
