@@ -479,20 +479,18 @@ def retrace(
         duration_s=analysis.layout.duration_s,
         config=config,
     )
-    confidence = signal_stage.lead_confidence(boxes, traces, caps=analysis.doubts)
-    return PageAnalysis(
-        analysis.layout,
-        cal,
-        boxes,
-        traces,
-        signals,
-        confidence,
-        trace_prob,
-        pulse_regions,
-        names,
-        baselines,
-        spacing,
-        analysis.doubts,
+    return dataclasses.replace(
+        analysis,
+        calibration=cal,
+        boxes=boxes,
+        traces=traces,
+        signals=signals,
+        confidence=signal_stage.lead_confidence(boxes, traces, caps=analysis.doubts),
+        trace_prob=trace_prob,
+        pulse_regions=pulse_regions,
+        names=names,
+        baselines=baselines,
+        spacing=spacing,
     )
 
 

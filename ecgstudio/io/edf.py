@@ -35,6 +35,7 @@ from pathlib import Path
 import edfio
 import numpy as np
 
+from ..arrays import true_runs
 from ..errors import SignalFormatError
 from ..results import Signals
 from .atomic import atomic_path
@@ -248,7 +249,7 @@ def _stretch_edf(
     for column, j in zip(block.T, stretch.leads, strict=True):
         name = signals.lead_names[j]
         missing = ~np.isfinite(column)
-        for a, b in _runs(missing):
+        for a, b in true_runs(missing):
             annotations.append(edfio.EdfAnnotation(a / fs, (b - a) / fs, f"{_PREFIX}{name} not read"))
         edf_signals.append(
             edfio.EdfSignal(
@@ -271,12 +272,6 @@ def _stretch_edf(
             data_record_duration=duration,
             annotations=annotations,
         )
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each run of true values."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _bridged(column: np.ndarray, missing: np.ndarray) -> np.ndarray:
