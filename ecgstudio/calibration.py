@@ -15,7 +15,7 @@ from .arrays import true_runs
 from .assumptions import assume
 from .config import CalibrationConfig
 from .layout import Row
-from .restore import r_peaks
+from .restore import r_peaks, timing_lead
 from .results import Calibration, Signals
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,8 @@ def double_speed(signals: Signals, *, config: CalibrationConfig = CalibrationCon
             centroids.append(float((f[band] * p[band]).sum() / p[band].sum()))
     if not centroids:
         return False
-    peaks = r_peaks(signals.mv[:, int(np.argmax(np.isfinite(signals.mv).sum(axis=0)))], fs)  # the longest lead
+    longest = timing_lead(signals, min_share=0.0)
+    peaks = r_peaks(signals.mv[:, longest], fs)
     if len(peaks) < 2:
         return False
     rr_s = float(np.median(np.diff(peaks))) / fs

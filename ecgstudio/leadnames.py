@@ -230,35 +230,25 @@ def row_names(
     return [reads[k * n : (k + 1) * n] for k in range(len(rows))]
 
 
-def doubted(boxes: Sequence[LeadBox], reads: Sequence[NameRead | None], *, min_prob: float) -> dict[int, NameRead]:
-    """Boxes (by index) whose printed name reads as another lead than theirs with at least
-    ``min_prob``: names the lead assignment could not follow (two boxes reading one name) or
-    did not trust (read below :attr:`NameRead.min_prob`)."""
-    out = {}
-    for i, (box, read) in enumerate(zip(boxes, reads, strict=True)):
+def name_doubts(
+    boxes: Sequence[LeadBox], reads: Sequence[NameRead | None], *, config: NamesConfig = NamesConfig()
+) -> dict[str, float]:
+    """The confidence a lead may have at most where its box's printed name reads as another lead
+    with at least :attr:`NamesConfig.min_doubt_prob` (a name the lead assignment could not follow,
+    two boxes reading one name, or did not trust, read below :attr:`NameRead.min_prob`): one
+    minus that reading's probability.  Each doubt is told to the person as an assumption about
+    the page's layout."""
+    out: dict[str, float] = {}
+    for box, read in zip(boxes, reads, strict=True):
         if read is None:
             continue
         probs = read.lead_probs()
         k = int(np.argmax(probs))
-        if probs[k] >= min_prob and LEAD_NAMES[k] != box.lead:
-            out[i] = read
-    return out
-
-
-def name_doubts(
-    boxes: Sequence[LeadBox], reads: Sequence[NameRead | None], *, config: NamesConfig = NamesConfig()
-) -> dict[str, float]:
-    """The confidence a lead may have at most where its box's printed name reads as another
-    lead (:func:`doubted`): one minus that reading's probability.  Each doubt is told to the
-    person as an assumption about the page's layout."""
-    out: dict[str, float] = {}
-    for i, read in doubted(boxes, reads, min_prob=config.min_doubt_prob).items():
-        probs = read.lead_probs()
-        lead, other = boxes[i].lead, LEAD_NAMES[int(np.argmax(probs))]
-        out[lead] = min(out.get(lead, 1.0), 1.0 - float(probs.max()))
-        assume(
-            log, "layout", f"the name printed at lead {lead} (row {boxes[i].row + 1}) reads {other}; check the leads"
-        )
+        lead, other = box.lead, LEAD_NAMES[k]
+        if probs[k] < config.min_doubt_prob or other == lead:
+            continue
+        out[lead] = min(out.get(lead, 1.0), 1.0 - float(probs[k]))
+        assume(log, "layout", f"the name printed at lead {lead} (row {box.row + 1}) reads {other}; check the leads")
     return out
 
 

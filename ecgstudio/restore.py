@@ -146,11 +146,11 @@ def complete(signals: Signals) -> Completion:
     return Completion(Signals(mv, signals.fs, signals.lead_names), source.astype(np.uint8))
 
 
-def timing_lead(signals: Signals) -> int | None:
-    """The lead read over most of the record (at least :data:`MIN_TIMING_SHARE` of it), or None."""
+def timing_lead(signals: Signals, *, min_share: float = MIN_TIMING_SHARE) -> int | None:
+    """The lead read over the most of the record, where that is at least ``min_share`` of it."""
     share = np.isfinite(signals.mv).mean(axis=0)
     j = int(np.argmax(share))
-    return j if share[j] >= MIN_TIMING_SHARE else None
+    return j if share[j] >= min_share else None
 
 
 def r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
@@ -202,9 +202,7 @@ def place_beats(column: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     if not beats:
         return column
     stack = np.array(beats)
-    seen = np.isfinite(stack).any(axis=0)
-    if not seen.any():
-        return column
+    seen = np.isfinite(stack).any(axis=0)  # some of it: each beat kept is half read at least
     median = np.full(len(offsets), np.nan)
     median[seen] = np.nanmedian(stack[:, seen], axis=0)
     median = np.interp(np.arange(len(offsets)), np.flatnonzero(seen), median[seen])

@@ -238,14 +238,9 @@ def _stretch_edf(
     n_file = -(-n // spr) * spr
     block = np.full((n_file, len(stretch.leads)), np.nan)
     block[:n] = mv[stretch.start : stretch.stop, list(stretch.leads)]
-    edf_signals, annotations = (
-        [],
-        [
-            edfio.EdfAnnotation(
-                0.0, None, f"{_PREFIX}samples {stretch.start}-{stretch.stop} of {len(mv)}; leads {leads_text}"
-            )
-        ],
-    )
+    where = f"{_PREFIX}samples {stretch.start}-{stretch.stop} of {len(mv)}; leads {leads_text}"
+    annotations = [edfio.EdfAnnotation(0.0, None, where)]
+    edf_signals = []
     for column, j in zip(block.T, stretch.leads, strict=True):
         name = signals.lead_names[j]
         missing = ~np.isfinite(column)
@@ -317,7 +312,7 @@ def _edf_label(name: str) -> str:
 
 def _edf_token(text: str) -> str:
     """A header subfield: printable ASCII, spaces as ``_``, ``X`` when empty."""
-    return _printable(text.strip().replace(" ", "_")).replace(" ", "_") or "X"
+    return _printable(text.strip().replace(" ", "_")) or "X"
 
 
 def _printable(text: str) -> str:
