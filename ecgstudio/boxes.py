@@ -249,9 +249,9 @@ def _refined_minimum(phases: np.ndarray, misfit: np.ndarray) -> float:
 
 
 def restart_columns(boxes: tuple[LeadBox, ...]) -> tuple[LeadBox, ...]:
-    """The boxes with every column but the rhythm strip starting at t = 0."""
-    strip = max(boxes, key=lambda b: b.duration_s)
-    return tuple(b if b.duration_s >= strip.duration_s else replace(b, t_start_s=0.0) for b in boxes)
+    """The boxes with every column but the rhythm strips (boxes longer than the others) starting at t = 0."""
+    shortest = min(b.duration_s for b in boxes)
+    return tuple(replace(b, t_start_s=0.0) if b.duration_s <= shortest + 1e-6 else b for b in boxes)
 
 
 def scaled(boxes: tuple[LeadBox, ...], scale: float) -> tuple[LeadBox, ...]:

@@ -220,6 +220,10 @@ class TimingConfig:
     min_margin: float = 0.3
     #: Residual misplacement searched either way when matching, seconds.
     search_s: float = 0.05
+    #: Without a rhythm strip, a column counts when its start lies at least this far from a
+    #: whole number of the first column's beats (seconds): nearer, both readings put its beats
+    #: in the same places.
+    min_phase_s: float = 0.1
 
 
 @dataclass(frozen=True)

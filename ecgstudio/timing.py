@@ -2,14 +2,17 @@
 
 A standard 3x4 or 6x2 printout shows consecutive windows of one recording: the second column
 of a 3x4 page is 2.5-5 s.  Some printers and page generators instead start every column at
-t = 0 (all twelve leads over the same first seconds).  Nothing printed says which; the rhythm
-strip does.  Every lead has its QRS complexes at the same instants, so the beat pattern of a
-column's leads matches the rhythm strip over the column's own window, and not (except by
-chance) over the first seconds, or the other way round.
+t = 0 (all twelve leads over the same first seconds).  Nothing printed says which; the beats
+do.  Every lead has its QRS complexes at the same instants, so the beat pattern of a column's
+leads matches the rhythm strip over the column's own window, and not (except by chance) over
+the first seconds, or the other way round.  Without a rhythm strip, columns printed from t = 0
+have their beats where the first column has them (and a QRS complex's width away, they do not);
+consecutive columns by chance, or where a regular rhythm fits a whole number of beats in the time
+between the columns' starts (such columns are not counted).
 
-:func:`columns_start_at_zero` compares the two readings on assembled signals;
-:func:`ecgstudio.boxes.restart_columns` moves the boxes to the simultaneous reading.  A page without a rhythm
-strip, or without clear evidence, keeps the standard reading.
+:func:`columns_start_at_zero` compares the readings on assembled signals;
+:func:`ecgstudio.boxes.restart_columns` moves the boxes to the simultaneous reading.  A page without
+clear evidence keeps the standard reading.
 
 A page printed from a digital record draws straight strokes between the record's samples.
 When a sample spans a pixel or more (100 Hz at 25 mm/s is a quarter of a millimetre), the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy.signal import find_peaks
 
 from .config import TimingConfig
 from .paper import COLUMN_ORDERS
@@ -40,32 +44,58 @@ def columns_start_at_zero(
     """True when the page's columns all start at t = 0 rather than following each other.
 
     ``signals`` are those assembled from ``boxes`` in the standard reading (each box at its
-    own ``t_start_s``).  Needs a rhythm strip: a box spanning more than one column's time.
+    own ``t_start_s``).  With a rhythm strip (a box spanning more than one column's time), each
+    later column's beats are matched against the strip at both readings' instants; without one,
+    against the first column's at the same instant and a QRS complex's width either way.
     """
     if not boxes:
         return False
-    strip = max(boxes, key=lambda b: b.duration_s)
-    later = [b for b in boxes if b.t_start_s > 0 and b.duration_s < strip.duration_s and b.row != strip.row]
+    longest = max(b.duration_s for b in boxes)
+    strips = [b for b in boxes if b.duration_s >= longest and longest > min(b.duration_s for b in boxes)]
+    later = [b for b in boxes if b.t_start_s > 0 and all(b.row != s.row for s in strips)]
     if not later:
         return False
     fs = signals.fs
-    reference = _beat_envelope(signals.mv[:, signals.lead_names.index(strip.lead)], fs)
+
+    def envelope(lead: str, a: int, n: int) -> np.ndarray | None:
+        segment = signals.mv[a : a + n, signals.lead_names.index(lead)]
+        return None if len(segment) < n or np.isnan(segment).mean() > 0.3 else _beat_envelope(segment, fs)
+
+    if strips:
+        reference = _beat_envelope(signals.mv[:, signals.lead_names.index(strips[0].lead)], fs)
+        what = "the rhythm strip"
+    else:
+        firsts = [envelope(b.lead, 0, int(round(b.duration_s * fs))) for b in boxes if b.t_start_s == 0]
+        firsts = [e / (np.linalg.norm(e) or 1.0) for e in firsts if e is not None]
+        if not firsts:
+            return False
+        reference = np.sum(firsts, axis=0)
+        what = "the first column"
+        # A regular rhythm puts a consecutive column's beats where the first column has them when
+        # the column starts a whole number of beats later: such columns tell nothing.
+        rr = _beat_period(reference, fs)
+        if rr is None:
+            return False
+        later = [b for b in later if abs(b.t_start_s - rr * round(b.t_start_s / rr)) >= config.min_phase_s]
     consecutive, simultaneous = [], []
     for box in later:
         a, n = int(round(box.t_start_s * fs)), int(round(box.duration_s * fs))
-        segment = signals.mv[a : a + n, signals.lead_names.index(box.lead)]
-        if len(segment) < n or np.isnan(segment).mean() > 0.3:
+        e = envelope(box.lead, a, n)
+        if e is None or len(reference) < n:
             continue
-        envelope = _beat_envelope(segment, fs)
-        consecutive.append(_best_match(envelope, reference, a, fs, config.search_s))
-        simultaneous.append(_best_match(envelope, reference, 0, fs, config.search_s))
+        simultaneous.append(_best_match(e, reference, 0, fs, config.search_s))
+        if strips:
+            consecutive.append(_best_match(e, reference, a, fs, config.search_s))
+        else:
+            consecutive.append(_off_beat_match(e, reference, int(config.search_s * fs)))
     if not consecutive:
         return False
     cons, sim = float(np.mean(consecutive)), float(np.mean(simultaneous))
     verdict = sim >= config.min_match and sim - cons >= config.min_margin
     log.log(
         logging.INFO if verdict else logging.DEBUG,
-        "columns against the rhythm strip: consecutive windows %.2f, all from t = 0 %.2f%s",
+        "columns against %s: consecutive windows %.2f, all from t = 0 %.2f%s",
+        what,
         cons,
         sim,
         "; reading every column from t = 0" if verdict else "",
@@ -81,18 +111,31 @@ def _beat_envelope(x: np.ndarray, fs: float) -> np.ndarray:
     return np.convolve(slope, np.ones(k) / k, mode="same")
 
 
+def _beat_period(envelope: np.ndarray, fs: float) -> float | None:
+    """The median interval between the beats of a beat envelope, seconds (None under two beats)."""
+    peaks, _ = find_peaks(envelope, distance=max(1, round(0.25 * fs)), height=envelope.max() / 3)
+    return float(np.median(np.diff(peaks))) / fs if len(peaks) >= 2 else None
+
+
+def _correlation(e: np.ndarray, r: np.ndarray) -> float:
+    e, r = e - e.mean(), r - r.mean()
+    denom = float(np.linalg.norm(e) * np.linalg.norm(r))
+    return float(e @ r) / denom if denom > 0 else -1.0
+
+
 def _best_match(envelope: np.ndarray, reference: np.ndarray, offset: int, fs: float, search_s: float) -> float:
-    """Best normalised cross-correlation of ``envelope`` with ``reference`` near ``offset``."""
+    """Best normalised cross-correlation of ``envelope`` with ``reference`` within ``search_s`` of ``offset``."""
     n = len(envelope)
-    e = envelope - envelope.mean()
-    best = -1.0
     shift = int(search_s * fs)
-    for lag in range(-shift, shift + 1):
-        a = offset + lag
-        if a < 0 or a + n > len(reference):
-            continue
-        r = reference[a : a + n] - reference[a : a + n].mean()
-        denom = float(np.linalg.norm(e) * np.linalg.norm(r))
-        if denom > 0:
-            best = max(best, float(e @ r) / denom)
-    return best
+    lags = range(max(0, offset - shift), min(len(reference) - n, offset + shift) + 1)
+    return max((_correlation(envelope, reference[a : a + n]) for a in lags), default=-1.0)
+
+
+def _off_beat_match(envelope: np.ndarray, reference: np.ndarray, shift: int) -> float:
+    """Best correlation of ``envelope`` with ``reference`` moved 3 to 6 times ``shift`` samples
+    either way (about a QRS complex's width, less than a beat), over their overlap."""
+    n = min(len(envelope), len(reference))
+    lags = range(3 * shift, 6 * shift + 1)
+    later = (_correlation(envelope[lag:n], reference[: n - lag]) for lag in lags)
+    earlier = (_correlation(envelope[: n - lag], reference[lag:n]) for lag in lags)
+    return max([*later, *earlier], default=-1.0)

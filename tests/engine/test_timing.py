@@ -20,9 +20,10 @@ def _analyse(page, columns: str = "auto"):
     return analyse_maps(prob, page.masks.text.astype(np.float32), page.image, options)
 
 
-@pytest.mark.parametrize("name", ["3x4+1", "6x2+1"])
+@pytest.mark.parametrize("name", ["3x4+1", "6x2+1", "3x4", "6x2"])
 @pytest.mark.parametrize("seed", [3, 4])
-def test_columns_are_read_from_the_rhythm_strip(name: str, seed: int) -> None:
+def test_columns_are_read_from_the_beats(name: str, seed: int) -> None:
+    """From the rhythm strip where there is one; from the first column's beats where not."""
     for from_zero in (False, True):
         page = render_page(style=PageStyle(layout=name, dpi=DPI, columns_from_zero=from_zero), seed=seed)
         result = _analyse(page)
@@ -41,6 +42,9 @@ def test_columns_from_zero_leave_later_seconds_empty_and_can_be_forced() -> None
     assert np.isnan(avr[t > 2.6]).all()
     forced = _analyse(page, columns="consecutive")
     assert sorted({b.t_start_s for b in forced.boxes}) == [0.0, 2.5, 5.0, 7.5]
+    # and the other way, on a page without a rhythm strip too
+    page = render_page(style=PageStyle(layout="3x4", dpi=DPI), seed=5)
+    assert {b.t_start_s for b in _analyse(page, columns="from-zero").boxes} == {0.0}
     with pytest.raises(ValueError, match="columns must be one of"):
         DigitizeOptions(columns="sideways")
 
