@@ -181,18 +181,26 @@ def _square_pulse(region: np.ndarray, base_row: int, px_per_mm: float) -> Pulse 
     return best
 
 
-def gain_from_pulse(height_mm: float | None, default: float) -> float:
-    """The standard gain (5, 10, 20 mm/mV) a pulse height matches within 15 %, else ``default``."""
+def gain_from_pulse(height_mm: float | None, default: float, *, printed: float | None = None) -> float:
+    """The standard gain (5, 10, 20 mm/mV) a pulse height matches within 15 %, else the gain
+    ``printed`` on the page, else ``default``."""
     if height_mm is None:
-        assume(log, "gain", f"no calibration pulse measured; assuming {default:g} mm/mV (give --gain if it is another)")
-        return default
+        how = _fallback(default, printed)
+        assume(log, "gain", f"no calibration pulse measured; {how} (give --gain if it is another)")
+        return printed or default
     for gain in (5.0, 10.0, 20.0):
         if abs(height_mm - gain) <= 0.15 * gain:
             return gain
     assume(
-        log, "gain", f"the calibration pulse of {height_mm:.1f} mm matches no standard gain; assuming {default:g} mm/mV"
+        log,
+        "gain",
+        f"the calibration pulse of {height_mm:.1f} mm matches no standard gain; {_fallback(default, printed)}",
     )
-    return default
+    return printed or default
+
+
+def _fallback(default: float, printed: float | None) -> str:
+    return f"reading the printed {printed:g} mm/mV" if printed else f"assuming {default:g} mm/mV"
 
 
 def pulse_regions(pulses: Sequence[Pulse]) -> list[tuple[int, int, int, int]]:
@@ -210,23 +218,25 @@ def page_calibration(
     source_px_per_mm: float | None = None,
     mm_per_mv: float | None = None,
     mm_per_s: float | None = None,
+    printed_mm_per_mv: float | None = None,
     config: CalibrationConfig = CalibrationConfig(),
 ) -> Calibration:
     """The page's calibration in the frame of the pulses (``px_per_mm``): the gain given, else read
     from the pulses where the page as scanned (``source_px_per_mm``, default ``px_per_mm``) is fine
-    enough to measure them, else the default; the speed given, else the default."""
+    enough to measure them, else the gain printed on the page, else the default; the speed
+    given, else the default."""
     source = px_per_mm if source_px_per_mm is None else source_px_per_mm
     if not mm_per_mv and source < config.min_pulse_px_per_mm:
         assume(
             log,
             "gain",
-            f"the page has {source:.1f} px per mm, too coarse to measure calibration pulses; assuming "
-            f"{config.default_mm_per_mv:g} mm/mV (give --gain if it is another)",
+            f"the page has {source:.1f} px per mm, too coarse to measure calibration pulses; "
+            f"{_fallback(config.default_mm_per_mv, printed_mm_per_mv)} (give --gain if it is another)",
         )
-        mm_per_mv = config.default_mm_per_mv
+        mm_per_mv = printed_mm_per_mv or config.default_mm_per_mv
     if not mm_per_mv:
         height_mm = pulse_height_mm(pulses, n_rows, px_per_mm=px_per_mm)
-        mm_per_mv = gain_from_pulse(height_mm, config.default_mm_per_mv)
+        mm_per_mv = gain_from_pulse(height_mm, config.default_mm_per_mv, printed=printed_mm_per_mv)
     return Calibration(px_per_mm, px_per_mm, mm_per_s or config.default_mm_per_s, mm_per_mv)
 
 

@@ -160,19 +160,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_train_names(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .model.namenet import train_reader
+    from .model.namenet import NAMES, train_reader
+    from .model.settingsnet import SETTINGS
 
-    with tqdm(total=args.steps, desc="training the lead-name reader", unit="step", disable=args.quiet) as bar:
+    task = SETTINGS if args.settings else NAMES
+    with tqdm(total=args.steps, desc=f"training the {task.what}", unit="step", disable=args.quiet) as bar:
 
         def progress(step: int, loss: float) -> None:
             bar.n = step
             bar.set_postfix(loss=f"{loss:.3g}")
             bar.refresh()
 
-        card = train_reader(args.out, steps=args.steps, seed=args.seed, progress=progress)
+        out = args.out or f"runs/{task.name}.pt"
+        card = train_reader(out, task=task, steps=args.steps, seed=args.seed, progress=progress)
     print(
-        f"saved lead-name reader {card.version} (held-out crop accuracy "
-        f"{card.metrics['held_out_crop_accuracy']:.3f}) to {args.out}"
+        f"saved {task.what} {card.version} (held-out crop accuracy "
+        f"{card.metrics['held_out_crop_accuracy']:.3f}) to {out}"
     )
     return 0
 
@@ -352,7 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("train-names", help="train the lead-name reader on rendered names (CPU, minutes)")
-    p.add_argument("--out", default="runs/leadnames.pt", help="where to save the weights (card beside them)")
+    p.add_argument(
+        "--settings", action="store_true", help="train the printed-settings reader (25 mm/s, 10 mm/mV) instead"
+    )
+    p.add_argument(
+        "--out", help="where to save the weights, card beside them (default runs/leadnames.pt or settings.pt)"
+    )
     p.add_argument("--steps", type=int, default=2500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -120,7 +120,7 @@ class CalibrationConfig:
 
 @dataclass(frozen=True)
 class NamesConfig:
-    """Reading the printed lead names (:mod:`ecgstudio.leadnames`)."""
+    """Reading the printed lead names (:mod:`ecgstudio.leadnames`) and settings (:mod:`ecgstudio.printed`)."""
 
     #: Below this source resolution (px per mm) lead names are not read (aVL and aVF blur together).
     min_px_per_mm: float = 3.5
@@ -131,6 +131,9 @@ class NamesConfig:
     #: A box whose printed name reads as another lead with at least this probability is in doubt:
     #: its lead's confidence falls to at most one minus that probability, and the page says so.
     min_doubt_prob: float = 0.5
+    #: A printed speed or gain ("25 mm/s", "10 mm/mV") is read where the printed-settings reader
+    #: gives it at least this probability somewhere on the page (:mod:`ecgstudio.printed`).
+    min_setting_prob: float = 0.9
 
 
 @dataclass(frozen=True)

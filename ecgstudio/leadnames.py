@@ -27,7 +27,7 @@ import torch
 from .assumptions import assume
 from .config import NamesConfig
 from .layout import LAYOUT_BY_ROWS, row_spacing
-from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_SHAPE, CROP_W_MM, NAME_CLASSES, NameNet, normalise_crops
+from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_W_MM, NAME_CLASSES, NameNet, crop_shape, normalise_crops
 from .paper import LAYOUTS, LEAD_NAMES, Cell, Layout
 from .results import LeadBox
 
@@ -110,20 +110,26 @@ def find_words(glyphs: np.ndarray, *, px_per_mm: float) -> list[tuple[int, int, 
     return [(a, b, c, d) for a, b, c, d in words if 1.2 * mm <= d - b <= 7 * mm and c - a <= 14 * mm]
 
 
-def _crops(grey: np.ndarray, words: Sequence[tuple[int, int, int, int]], px_per_mm: float) -> np.ndarray:
-    """The reader's normalised crops centred on ``words``, at :data:`CROP_PX_PER_MM` (paper beyond edges)."""
+def word_crops(
+    grey: np.ndarray,
+    centres: Sequence[tuple[float, float]],
+    px_per_mm: float,
+    crop_mm: tuple[float, float] = (CROP_H_MM, CROP_W_MM),
+) -> np.ndarray:
+    """A reader's normalised crops of ``crop_mm`` (height, width) centred on ``centres`` (x, y),
+    at :data:`CROP_PX_PER_MM` (paper beyond the page's edges)."""
     s = CROP_PX_PER_MM / px_per_mm
     source = cv2.GaussianBlur(grey, (0, 0), 0.5 / s) if s < 1 else grey  # no aliasing when reducing
     paper = float(np.median(grey[:: max(1, grey.shape[0] // 64), :: max(1, grey.shape[1] // 64)]))
-    hw, hh = CROP_W_MM * px_per_mm / 2, CROP_H_MM * px_per_mm / 2
-    out = np.empty((len(words), *CROP_SHAPE), np.uint8)
-    for k, (x0, y0, x1, y1) in enumerate(words):
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hw, hh = crop_mm[1] * px_per_mm / 2, crop_mm[0] * px_per_mm / 2
+    shape = crop_shape(crop_mm)
+    out = np.empty((len(centres), *shape), np.uint8)
+    for k, (cx, cy) in enumerate(centres):
         m = np.array([[s, 0, -(cx - hw) * s], [0, s, -(cy - hh) * s]], np.float32)
         out[k] = cv2.warpAffine(
             source,
             m,
-            (CROP_SHAPE[1], CROP_SHAPE[0]),
+            (shape[1], shape[0]),
             flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=paper,
@@ -182,7 +188,7 @@ def read_names(
     flat = [(i, wd) for i, ws in enumerate(words_per_box) for wd in ws]
     if not flat:
         return [None] * len(boxes)
-    crops = _crops(grey, [wd for _, wd in flat], px_per_mm)
+    crops = word_crops(grey, [((x0 + x1) / 2, (y0 + y1) / 2) for _, (x0, y0, x1, y1) in flat], px_per_mm)
     with torch.inference_mode():
         probs = torch.softmax(reader(torch.from_numpy(crops)[:, None]), dim=1).numpy()
     reads: list[NameRead | None] = [None] * len(boxes)

@@ -4,7 +4,7 @@ The stages, each a module with typed results, in the order :meth:`Digitizer.digi
 
 1. **geometry** (:mod:`ecgstudio.geometry`): the page upright, flat and square, its grid scale.
 2. **segmentation** (:mod:`ecgstudio.segmentation`): the trace network's maps of the page at the
-   canonical scale.
+   canonical scale; the speed and gain printed on it (:mod:`ecgstudio.printed`).
 3. **rows and layout** (:mod:`ecgstudio.layout`, lead names in :mod:`ecgstudio.leadnames`).
 4. **pulses and calibration** (:mod:`ecgstudio.calibration`).
 5. **lead boxes** (:mod:`ecgstudio.boxes`): the one place a box is made and changed.
@@ -41,11 +41,13 @@ from .config import EngineConfig
 from .errors import ImageSizeError, ModelError, NotAnEcgError
 from .geometry import map_points, page_px_per_mm, rectify
 from .io.images import MIN_SIDE_PX
-from .model.namenet import NameNet, load_reader
+from .model.namenet import NAMES, NameNet, ReaderTask, load_reader
 from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
+from .model.settingsnet import SETTINGS
 from .model.weights import ModelCard, load_model
 from .paper import Layout
+from .printed import PrintedSettings, read_settings
 from .results import Calibration, Digitization, LeadBox, Signals, Trace
 
 if TYPE_CHECKING:
@@ -131,7 +133,8 @@ class Digitizer:
         self.card = card
         self.config = config
         self.model = fused_for_inference(net).to(self.device, memory_format=torch.channels_last)
-        self.reader = _shipped_reader()
+        self.reader = _shipped_reader(NAMES)
+        self.settings_reader = _shipped_reader(SETTINGS)
 
     @property
     def model_card(self) -> ModelCard:
@@ -177,6 +180,9 @@ class Digitizer:
         maps = segmentation.canonical_maps(
             self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
         )
+        printed = self._printed_settings(maps, px_per_mm)
+        if options.mm_per_s is None and printed.mm_per_s is not None:
+            options = dataclasses.replace(options, mm_per_s=printed.mm_per_s)
         stage("segmentation", 0.5)
 
         analyse = functools.partial(
@@ -186,6 +192,7 @@ class Digitizer:
             maps.image,
             reader=self._reader_for(px_per_mm),
             source_px_per_mm=px_per_mm,
+            printed_mm_per_mv=printed.mm_per_mv,
             config=config,
         )
         with collected() as first_reading:
@@ -238,6 +245,20 @@ class Digitizer:
         )
         stage("done", 1.0)
         return result
+
+    def _printed_settings(self, maps: segmentation.PageMaps, px_per_mm: float) -> PrintedSettings:
+        """The speed and gain printed on the page, where it is fine enough for text to be read."""
+        if self.settings_reader is None or px_per_mm < self.config.names.min_px_per_mm:
+            return PrintedSettings()
+        grey = cv2.cvtColor(maps.image, cv2.COLOR_RGB2GRAY)
+        return read_settings(
+            self.settings_reader,
+            grey,
+            maps.trace_prob,
+            maps.text_prob,
+            px_per_mm=CANONICAL_PX_PER_MM,
+            config=self.config.names,
+        )
 
     def _reader_for(self, px_per_mm: float) -> NameNet | None:
         """The lead-name reader where the page is fine enough for names to be read."""
@@ -327,6 +348,7 @@ def analyse_maps(
     px_per_mm: float = CANONICAL_PX_PER_MM,
     reader: NameNet | None = None,
     source_px_per_mm: float | None = None,
+    printed_mm_per_mv: float | None = None,
     config: EngineConfig = EngineConfig(),
 ) -> PageAnalysis:
     """The stages after segmentation: rows, layout, calibration, boxes, lead names, traces and signals.
@@ -343,6 +365,8 @@ def analyse_maps(
     source_px_per_mm : float, optional
         The page's resolution as scanned (default ``px_per_mm``): too coarse a scan has its
         calibration pulses left unmeasured.
+    printed_mm_per_mv : float, optional
+        The gain printed on the page (:mod:`ecgstudio.printed`), taken where no pulse says.
     """
     ink = layout_stage.ink_mask(image)
     rows = layout_stage.find_rows(trace_prob, px_per_mm=px_per_mm, config=config.rows)
@@ -366,6 +390,7 @@ def analyse_maps(
         source_px_per_mm=source_px_per_mm,
         mm_per_mv=options.mm_per_mv,
         mm_per_s=options.mm_per_s,
+        printed_mm_per_mv=printed_mm_per_mv,
         config=config.calibration,
     )
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
@@ -513,13 +538,14 @@ def _traces_and_signals(
     return boxes, traces, signals
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped_reader() -> NameNet | None:
-    """The shipped lead-name reader (CPU; it is tiny), or None with a warning if it is missing."""
+@functools.lru_cache(maxsize=2)
+def _shipped_reader(task: ReaderTask) -> NameNet | None:
+    """A shipped reader of printed words (CPU; it is tiny), or None with a warning if it is missing."""
     try:
-        return fused_for_inference(load_reader()[0])
+        return fused_for_inference(load_reader(task=task)[0])
     except ModelError as exc:
-        log.warning("%s; lead names will not be read, every box keeps its layout's lead", exc)
+        without = {NAMES: "lead names will not be read, every box keeps its layout's lead"}
+        log.warning("%s; %s", exc, without.get(task, "printed speeds and gains will not be read"))
         return None
 
 

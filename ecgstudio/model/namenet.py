@@ -39,7 +39,14 @@ OTHER = len(NAME_CLASSES) - 1
 
 #: Physical size and resolution of a crop.
 CROP_H_MM, CROP_W_MM, CROP_PX_PER_MM = 8.0, 16.0, 4.0
-CROP_SHAPE = (round(CROP_H_MM * CROP_PX_PER_MM), round(CROP_W_MM * CROP_PX_PER_MM))
+
+
+def crop_shape(crop_mm: tuple[float, float]) -> tuple[int, int]:
+    """Pixels of a crop of ``(height, width)`` mm at :data:`CROP_PX_PER_MM`."""
+    return round(crop_mm[0] * CROP_PX_PER_MM), round(crop_mm[1] * CROP_PX_PER_MM)
+
+
+CROP_SHAPE = crop_shape((CROP_H_MM, CROP_W_MM))
 
 #: The reader shipped with ECG Studio.
 DEFAULT_READER = resource_path("models/leadnames.pt")
@@ -108,6 +115,7 @@ class NameReaderCard:
 
     version: str
     classes: tuple[str, ...] = NAME_CLASSES
+    crop_mm: tuple[float, float] = (CROP_H_MM, CROP_W_MM)
     sha256: str = ""
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -119,7 +127,7 @@ class NameReaderCard:
                 "architecture": "NameNet",
                 "classes": list(self.classes),
                 "input": {
-                    "crop_mm": [CROP_H_MM, CROP_W_MM],
+                    "crop_mm": list(self.crop_mm),
                     "px_per_mm": CROP_PX_PER_MM,
                     "channels": "grey",
                     "normalisation": "normalise_crops",
@@ -131,12 +139,17 @@ class NameReaderCard:
             indent=2,
         )
 
+    @property
+    def crop_shape(self) -> tuple[int, int]:
+        return crop_shape(self.crop_mm)
+
     @classmethod
     def from_json(cls, text: str) -> NameReaderCard:
         data = json.loads(text)
         return cls(
             version=data["version"],
             classes=tuple(data["classes"]),
+            crop_mm=tuple(data.get("input", {}).get("crop_mm", (CROP_H_MM, CROP_W_MM))),
             sha256=data["sha256"],
             training=data.get("training", {}),
             metrics=data.get("metrics", {}),
@@ -144,10 +157,10 @@ class NameReaderCard:
 
 
 class NameNet(nn.Module):
-    """Three conv stages of two convolutions each (32x64 -> 4x8) and a linear layer that keeps
-    where strokes are."""
+    """Three conv stages of two convolutions each (32x64 -> 4x8 for a name crop) and a linear
+    layer that keeps where strokes are."""
 
-    def __init__(self, n_classes: int = len(NAME_CLASSES)) -> None:
+    def __init__(self, n_classes: int = len(NAME_CLASSES), crop_shape: tuple[int, int] = CROP_SHAPE) -> None:
         super().__init__()
         widths = (16, 32, 64)
         layers: list[nn.Module] = []
@@ -164,7 +177,7 @@ class NameNet(nn.Module):
             ]
             c_in = c
         self.features = nn.Sequential(*layers)
-        h, w = CROP_SHAPE[0] // 8, CROP_SHAPE[1] // 8
+        h, w = crop_shape[0] // 8, crop_shape[1] // 8
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in * h * w, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -304,10 +317,16 @@ def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
         )
     angle = rng.normal(0, 1.5)
     ink = cv2.warpAffine(ink, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
-    darkness = rng.uniform(0.45, 1.0)
-    img = _paper(h, w, px_mm, rng)
-    img = img * (1 - darkness * ink.astype(np.float32) / 255.0)
-    img = cv2.resize(img, (CROP_SHAPE[1], CROP_SHAPE[0]), interpolation=cv2.INTER_AREA)
+    return _printed(ink, CROP_SHAPE, rng), label
+
+
+def _printed(ink: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Ink (255 = full, drawn :data:`_SUPER` times finer) printed on paper with a grid, reduced
+    to ``shape`` and scanned: blurred, noised, binarised or JPEG-compressed at random."""
+    h, w = ink.shape
+    img = _paper(h, w, CROP_PX_PER_MM * _SUPER, rng)
+    img = img * (1 - rng.uniform(0.45, 1.0) * ink.astype(np.float32) / 255.0)
+    img = cv2.resize(img, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
     img = img + rng.normal(0, rng.uniform(0, 12), img.shape)
@@ -317,11 +336,40 @@ def render_crop(rng: np.random.Generator) -> tuple[np.ndarray, int]:
     elif rng.random() < 0.3:
         _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    return img, label
+    return img
 
 
-def render_batch(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    crops, labels = zip(*(render_crop(rng) for _ in range(n)))
+@dataclass(frozen=True)
+class ReaderTask:
+    """What a reader of printed words learns: its classes, its crop and the crops it is trained on."""
+
+    name: str  # the weights' version prefix
+    what: str  # in messages: "lead-name reader"
+    classes: tuple[str, ...]
+    crop_mm: tuple[float, float]
+    render: Callable[[np.random.Generator], tuple[np.ndarray, int]]
+    weights: Path  # the shipped reader
+    hint: str  # how to get weights
+
+    @property
+    def crop_shape(self) -> tuple[int, int]:
+        return crop_shape(self.crop_mm)
+
+
+#: The lead-name reader's task.
+NAMES = ReaderTask(
+    "leadnames",
+    "lead-name reader",
+    NAME_CLASSES,
+    (CROP_H_MM, CROP_W_MM),
+    render_crop,
+    DEFAULT_READER,
+    "train one with 'ecgstudio train-names'",
+)
+
+
+def render_batch(n: int, rng: np.random.Generator, task: ReaderTask = NAMES) -> tuple[torch.Tensor, torch.Tensor]:
+    crops, labels = zip(*(task.render(rng) for _ in range(n)))
     x = torch.from_numpy(normalise_crops(np.stack(crops)))[:, None]
     return x, torch.tensor(labels)
 
@@ -333,6 +381,7 @@ def render_batch(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.
 def train_reader(
     out: str | Path,
     *,
+    task: ReaderTask = NAMES,
     steps: int = 3000,
     batch: int = 96,
     lr: float = 2e-3,
@@ -345,13 +394,13 @@ def train_reader(
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = NameNet()
+    net = NameNet(len(task.classes), task.crop_shape)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.1)
     started = time.time()
     net.train()
     for step in range(steps):
-        x, y = render_batch(batch, rng)
+        x, y = render_batch(batch, rng, task)
         loss = F.cross_entropy(net(x), y, label_smoothing=0.05)
         opt.zero_grad()
         loss.backward()
@@ -360,9 +409,11 @@ def train_reader(
         if progress:
             progress(step + 1, loss.item())
     net.eval()
-    accuracy = reader_accuracy(net, np.random.default_rng(seed + 10_000), n=2000)
+    accuracy = reader_accuracy(net, np.random.default_rng(seed + 10_000), n=2000, task=task)
     card = NameReaderCard(
-        version=time.strftime("leadnames-%Y%m%d-%H%M%S"),
+        version=time.strftime(f"{task.name}-%Y%m%d-%H%M%S"),
+        classes=task.classes,
+        crop_mm=task.crop_mm,
         training={
             "steps": steps,
             "batch": batch,
@@ -377,18 +428,18 @@ def train_reader(
 
 
 @torch.no_grad()
-def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000) -> float:
-    x, y = render_batch(n, rng)
+def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000, task: ReaderTask = NAMES) -> float:
+    x, y = render_batch(n, rng, task)
     return float((net(x).argmax(1) == y).float().mean())
 
 
-def load_reader(path: str | Path | None = None) -> tuple[NameNet, NameReaderCard]:
+def load_reader(path: str | Path | None = None, task: ReaderTask = NAMES) -> tuple[NameNet, NameReaderCard]:
     """Load reader weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
-    path = Path(path) if path else DEFAULT_READER
-    card = read_card(path, NameReaderCard.from_json, "lead-name reader", "train one with 'ecgstudio train-names'")
-    net = NameNet(len(card.classes))
+    path = Path(path) if path else task.weights
+    card = read_card(path, NameReaderCard.from_json, task.what, task.hint)
+    net = NameNet(len(card.classes), card.crop_shape)
     try:
-        net.load_state_dict(verified_state(path, card.sha256, "lead-name reader"))
+        net.load_state_dict(verified_state(path, card.sha256, task.what))
     except (RuntimeError, KeyError) as exc:
-        raise ModelError(f"lead-name reader {path} does not fit its architecture: {exc}") from None
+        raise ModelError(f"{task.what} {path} does not fit its architecture: {exc}") from None
     return net.eval(), card

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -193,7 +195,8 @@ def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
 
     rng = np.random.default_rng(5)
     record = simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=65.0)
-    page = render_page(record, style=PageStyle.random(rng, layout="3x4+1", dpi=150.0, mm_per_s=50.0), seed=5)
+    style = PageStyle.random(rng, layout="3x4+1", dpi=150.0, mm_per_s=50.0)
+    page = render_page(record, style=replace(style, header=False), seed=5)  # nothing printed says 50 mm/s
     result = digitizer.digitize(page.image)
     assert result.calibration.mm_per_s == 50.0
     assert [a.what for a in result.assumptions if "beats come slowly" in a.text] == ["speed"]

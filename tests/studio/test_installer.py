@@ -101,6 +101,8 @@ def test_bundle_holds_the_model_the_sample_and_no_tests(bundle) -> None:
         "models/tracenet.json",
         "models/leadnames.pt",
         "models/leadnames.json",
+        "models/settings.pt",
+        "models/settings.json",
         "resources/sample_scan.jpg",
         "resources/icon.png",
     ):
