@@ -56,16 +56,17 @@ def word_starts(glyphs: np.ndarray, *, px_per_mm: float) -> np.ndarray:
     x1, y1 = x0 + w, y0 + h
     if not len(x0):
         return np.zeros((0, 4))
-    overlap = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
-    same_line = overlap >= 0.5 * np.minimum(h[:, None], h[None, :])
-    gap = x0[:, None] - x1[None, :]  # [i, j]: how far glyph j ends before glyph i starts
-    tall = np.maximum(h[:, None], h[None, :])
-    before = same_line & (x0[None, :] < x0[:, None]) & (gap <= 0.25 * tall)
-    starts = np.flatnonzero(~before.any(axis=1))
-    after = same_line & (x0[None, :] >= x0[:, None]) & (x0[None, :] <= x0[:, None] + 10 * mm)
-    top = [np.median(y0[after[i]]) for i in starts]
-    bottom = [np.median(y1[after[i]]) for i in starts]
-    return np.column_stack([x0[starts], top, x1[starts], bottom])
+    out = []
+    for a in range(0, len(x0), 256):  # [i, j] tables for 256 glyphs i at a time against every glyph j
+        i = slice(a, a + 256)
+        overlap = np.minimum(y1[i, None], y1[None, :]) - np.maximum(y0[i, None], y0[None, :])
+        same_line = overlap >= 0.5 * np.minimum(h[i, None], h[None, :])
+        gap = x0[i, None] - x1[None, :]  # how far glyph j ends before glyph i starts
+        before = same_line & (x0[None, :] < x0[i, None]) & (gap <= 0.25 * np.maximum(h[i, None], h[None, :]))
+        after = same_line & (x0[None, :] >= x0[i, None]) & (x0[None, :] <= x0[i, None] + 10 * mm)
+        for k in np.flatnonzero(~before.any(axis=1)):
+            out.append((x0[a + k], np.median(y0[after[k]]), x1[a + k], np.median(y1[after[k]])))
+    return np.array(out).reshape(-1, 4)
 
 
 def read_settings(
