@@ -183,6 +183,9 @@ class Digitizer:
         printed = self._printed_settings(maps, px_per_mm)
         if options.mm_per_s is None and printed.mm_per_s is not None:
             options = dataclasses.replace(options, mm_per_s=printed.mm_per_s)
+            if printed.mm_per_s != config.calibration.default_mm_per_s:
+                speed = f"{printed.mm_per_s:g} mm/s"
+                assume(log, "speed", f"the page prints {speed}; reading it at {speed} (give --speed if it is another)")
         stage("segmentation", 0.5)
 
         analyse = functools.partial(

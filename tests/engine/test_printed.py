@@ -72,6 +72,9 @@ def test_a_page_printing_50_mm_s_and_20_mm_mv_without_a_pulse_is_read_so(digitiz
     page = render_page(record, style=style, seed=7)
     result = digitizer.digitize(page.image)
     assert (result.calibration.mm_per_s, result.calibration.mm_per_mv) == (50.0, 20.0)
+    assert [a.text for a in result.assumptions if a.what == "speed"] == [
+        "the page prints 50 mm/s; reading it at 50 mm/s (give --speed if it is another)"
+    ]
     gain_notes = [a.text for a in result.assumptions if a.what == "gain"]
     assert len(gain_notes) == 1 and "reading the printed 20 mm/mV" in gain_notes[0]
     assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 8.0
