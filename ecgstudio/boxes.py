@@ -249,9 +249,15 @@ def _refined_minimum(phases: np.ndarray, misfit: np.ndarray) -> float:
 
 
 def restart_columns(boxes: tuple[LeadBox, ...]) -> tuple[LeadBox, ...]:
-    """The boxes with every column but the rhythm strips (boxes longer than the others) starting at t = 0."""
-    shortest = min(b.duration_s for b in boxes)
-    return tuple(replace(b, t_start_s=0.0) if b.duration_s <= shortest + 1e-6 else b for b in boxes)
+    """The boxes with every column but the rhythm strips starting at t = 0."""
+    strips = rhythm_strips(boxes)
+    return tuple(b if b in strips else replace(b, t_start_s=0.0) for b in boxes)
+
+
+def rhythm_strips(boxes: Sequence[LeadBox]) -> list[LeadBox]:
+    """The boxes that plot more time than the page's columns (none where every box plots the same)."""
+    shortest = min((b.duration_s for b in boxes), default=0.0)
+    return [b for b in boxes if b.duration_s > shortest + 1e-6]
 
 
 def scaled(boxes: tuple[LeadBox, ...], scale: float) -> tuple[LeadBox, ...]:

@@ -26,7 +26,7 @@ import torch
 from .config import NamesConfig
 from .leadnames import word_crops
 from .model.namenet import NameNet
-from .model.settingsnet import LEFT_MARGIN_MM, SETTING_OTHER, SETTING_VALUES, SETTINGS_CROP_MM
+from .model.settingsnet import LEFT_MARGIN_MM, SETTING_CLASSES, SETTING_OTHER, SETTING_VALUES, SETTINGS_CROP_MM
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def read_settings(
         found = [k for k in classes if best[k] >= config.min_setting_prob]
         if len(found) == 1:
             read[what] = SETTING_VALUES[found[0]][1]
-            log.info("the page prints %g %s", read[what], "mm/s" if what == "speed" else "mm/mV")
+            log.info("the page prints %s", SETTING_CLASSES[found[0]])
         elif found:
             values = ", ".join(f"{SETTING_VALUES[k][1]:g}" for k in found)
             log.info("the page prints more than one %s (%s); reading none", what, values)

@@ -28,6 +28,7 @@ import logging
 import numpy as np
 from scipy.signal import find_peaks
 
+from .boxes import rhythm_strips
 from .config import TimingConfig
 from .paper import COLUMN_ORDERS
 from .results import LeadBox, Signals
@@ -50,8 +51,7 @@ def columns_start_at_zero(
     """
     if not boxes:
         return False
-    longest = max(b.duration_s for b in boxes)
-    strips = [b for b in boxes if b.duration_s >= longest and longest > min(b.duration_s for b in boxes)]
+    strips = rhythm_strips(boxes)
     later = [b for b in boxes if b.t_start_s > 0 and all(b.row != s.row for s in strips)]
     if not later:
         return False
