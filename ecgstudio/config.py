@@ -97,6 +97,14 @@ class RowsConfig:
     min_lattice_overlap: float = 0.8
     #: ... and covering at least this share of the best coverage.
     min_lattice_coverage: float = 0.5
+    #: Rows missing from an evenly spaced lattice (overlapping rows, :func:`~ecgstudio.layout.fill_lattice`)
+    #: are put back where every row found lies within this share of a pitch of its slot ...
+    fill_tolerance: float = 0.25
+    #: ... and the row profile at each empty slot is at least this share of its median at the rows.
+    min_fill_mass: float = 0.3
+    #: A page without a grid takes its scale from its traces' width where that differs from the
+    #: whole-letter-page guess by a factor whose log lies in this range (2 % to 40 %).
+    width_correction: tuple[float, float] = (0.02, 0.34)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from .results import Calibration
 
 log = logging.getLogger(__name__)
 
+#: Width of the traces on paper (mm): 10 s at 25 mm/s, or 5 s at 50 mm/s.
+TRACE_WIDTH_MM = 250.0
+
 #: Layout chosen for a given number of rows when ``layout="auto"``.
 LAYOUT_BY_ROWS = {2: "2x1", 3: "3x4", 4: "3x4+1", 6: "6x2", 7: "6x2+1", 12: "12x1"}
 
@@ -88,31 +91,9 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, config: RowsConfig = 
         # Half way to the neighbouring rows (at most 15 mm): a trace wanders far from its baseline.
         up = min(15 * px_per_mm, (y - peaks[k - 1]) / 2 if k > 0 else 15 * px_per_mm)
         down = min(15 * px_per_mm, (peaks[k + 1] - y) / 2 if k + 1 < len(peaks) else 15 * px_per_mm)
-        rows_ = slice(max(0, int(y - up)), int(y + down) + 1)
-        # Columns in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored.
-        raw = ink[rows_].any(axis=0)
-        full = _row_extent(raw, px_per_mm)
-        if full is None:
-            continue  # too little of the page to be a trace
-        # Shape and coverage over everything the model drew along the row; the ends without
-        # flat bits of grid line, which would stretch the row into the margins.
-        a, b = full
-        mass = trace_prob[rows_, a : b + 1].sum(axis=1)
-        straight = float(np.convolve(mass, np.ones(3), mode="same").max() / max(float(mass.sum()), 1e-6))
-        coverage = float(raw[a : b + 1].mean())
-        x_start, x_end = _row_extent(ends_ink[rows_].any(axis=0), px_per_mm) or full
-        strength = float(trace_prob[max(0, y - 2) : y + 3, x_start : x_end + 1].max(axis=0).mean())
-        column_peak = trace_prob[rows_].max(axis=0)
-        candidates.append(
-            Row(
-                _refine_peak(profile, int(y)),
-                _line_end(column_peak, x_start, px_per_mm, -1),
-                _line_end(column_peak, x_end, px_per_mm, +1),
-                strength,
-                coverage,
-                straight,
-            )
-        )
+        row = _row_at(trace_prob, ink, ends_ink, int(y), up, down, px_per_mm, baseline=_refine_peak(profile, int(y)))
+        if row is not None:
+            candidates.append(row)
     # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
     # believes is not; and a trace wanders, while a ruled line puts its mass within 3 px of one
     # line (only an unbroken trace of a quiet lead can do that too).
@@ -144,6 +125,95 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, config: RowsConfig = 
         raise NotAnEcgError(
             "no ECG found: no traces on this page; check that it is an ECG and that the whole page is visible"
         )
+    return rows
+
+
+def _row_at(
+    trace_prob: np.ndarray,
+    ink: np.ndarray,
+    ends_ink: np.ndarray,
+    y: int,
+    up: float,
+    down: float,
+    px_per_mm: float,
+    *,
+    baseline: float,
+) -> Row | None:
+    """The row at ``baseline`` (near row ``y``), measured over the band ``up`` above and ``down``
+    below ``y``, or None where too little of the page along it is trace."""
+    rows_ = slice(max(0, int(y - up)), int(y + down) + 1)
+    # Columns in a stretch of sustained trace (60 % of any 3 mm), so specks are ignored.
+    raw = ink[rows_].any(axis=0)
+    full = _row_extent(raw, px_per_mm)
+    if full is None:
+        return None
+    # Shape and coverage over everything the model drew along the row; the ends without flat
+    # bits of grid line, which would stretch the row into the margins.
+    a, b = full
+    mass = trace_prob[rows_, a : b + 1].sum(axis=1)
+    straight = float(np.convolve(mass, np.ones(3), mode="same").max() / max(float(mass.sum()), 1e-6))
+    coverage = float(raw[a : b + 1].mean())
+    x_start, x_end = _row_extent(ends_ink[rows_].any(axis=0), px_per_mm) or full
+    strength = float(trace_prob[max(0, y - 2) : y + 3, x_start : x_end + 1].max(axis=0).mean())
+    column_peak = trace_prob[rows_].max(axis=0)
+    return Row(
+        baseline,
+        _line_end(column_peak, x_start, px_per_mm, -1),
+        _line_end(column_peak, x_end, px_per_mm, +1),
+        strength,
+        coverage,
+        straight,
+    )
+
+
+def fill_lattice(
+    rows: list[Row],
+    trace_prob: np.ndarray,
+    *,
+    px_per_mm: float,
+    requested: str = "auto",
+    config: RowsConfig = RowsConfig(),
+) -> list[Row]:
+    """``rows`` with the rows missing from their evenly spaced lattice put back, where that makes
+    the rows of the layout ``requested`` (with ``auto``, of a standard layout) and there are fewer
+    (with ``auto``, not a standard number already).
+
+    Where tall waves of neighbouring rows overlap (12 rows on a page, large precordial QRS), the
+    row profile is flat over several rows and has no peak for some of them.  The rows found fit a
+    lattice of ``k`` rows when each lies within :attr:`RowsConfig.fill_tolerance` of a pitch of
+    its slot; an empty slot is a row where the page carries trace there (the profile at least
+    :attr:`~RowsConfig.min_fill_mass` of its median at the rows found), not a blank gap.  The
+    smallest such ``k`` is taken; rows that fit no lattice are returned as they are.
+    """
+    n = len(rows)
+    sizes = list(LAYOUT_BY_ROWS) if requested == "auto" else [get_layout(requested).n_rows]
+    if n < 3 or n in sizes:
+        return rows
+    ys = np.array([r.baseline_y for r in rows])
+    profile = gaussian_filter1d(trace_prob.sum(axis=1), sigma=1.0 * px_per_mm)
+    at_rows = float(np.median(np.interp(ys, np.arange(len(profile)), profile)))
+    for k in sorted(size for size in sizes if size > n):
+        pitch = (ys[-1] - ys[0]) / (k - 1)
+        if pitch < 6 * px_per_mm:
+            break
+        slots = np.round((ys - ys[0]) / pitch).astype(int)
+        if len(set(slots.tolist())) < n:
+            continue
+        # Least-squares lattice through the rows found; every row within tolerance of its slot.
+        step, origin = np.polyfit(slots, ys, 1)
+        if np.abs(origin + step * slots - ys).max() > config.fill_tolerance * step:
+            continue
+        holes = origin + step * np.setdiff1d(np.arange(k), slots)
+        if np.interp(holes, np.arange(len(profile)), profile).min() < config.min_fill_mass * at_rows:
+            continue
+        ink = trace_prob > config.threshold
+        ends_ink = _without_flat_pieces(ink, px_per_mm)
+        h = 0.5 * step
+        filled = [_row_at(trace_prob, ink, ends_ink, round(y), h, h, px_per_mm, baseline=float(y)) for y in holes]
+        if any(r is None for r in filled):
+            continue
+        log.info("%d rows found lie on a lattice of %d; the %d rows between them put back", n, k, k - n)
+        return sorted(rows + filled, key=lambda r: r.baseline_y)
     return rows
 
 
@@ -243,6 +313,14 @@ def _refine_peak(profile: np.ndarray, y: int) -> float:
         if denom < 0:
             return y + 0.5 * (a - c) / denom
     return float(y)
+
+
+def width_scale(rows: list[Row]) -> float:
+    """Pixels per mm of a page from its rows' width, which electrocardiographs print as
+    :data:`TRACE_WIDTH_MM` (the median of the rows at least 80 % as wide as the widest: text
+    lines are shorter)."""
+    widths = np.array([r.x_end - r.x_start for r in rows])
+    return float(np.median(widths[widths >= 0.8 * widths.max()])) / TRACE_WIDTH_MM
 
 
 def row_spacing(baselines: list[float], *, px_per_mm: float) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,7 +170,8 @@ class Digitizer:
             )
 
         page = rectify(image, config=config.geometry)
-        px_per_mm = page_px_per_mm(page)
+        with collected() as guessed:
+            px_per_mm = page_px_per_mm(page)
         if px_per_mm < config.segmentation.min_px_per_mm:
             raise ImageSizeError(
                 f"image of {w}x{h} px is read at {px_per_mm:.2f} px/mm ({px_per_mm * 25.4:.0f} dpi), too coarse to "
@@ -180,6 +182,20 @@ class Digitizer:
         maps = segmentation.canonical_maps(
             self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
         )
+        measured = None if page.grid.has_grid else self._scale_from_traces(maps, px_per_mm)
+        if measured is None:
+            keep(guessed)
+        else:
+            px_per_mm = measured
+            assume(
+                log,
+                "scale",
+                f"no grid found; the scale is taken from the traces' width, {layout_stage.TRACE_WIDTH_MM:g} mm as "
+                f"electrocardiographs print 10 s at 25 mm/s ({px_per_mm:.2f} px/mm)",
+            )
+            maps = segmentation.canonical_maps(
+                self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
+            )
         printed = self._printed_settings(maps, px_per_mm)
         if options.mm_per_s is None and printed.mm_per_s is not None:
             options = dataclasses.replace(options, mm_per_s=printed.mm_per_s)
@@ -248,6 +264,18 @@ class Digitizer:
         )
         stage("done", 1.0)
         return result
+
+    def _scale_from_traces(self, maps: segmentation.PageMaps, px_per_mm: float) -> float | None:
+        """The scale of a page without a grid from its traces' width (:func:`~ecgstudio.layout.width_scale`),
+        where it differs from the guess ``px_per_mm`` the maps were made at by more than
+        :attr:`~ecgstudio.config.RowsConfig.min_width_correction` and less than its largest."""
+        try:
+            rows = layout_stage.find_rows(maps.trace_prob, px_per_mm=CANONICAL_PX_PER_MM, config=self.config.rows)
+        except NotAnEcgError:
+            return None
+        factor = layout_stage.width_scale(rows) / CANONICAL_PX_PER_MM
+        lo, hi = self.config.rows.width_correction
+        return px_per_mm * factor if lo <= abs(math.log(factor)) <= hi else None
 
     def _printed_settings(self, maps: segmentation.PageMaps, px_per_mm: float) -> PrintedSettings:
         """The speed and gain printed on the page, where it is fine enough for text to be read."""
@@ -378,6 +406,9 @@ def analyse_maps(
     if read_names:
         reads = leadnames.row_names(reader, grey, trace_prob, text_prob, rows, px_per_mm=px_per_mm, config=config.names)
         rows = leadnames.drop_rows_above_names(rows, reads)
+    rows = layout_stage.fill_lattice(
+        rows, trace_prob, px_per_mm=px_per_mm, requested=options.layout, config=config.rows
+    )
     chosen = layout_stage.choose_layout(rows, options.layout)
     rows = layout_stage.match_rows(rows, chosen, requested=options.layout)
     if options.layout == "auto":

@@ -126,6 +126,17 @@ def test_a_gridless_ecg_is_still_an_ecg(digitizer) -> None:
     assert max(result.confidence.values()) > 0.5 and len(result.boxes) == 13
 
 
+def test_a_gridless_a4_page_takes_its_scale_from_its_traces_width(digitizer) -> None:
+    """Without a grid the whole-letter-page guess is 6 % off on A4 paper; the traces' width (250
+    mm) gives the scale, and the page says where it came from."""
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=180, grid_color="none", paper="a4"), seed=8)
+    result = digitizer.digitize(page.image)
+    truth = page.calibration.px_per_mm_x
+    assert result.calibration.px_per_mm_x == pytest.approx(truth, rel=0.015)
+    assert any("traces' width" in a.text for a in result.assumptions if a.what == "scale")
+    assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 10.0
+
+
 def test_tiny_image_is_refused(digitizer) -> None:
     with pytest.raises(ImageSizeError, match="too small"):
         digitizer.digitize(np.full((60, 80, 3), 255, np.uint8))

@@ -150,6 +150,28 @@ def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None
     assert found[1].x_end - found[1].x_start > 0.95 * span
 
 
+def test_rows_without_a_peak_between_overlapping_rows_are_put_back_on_the_lattice() -> None:
+    """Where tall waves of neighbouring rows overlap the row profile has no peak for some rows:
+    the rows found lie on a lattice of 12 and the two missing ones come back at their slots; a
+    slot with no trace (a blank gap) is left empty."""
+    page = render_page(style=PageStyle(layout="12x1", dpi=DPI, mm_per_mv=5), seed=2)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert len(rows) == 12
+    found = [r for k, r in enumerate(rows) if k not in (4, 7)]
+    filled = layout.fill_lattice(found, prob, px_per_mm=CANONICAL_PX_PER_MM)
+    pitch = rows[1].baseline_y - rows[0].baseline_y
+    assert len(filled) == 12
+    assert all(abs(a.baseline_y - b.baseline_y) < 0.1 * pitch for a, b in zip(filled, rows))
+    assert filled[4].x_end - filled[4].x_start > 0.95 * (rows[4].x_end - rows[4].x_start)
+
+    blank = prob.copy()
+    blank[int(rows[4].baseline_y - 0.4 * pitch) : int(rows[4].baseline_y + 0.4 * pitch)] = 0.0
+    eleven = [r for k, r in enumerate(rows) if k != 4]
+    assert layout.fill_lattice(eleven, blank, px_per_mm=CANONICAL_PX_PER_MM) == eleven
+    assert layout.fill_lattice(eleven, prob, px_per_mm=CANONICAL_PX_PER_MM, requested="3x4") == eleven
+
+
 @pytest.mark.parametrize("case", ["text", "no text", "ruled line"])
 def test_a_stroke_turning_at_a_lead_name_is_followed_through_it_along_the_ink(case: str) -> None:
     """An S wave runs down through the name printed under its lead; the network calls that ink
