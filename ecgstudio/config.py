@@ -42,6 +42,11 @@ class GeometryConfig:
     flip_vote: float = 0.3
     #: ... among at least this many voting windows; otherwise the page is kept as it is.
     flip_min_windows: int = 12
+    #: Where the ink tells the rows' axis by a margin under this, the trace network reads the page
+    #: both ways at half the canonical scale ...
+    check_sideways_below: float = 0.6
+    #: ... and the page is turned where the other way shows this many times the trace rows.
+    sideways_evidence: float = 1.5
     #: Working size of the turn, outline and skew searches (longer side, px).
     work_side_px: int = 1000
     #: Size at which local line directions are measured for perspective (longer side, px).
@@ -142,6 +147,9 @@ class NamesConfig:
     #: A printed speed or gain ("25 mm/s", "10 mm/mV") is read where the printed-settings reader
     #: gives it at least this probability somewhere on the page (:mod:`ecgstudio.printed`).
     min_setting_prob: float = 0.9
+    #: A page is turned half round where, so turned, at least this many lead names read with
+    #: confidence, and more than twice as many as the other way up (:func:`~ecgstudio.leadnames.upside_down`).
+    flip_min_names: int = 3
 
 
 @dataclass(frozen=True)

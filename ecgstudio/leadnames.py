@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from .assumptions import assume
-from .config import NamesConfig
-from .layout import LAYOUT_BY_ROWS, row_spacing
+from .config import NamesConfig, RowsConfig
+from .errors import NotAnEcgError
+from .layout import LAYOUT_BY_ROWS, find_rows, row_spacing
 from .model.namenet import CROP_H_MM, CROP_PX_PER_MM, CROP_W_MM, NAME_CLASSES, NameNet, crop_shape, normalise_crops
 from .paper import LAYOUTS, LEAD_NAMES, Cell, Layout
 from .results import LeadBox
@@ -234,6 +235,36 @@ def row_names(
     reads = read_names(reader, grey, trace_prob, text_prob, probes, no_paths, px_per_mm=px_per_mm, config=config)
     n = len(fractions)
     return [reads[k * n : (k + 1) * n] for k in range(len(rows))]
+
+
+def upside_down(
+    reader: NameNet,
+    image: np.ndarray,
+    trace_prob: np.ndarray,
+    text_prob: np.ndarray,
+    *,
+    px_per_mm: float,
+    config: NamesConfig = NamesConfig(),
+    rows_config: RowsConfig = RowsConfig(),
+) -> bool:
+    """Whether the page (RGB ``image`` and its maps) reads its lead names better turned half
+    round: the names read with confidence where leads start on each row (:func:`row_names`), as
+    it is and turned 180 degrees.  Turned, it must show at least
+    :attr:`~ecgstudio.config.NamesConfig.flip_min_names` and more than twice as many: II and III
+    read either way up."""
+    counts = []
+    for k in (0, 2):
+        trace = np.ascontiguousarray(np.rot90(trace_prob, k))
+        try:
+            rows = find_rows(trace, px_per_mm=px_per_mm, config=rows_config)
+        except NotAnEcgError:
+            return False
+        grey = cv2.cvtColor(np.ascontiguousarray(np.rot90(image, k)), cv2.COLOR_RGB2GRAY)
+        text = np.ascontiguousarray(np.rot90(text_prob, k))
+        reads = row_names(reader, grey, trace, text, rows, px_per_mm=px_per_mm, config=config)
+        counts.append(sum(r is not None and r.confident for row in reads for r in row))
+    as_is, turned = counts
+    return turned >= max(config.flip_min_names, 2 * as_is + 1)
 
 
 def name_doubts(

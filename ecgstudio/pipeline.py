@@ -40,7 +40,7 @@ from . import signals as signal_stage
 from .assumptions import assume, collected, keep
 from .config import EngineConfig
 from .errors import ImageSizeError, ModelError, NotAnEcgError
-from .geometry import map_points, page_px_per_mm, rectify
+from .geometry import RectifiedPage, map_points, page_px_per_mm, rectify
 from .io.images import MIN_SIDE_PX
 from .model.namenet import NAMES, NameNet, ReaderTask, load_reader
 from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
@@ -170,6 +170,8 @@ class Digitizer:
             )
 
         page = rectify(image, config=config.geometry)
+        if page.sideways_margin < config.geometry.check_sideways_below:
+            page = self._upright_by_traces(image, page)
         with collected() as guessed:
             px_per_mm = page_px_per_mm(page)
         if px_per_mm < config.segmentation.min_px_per_mm:
@@ -182,6 +184,12 @@ class Digitizer:
         maps = segmentation.canonical_maps(
             self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
         )
+        if self._names_upside_down(maps, px_per_mm):
+            log.info("the lead names read upside down: the page is turned half round")
+            page = rectify(image, turn=(page.quarter_turn + 180) % 360, config=config.geometry)
+            maps = segmentation.canonical_maps(
+                self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
+            )
         measured = None if page.grid.has_grid else self._scale_from_traces(maps, px_per_mm)
         if measured is None:
             keep(guessed)
@@ -264,6 +272,47 @@ class Digitizer:
         )
         stage("done", 1.0)
         return result
+
+    def _upright_by_traces(self, image: np.ndarray, page: RectifiedPage) -> RectifiedPage:
+        """``page``, or the page turned a quarter the other way where the trace network finds
+        clearly more trace rows that way (their :attr:`~ecgstudio.layout.Row.trace_likeness`, read
+        at half the canonical scale, :attr:`~ecgstudio.config.GeometryConfig.sideways_evidence`
+        times the other's; a lone row, often a paper edge, counts for nothing): for pages whose
+        ink leaves the rows' axis unclear."""
+
+        def rows_likeness(upright: np.ndarray) -> float:
+            half = 0.5 * CANONICAL_PX_PER_MM
+            px_per_mm = page.calibration_hint.px_per_mm_x * CANONICAL_PX_PER_MM / half
+            maps = segmentation.canonical_maps(
+                self.model, upright, px_per_mm=px_per_mm, device=self.device, config=self.config.segmentation
+            )
+            try:
+                rows = layout_stage.find_rows(maps.trace_prob, px_per_mm=half, config=self.config.rows)
+            except NotAnEcgError:
+                return 0.0
+            return sum(r.trace_likeness for r in rows) if len(rows) > 1 else 0.0
+
+        turned = np.ascontiguousarray(np.rot90(page.image))
+        if rows_likeness(turned) <= self.config.geometry.sideways_evidence * rows_likeness(page.image):
+            return page
+        sideways = page.quarter_turn % 180 == 0
+        log.info("the trace network reads the page's rows along its %s", "columns" if sideways else "rows")
+        return rectify(image, sideways=sideways, config=self.config.geometry)
+
+    def _names_upside_down(self, maps: segmentation.PageMaps, px_per_mm: float) -> bool:
+        """Whether the page's lead names read better turned half round, where it is fine enough
+        for names to be read (:func:`~ecgstudio.leadnames.upside_down`)."""
+        if self.reader is None or px_per_mm < self.config.names.min_px_per_mm:
+            return False
+        return leadnames.upside_down(
+            self.reader,
+            maps.image,
+            maps.trace_prob,
+            maps.text_prob,
+            px_per_mm=CANONICAL_PX_PER_MM,
+            config=self.config.names,
+            rows_config=self.config.rows,
+        )
 
     def _scale_from_traces(self, maps: segmentation.PageMaps, px_per_mm: float) -> float | None:
         """The scale of a page without a grid from its traces' width (:func:`~ecgstudio.layout.width_scale`),

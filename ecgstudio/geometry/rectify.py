@@ -78,6 +78,9 @@ class RectifiedPage:
     perspective : str
         ``"none"``, ``"paper"`` (from the paper outline) or ``"grid"`` (from the converging
         grid lines of a photo).
+    sideways_margin : float
+        How clearly the ink told the rows' axis (:func:`quarter_turn`'s banding score, its
+        absolute value); infinite where the turn was given.
     """
 
     image: np.ndarray
@@ -87,6 +90,7 @@ class RectifiedPage:
     quarter_turn: int = 0
     paper_corners: np.ndarray | None = None
     perspective: str = "none"
+    sideways_margin: float = math.inf
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +398,10 @@ def quarter_turn(image: np.ndarray, *, config: GeometryConfig = GeometryConfig()
     ink across rows strongly banded and the profile across columns flat (searched over
     +-15 deg of skew, with a slight preference for landscape images).  On the 105 development
     pages (53 from pairs.csv, 52 real scans and photos), each turned by 0, 90, 180 and 270 deg,
-    the axis was right in all 420 cases.
+    the axis was right in all 420 cases; on the validation suite's pages it was wrong on 15 of
+    360, all with a margin (:attr:`RectifiedPage.sideways_margin`) under 0.55: 12 rows whose
+    beats line up down the page band the columns too.  The pipeline asks the trace network
+    about such pages (:attr:`~ecgstudio.config.GeometryConfig.check_sideways_below`).
 
     *Upside down* (180 against 0) is read first from printed text (:func:`_text_vote`: glyph
     bottoms align on a baseline, tops do not) when at least 20 glyphs of 8 px or more give a
@@ -407,14 +414,22 @@ def quarter_turn(image: np.ndarray, *, config: GeometryConfig = GeometryConfig()
     66 of 101 upside-down ones (polarity alone: 30); the others come back as upright.  Pass
     ``turn=`` to :func:`rectify` when the orientation is known.
     """
-    rgb = as_rgb(image)
+    return _quarter_turn(as_rgb(image), None, config)[0]
+
+
+def _quarter_turn(rgb: np.ndarray, sideways: bool | None, config: GeometryConfig) -> tuple[int, float]:
+    """:func:`quarter_turn` of an RGB page, ``sideways`` where known (then only up or down is
+    decided), and the margin of its sideways decision (infinite where given)."""
     small, _ = _downscale(rgb, config.work_side_px)
     ink = _ink_mask(small)
     coarse, _ = _downscale(ink.astype(np.float32), 500)
-    score, _ = _orientation(coarse)
-    h, w = ink.shape
-    score += 0.15 * float(np.sign(w - h))
-    k = 0 if score >= 0 else 1
+    if sideways is None:
+        score, _ = _orientation(coarse)
+        h, w = ink.shape
+        score += 0.15 * float(np.sign(w - h))
+        k, margin = (0 if score >= 0 else 1), abs(score)
+    else:
+        k, margin = int(sideways), math.inf
     upright = np.ascontiguousarray(np.rot90(ink, -k))
     _, angle = _orientation(_downscale(upright.astype(np.float32), 500)[0])
     if abs(angle) > 0.5:
@@ -429,7 +444,7 @@ def quarter_turn(image: np.ndarray, *, config: GeometryConfig = GeometryConfig()
         pol, count = _polarity(upright)
         if pol <= -config.flip_vote and count >= config.flip_min_windows:
             k += 2
-    return 90 * (k % 4)
+    return 90 * (k % 4), margin
 
 
 # --------------------------------------------------------------------------------------------
@@ -679,6 +694,7 @@ def rectify(
     *,
     corners: np.ndarray | None = None,
     turn: int | None = None,
+    sideways: bool | None = None,
     perspective: bool = True,
     mm_per_s: float = 25.0,
     mm_per_mv: float = 10.0,
@@ -702,6 +718,9 @@ def rectify(
     turn : int, optional
         The page's counter-clockwise quarter turn (0, 90, 180, 270), when known; skips
         :func:`quarter_turn`.
+    sideways : bool, optional
+        Whether the rows run along the image's columns, when known (and ``turn`` is not):
+        :func:`quarter_turn` then decides only up or down.
     perspective : bool
         Correct perspective (paper outline or grid lines); False keeps scans affine.
     mm_per_s, mm_per_mv : float
@@ -731,7 +750,7 @@ def rectify(
         )
 
     # 1. Quarter turn.
-    q = quarter_turn(rgb, config=config) if turn is None else int(turn) % 360
+    q, margin = _quarter_turn(rgb, sideways, config) if turn is None else (int(turn) % 360, math.inf)
     if q % 90:
         raise ValueError(f"turn must be a multiple of 90 degrees, got {turn}")
     hq, (wq, hq_) = _quarter_matrix(q, w0, h0)
@@ -812,7 +831,7 @@ def rectify(
         cal = Calibration(guess, guess, mm_per_s, mm_per_mv)
         logger.info("no grid found; calibration hint assumes a letter page (%.2f px/mm)", guess)
     paper_in = None if paper is None else map_points(np.linalg.inv(hq), paper)
-    return RectifiedPage(out, hmat, grid, cal, q, paper_in, mode)
+    return RectifiedPage(out, hmat, grid, cal, q, paper_in, mode, margin)
 
 
 def _fit_on(extra: np.ndarray, hmat: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:

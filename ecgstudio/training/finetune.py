@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import EcgStudioError, UnreadableImageError
-from ..geometry import map_points, rectify
+from ..geometry import RectifiedPage, map_points, rectify
 from ..io.images import file_sha256, read_image
 from ..labels import LabelRecord, ReviewStatus, check_image, iter_label_files, load_labels
 from ..metrics import SNR_CAP_DB
@@ -456,6 +456,17 @@ def split_sources(
     return order[n_val:], order[:n_val]
 
 
+def _labels_run_down(page: RectifiedPage, traces: Sequence[Trace], to_input: np.ndarray) -> bool:
+    """Whether the labelled traces (label pixels; ``to_input`` maps them onto the image) run down
+    the rectified ``page`` rather than across it."""
+    spans = np.zeros(2)
+    for trace in traces:
+        xy = map_points(page.homography @ to_input, trace.xy)
+        if np.isfinite(xy).any():
+            spans += np.nanmax(xy, axis=0) - np.nanmin(xy, axis=0)
+    return bool(spans[1] > spans[0])
+
+
 def _finite_windows(signals: Signals) -> dict[str, tuple[float, float]]:
     """Per lead, the time span (s) from its first to its last finite sample."""
     out = {}
@@ -496,6 +507,10 @@ def build_sample(source: LabelSource, *, text_weight_without_mask: float = 0.1) 
     to_input = np.diag([w / lw, h / lh, 1.0])  # labels of a PDF rendered at another resolution
     try:
         page = rectify(image)
+        if _labels_run_down(page, dig.traces, to_input):
+            # Read another way round by the digitizer, which asks its networks where the ink
+            # leaves the rows' axis unclear: the labels say which.
+            page = rectify(image, sideways=page.quarter_turn % 180 == 0)
     except EcgStudioError as exc:
         raise FinetuneError(f"cannot find the page in {where}: {exc}; leave it out of the selection") from exc
     if page.grid.has_grid:

@@ -137,6 +137,26 @@ def test_a_gridless_a4_page_takes_its_scale_from_its_traces_width(digitizer) -> 
     assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 10.0
 
 
+@pytest.mark.parametrize("seed", [4, 6])
+def test_twelve_rows_whose_beats_line_up_are_read_upright(digitizer, seed: int) -> None:
+    """On a 12x1 page the beats of all twelve rows line up down the page, banding its columns as
+    much as the rows band its height; the ink alone takes these pages for sideways, and the
+    trace network turns them back."""
+    page = render_page(style=PageStyle(layout="12x1", dpi=150, grid_color="pink"), seed=seed)
+    result = digitizer.digitize(page.image)
+    assert result.layout == "12x1"
+    assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 5.0  # sideways: about 0
+
+
+def test_an_upside_down_page_whose_ink_says_nothing_is_turned_by_its_lead_names(digitizer) -> None:
+    """No header text to vote, and traces whose waves point up as often as down: the page comes
+    back upside down from the ink alone; its lead names read only the right way up."""
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=150, header=False), seed=2)
+    result = digitizer.digitize(np.ascontiguousarray(np.rot90(page.image, 2)))
+    assert result.layout == "3x4+1"
+    assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 12.0
+
+
 def test_tiny_image_is_refused(digitizer) -> None:
     with pytest.raises(ImageSizeError, match="too small"):
         digitizer.digitize(np.full((60, 80, 3), 255, np.uint8))

@@ -190,6 +190,28 @@ def test_a_page_printed_at_50_mm_s_is_told_from_a_slow_heart(heart_rate: float) 
     assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=42.0))
 
 
+def test_real_records_at_50_mm_s_are_told_from_those_at_25(shared_data) -> None:
+    """On real records (a sixth of those training may use), most shown at 50 mm/s and read at 25
+    are recognised, and hardly any shown at 25 mm/s are taken for 50: a page read at the wrong
+    speed is lost either way, and most paper runs at 25 mm/s."""
+    from ecgstudio.calibration import double_speed
+    from ecgstudio.io.signals import read_signals
+    from ecgstudio.synth.batch import is_validation_record
+
+    heads = sorted((shared_data / "signals").glob("*/*.hea"))
+    records = [read_signals(h.with_suffix("")) for h in heads if not is_validation_record(h.stem)][::6]
+    fast = slow = 0
+    for record in records:
+        shown = int(10 * record.fs)
+        at_25 = replace(record, mv=np.nan_to_num(record.mv[:shown]))
+        at_50 = _read_at_half_speed(replace(record, mv=np.nan_to_num(record.mv[: shown // 2])))
+        fast += double_speed(at_50)
+        slow += double_speed(at_25)
+    assert len(records) > 100
+    assert fast >= 0.55 * len(records)
+    assert slow <= 0.02 * len(records)
+
+
 def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
     from ecgstudio.synth.simulate import simulate_ecg
 

@@ -473,16 +473,16 @@ def test_guesses_are_shown_on_the_page_not_only_in_the_terminal(qtbot, make_wind
 
 
 def test_a_page_whose_printed_names_disagree_with_its_leads_says_so(qtbot, make_window, shared_data) -> None:
-    """ecg-image-kit-dev clean/02064: the engine gives the box the name "I" is printed beside
-    lead V2; the page says so, V2's confidence falls, and the worklist flags the page."""
-    page = shared_data / "ecg-image-kit-dev" / "clean" / "02064_hr-0.png"
+    """ecg-image-kit-dev damaged/02153: the engine gives the box the name "aVR" is printed beside
+    lead I; the page says so, I's confidence falls, and the worklist flags the page."""
+    page = shared_data / "ecg-image-kit-dev" / "damaged" / "02153_hr-0.png"
     if not page.is_file():
         pytest.skip(f"{page} is not in this checkout's data")
     w = make_window()
     doc = open_and_wait(qtbot, w, [page])
-    assert "the name printed at lead V2 (row 2) reads I" in w.banner_text()
+    assert "the name printed at lead I (row 1) reads aVR" in w.banner_text()
     assert "rename it (F2)" in w.banner_text()
-    assert doc.confidence["V2"] < 0.5
+    assert doc.confidence["I"] < 0.5
     assert "layout" in w.worklist.model.items[w.current_row].assumed
 
 

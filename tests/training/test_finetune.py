@@ -131,6 +131,18 @@ def test_sample_targets_lie_on_the_trace_ink(labels) -> None:
     assert set(sample.windows) == set(sample.truth.lead_names)
 
 
+def test_sample_is_turned_the_way_its_labels_run(tmp_path) -> None:
+    """A 12x1 page whose beats line up down the page looks sideways to the ink alone; its labelled
+    traces run across the page, and the sample is built that way up."""
+    page = render_page(style=PageStyle(layout="12x1", dpi=150, grid_color="pink"), seed=4)
+    write_page(page, tmp_path, "twelve")
+    sample = build_sample(read_label_source(tmp_path / "twelve.labels.h5"))
+    height, width = sample.image.shape[:2]
+    assert width > 1.2 * height  # a landscape letter page, as printed
+    ridge = sample.targets()[0] > 0.9
+    assert np.median(sample.image.min(axis=2)[ridge]) < 100
+
+
 def test_sample_without_masks_has_a_low_weight_empty_text_target(labels) -> None:
     path = labels / "page_1.labels.h5"
     record = load_labels(path)
