@@ -93,6 +93,8 @@ class RowsConfig:
     max_straight_share: float = 0.6
     #: A candidate row drawn along less than this share of the best row's coverage is a broken line.
     min_coverage_share: float = 0.75
+    #: A candidate row spanning less than this share of the widest one's width is text or a mark.
+    min_width_share: float = 0.35
     #: A straight candidate row is kept only if unbroken: at least this share of the best coverage.
     unbroken_share: float = 0.97
     #: A broken (not straight) candidate row is kept after all where it continues the kept rows'

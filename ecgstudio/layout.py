@@ -68,7 +68,8 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, config: RowsConfig = 
     (dark grid lines on black-and-white scans) are told apart by shape: a trace's mass spreads
     over its waves (:attr:`RowsConfig.max_straight_share`; a quiet lead may be as straight but is then
     unbroken, :attr:`~RowsConfig.unbroken_share`) and covers its row almost without a break
-    (:attr:`~RowsConfig.min_coverage_share`).  A row partly hidden (by drawn boxes, stamps, fading) is
+    (:attr:`~RowsConfig.min_coverage_share`) across most of the page's width
+    (:attr:`~RowsConfig.min_width_share`).  A row partly hidden (by drawn boxes, stamps, fading) is
     broken too; it is kept where it continues the lattice of the other rows over their columns
     (:func:`_on_the_lattice`).
 
@@ -97,11 +98,15 @@ def find_rows(trace_prob: np.ndarray, *, px_per_mm: float, config: RowsConfig = 
     # A trace is drawn almost everywhere along its row, while a dashed grid line the model half
     # believes is not; and a trace wanders, while a ruled line puts its mass within 3 px of one
     # line (only an unbroken trace of a quiet lead can do that too).
+    # And a row of traces runs across the page: a line of text, a stamp or a piece of paper edge
+    # is shorter.
     best = max(r.coverage for r in candidates) if candidates else 0.0
+    widest = max(r.x_end - r.x_start for r in candidates) if candidates else 0.0
     rows = [
         r
         for r in candidates
         if r.coverage >= config.min_coverage_share * best
+        and r.x_end - r.x_start >= config.min_width_share * widest
         and (r.straightness <= config.max_straight_share or r.coverage >= config.unbroken_share * best)
     ]
     rows = _on_the_lattice(

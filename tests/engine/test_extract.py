@@ -150,6 +150,21 @@ def test_a_row_partly_hidden_stays_a_row_where_it_continues_the_others() -> None
     assert found[1].x_end - found[1].x_start > 0.95 * span
 
 
+def test_a_short_unbroken_stroke_is_not_a_row() -> None:
+    """A handwritten note or a stamp's edge above the first row: unbroken and wavy like a trace,
+    but under a third of the page wide, where every row of traces runs across it."""
+    page = render_page(style=PageStyle(layout="3x4", dpi=DPI), seed=8)
+    prob = trace_heatmap(page.traces, page.image.shape[:2])
+    rows = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert len(rows) == 3
+    y = int(rows[0].baseline_y - 0.7 * (rows[1].baseline_y - rows[0].baseline_y))
+    x = np.arange(int(rows[0].x_start), int(rows[0].x_start + 0.3 * (rows[0].x_end - rows[0].x_start)))
+    for dy in (-1, 0, 1):
+        prob[(y + 3 * np.sin(x / 5.0)).round().astype(int) + dy, x] = 1.0
+    found = layout.find_rows(prob, px_per_mm=CANONICAL_PX_PER_MM)
+    assert [round(r.baseline_y) for r in found] == [round(r.baseline_y) for r in rows]
+
+
 def test_rows_without_a_peak_between_overlapping_rows_are_put_back_on_the_lattice() -> None:
     """Where tall waves of neighbouring rows overlap the row profile has no peak for some rows:
     the rows found lie on a lattice of 12 and the two missing ones come back at their slots; a
