@@ -1,20 +1,22 @@
-"""How well completed and filled stretches match the record: ``--complete`` on pages the engine reads.
+"""How well restoration matches the record: ``--complete`` (and ``--refine``) on pages the engine reads.
 
 Run: python benchmarks/bench_restore.py [--pages 50] [--severity 0.3] [--threads 2] [--fill]
+                                        [--restorer WEIGHTS]
 
 Renders ``--pages`` 3x4+II pages from the validation records (those no training run uses,
 ``bench_suite.validation_records``; stream ``[SEED, 99, k]``) with the usual damage mix, digitizes
-each with default settings, completes it (:func:`ecgstudio.restore.complete`) and scores, per
-lead, the SNR over its longest completed stretch outside its plotted window (at least 0.5 s)
+each with default settings and restores it (:func:`ecgstudio.restore.restore`): exact relations
+and placed beats (``placed``), and with ``--restorer`` a restoration network (``network``).  Scores, per
+lead, the SNR over its longest stretch not read (at least 0.5 s; filled or reconstructed)
 against the record; mean over stretches, limb and chest leads apart, the exact part alone
-(:func:`ecgstudio.restore.complete_limb_leads`), and for reference the SNR of what was read.
-Also the time completion takes per page.
+(:func:`ecgstudio.restore.complete_limb_leads`), and what was read over its plotted window, as read
+and refined by the network.  Also the time restoration takes per page.
 
 ``--fill`` instead hides 10-30 % of each lead's plotted window (one or two stretches of missing
 ink: the page is rendered from the record with those samples blanked) and scores the output over
-the hidden stretches (each at least 0.1 s): as read, completed, and, for reference, with the
-read signal's gaps bridged by straight lines.  It also says how much of the hidden ink the engine
-left empty (NaN) rather than drawing something there.
+the hidden stretches (each at least 0.1 s): as read, bridged by straight lines, placed beats and
+the network.  It also says how much of the hidden ink the engine left empty (NaN) rather than
+drawing something there.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from ecgstudio.metrics import score_lead
 from ecgstudio.model.weights import DEFAULT_MODEL
 from ecgstudio.paper import LAYOUTS
 from ecgstudio.pipeline import Digitizer
-from ecgstudio.restore import LIMB_LEADS, MEASURED, RECONSTRUCTED, complete, complete_limb_leads
+from ecgstudio.restore import (
+    FILLED,
+    LIMB_LEADS,
+    Completion,
+    Restorer,
+    complete_limb_leads,
+    plotted_windows,
+    restore,
+)
 from ecgstudio.results import Signals
 from ecgstudio.synth.damage import DamageSettings
 from ecgstudio.synth.render import PageStyle, render_page
@@ -75,8 +85,16 @@ def bridged(column: np.ndarray) -> np.ndarray:
     return np.interp(np.arange(len(column)), np.flatnonzero(ok), column[ok])
 
 
-def fill_benchmark(args: argparse.Namespace, records, digitizer: Digitizer) -> None:
-    kinds = ("read", "completed", "bridged")
+def variants(signals: Signals, windows, restorer: Restorer | None) -> dict[str, Completion]:
+    """The completions compared: beats placed by the rhythm strip, and the network's."""
+    out = {"placed": restore(signals, windows=windows)}
+    if restorer is not None:
+        out["network"] = restore(signals, windows=windows, restorer=restorer, refine=True)
+    return out
+
+
+def fill_benchmark(args: argparse.Namespace, records, digitizer: Digitizer, restorer: Restorer | None) -> None:
+    kinds = ["read", "bridged", "placed"] + (["network"] if restorer else [])
     snr: dict[str, list[float]] = {k: [] for k in kinds}
     empty, total, failed = 0, 0, 0
     for k in range(args.pages):
@@ -91,8 +109,8 @@ def fill_benchmark(args: argparse.Namespace, records, digitizer: Digitizer) -> N
         except EcgStudioError:
             failed += 1
             continue
-        done = complete(result.signals)
         out = result.signals
+        done = variants(out, plotted_windows(result.boxes), restorer)
         n = min(len(hidden), len(out.mv))
         for j, lead in enumerate(out.lead_names):
             t = list(record.lead_names).index(lead)
@@ -103,8 +121,10 @@ def fill_benchmark(args: argparse.Namespace, records, digitizer: Digitizer) -> N
                 read = out.mv[:n, j]
                 empty += int(np.isnan(read[a:b]).sum())
                 total += b - a
-                for kind, column in zip(kinds, (read, done.signals.mv[:n, j], bridged(read)), strict=True):
-                    snr[kind].append(score_lead(truth, column[a:b], record.fs).snr_db)
+                columns = {"read": read, "bridged": bridged(read)}
+                columns |= {name: c.signals.mv[:n, j] for name, c in done.items()}
+                for kind in kinds:
+                    snr[kind].append(score_lead(truth, columns[kind][a:b], record.fs).snr_db)
     print(f"{args.pages} pages (3x4+1, 10-30 % of each window hidden, damage {args.severity}), {failed} refused")
     print(f"hidden samples the engine left empty: {100 * empty / max(1, total):.0f} %")
     print("| output over the hidden stretches | stretches | SNR dB (mean over stretches) |")
@@ -119,15 +139,19 @@ def main() -> None:
     parser.add_argument("--severity", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fill", action="store_true", help="score filling hidden stretches instead")
+    parser.add_argument("--restorer", metavar="WEIGHTS", help="also score this restoration network")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records, digitizer = validation_records(), Digitizer(DEFAULT_MODEL)
+    restorer = Restorer(args.restorer) if args.restorer else None
     if args.fill:
-        fill_benchmark(args, records, digitizer)
+        fill_benchmark(args, records, digitizer, restorer)
         return
-    snr: dict[str, list[float]] = {"exact": [], "limb": [], "chest": [], "measured": []}
-    seconds: dict[str, list[float]] = {"exact": [], "limb": [], "chest": [], "measured": []}
-    failed, spent = 0, []
+    names = ["placed"] + ([] if restorer is None else ["network"])
+    parts = ("exact", "limb", "chest", "measured", "refined")
+    snr = {(v, p): [] for v in names for p in parts}
+    seconds = {(v, p): [] for v in names for p in parts}
+    failed, spent = 0, {v: [] for v in names}
     for k in range(args.pages):
         rng = np.random.default_rng([SEED, 99, k])
         style = PageStyle.random(rng, layout="3x4+1", dpi=float(rng.uniform(100, 300)))
@@ -139,39 +163,54 @@ def main() -> None:
         except EcgStudioError:
             failed += 1
             continue
-        started = time.perf_counter()
-        done = complete(result.signals)
-        spent.append(time.perf_counter() - started)
+        windows = plotted_windows(result.boxes)
+        done = {}
+        for name in names:
+            started = time.perf_counter()
+            done[name] = variants(result.signals, windows, restorer)[name]
+            spent[name].append(time.perf_counter() - started)
         exact = complete_limb_leads(result.signals)
         truth = page.signals
         fs = truth.fs
-        n = min(len(truth.mv), len(done.signals.mv))
-        for j, lead in enumerate(done.signals.lead_names):
-            t = list(truth.lead_names).index(lead)
-            parts = [("limb" if lead in LIMB_LEADS else "chest", done, RECONSTRUCTED), ("measured", done, MEASURED)]
-            if lead in LIMB_LEADS:
-                parts.append(("exact", exact, RECONSTRUCTED))
-            for part, completion, kind in parts:
-                run = longest_run(completion.source[:n, j] == kind)
-                if run is None or (run.stop - run.start) < 0.5 * fs:
-                    continue
-                snr[part].append(score_lead(truth.mv[run, t], completion.signals.mv[run, j], fs).snr_db)
-                seconds[part].append((run.stop - run.start) / fs)
+        n = min(len(truth.mv), len(result.signals.mv))
+        for name, completion in done.items():
+            for j, lead in enumerate(completion.signals.lead_names):
+                t = list(truth.lead_names).index(lead)
+                measured = np.isfinite(result.signals.mv[:n, j])
+                unread = completion.source[:n, j] >= FILLED
+                scored = [
+                    ("limb" if lead in LIMB_LEADS else "chest", unread, completion.signals.mv),
+                    ("measured", measured, result.signals.mv),
+                    ("refined", measured, completion.signals.mv),
+                ]
+                if lead in LIMB_LEADS:
+                    scored.append(("exact", unread & np.isfinite(exact.signals.mv[:n, j]), exact.signals.mv))
+                for part, mask, mv in scored:
+                    run = longest_run(mask)
+                    if run is None or (run.stop - run.start) < 0.5 * fs:
+                        continue
+                    snr[name, part].append(score_lead(truth.mv[run, t], mv[run, j], fs).snr_db)
+                    seconds[name, part].append((run.stop - run.start) / fs)
     print(f"{args.pages} pages (3x4+1, damage {args.severity}), {failed} refused")
-    print("| leads | completed stretches | mean length s | SNR dB (mean over stretches) |")
-    print("|---|---|---|---|")
+    print("| completion | leads | stretches | mean length s | SNR dB (mean over stretches) |")
+    print("|---|---|---|---|---|")
     rows = (
         ("exact", "limb, exact relations alone"),
         ("limb", "limb"),
         ("chest", "chest"),
         ("all", "all"),
-        ("measured", "for reference: what was read (each lead's plotted window)"),
+        ("measured", "what was read (each lead's plotted window)"),
+        ("refined", "what was read, refined by the network"),
     )
-    for part, label in rows:
-        values = snr["limb"] + snr["chest"] if part == "all" else snr[part]
-        lengths = seconds["limb"] + seconds["chest"] if part == "all" else seconds[part]
-        print(f"| {label} | {len(values)} | {np.mean(lengths):.2f} | {np.mean(values):.2f} |")
-    print(f"completion: {1000 * np.mean(spent):.1f} ms per page (median {1000 * np.median(spent):.1f})")
+    for name in names:
+        for part, label in rows:
+            if part == "refined" and name == "placed":
+                continue
+            values = snr[name, "limb"] + snr[name, "chest"] if part == "all" else snr[name, part]
+            lengths = seconds[name, "limb"] + seconds[name, "chest"] if part == "all" else seconds[name, part]
+            print(f"| {name} | {label} | {len(values)} | {np.mean(lengths):.2f} | {np.mean(values):.2f} |")
+    for name in names:
+        print(f"{name}: {1000 * np.mean(spent[name]):.1f} ms per page (median {1000 * np.median(spent[name]):.1f})")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from ecgstudio.evaluate import pair_record_ids
 from ecgstudio.metrics import score_record
 from ecgstudio.paper import LAYOUTS
 from ecgstudio.pipeline import Digitizer
+from ecgstudio.restore import Restorer, restore
 from ecgstudio.synth.batch import RecordPool
 from ecgstudio.synth.damage import DamageSettings
 from ecgstudio.synth.render import PageStyle, SynthPage, render_page
@@ -179,20 +180,28 @@ class PageResult:
     image_snr_db: float
     seconds: float
     error: str = ""
+    refined_snr_db: float = float("nan")  # with --refine: what was read, refined by the restoration network
 
 
-def run_group(name: str, count: int, records: RecordPool, digitizer: Digitizer) -> list[PageResult]:
+def run_group(
+    name: str, count: int, records: RecordPool, digitizer: Digitizer, restorer: Restorer | None = None
+) -> list[PageResult]:
     out = []
     for k, page, image in pages(name, count, records):
         started = time.perf_counter()
+        refined = float("nan")
         try:
             result = digitizer.digitize(image)
             score = score_record(page.signals, result.signals, layout=page.layout)
             snr, image_snr, error = score.mean_snr_db, score.image_snr_db, ""
+            if restorer is not None:
+                better = restore(result.signals, restorer=restorer, complete=False, refine=True).signals
+                refined = score_record(page.signals, better, layout=page.layout).mean_snr_db
         except EcgStudioError as exc:
             snr, image_snr, error = 0.0, 0.0, str(exc).splitlines()[0][:160]
+            refined = 0.0 if restorer is not None else refined
         seconds = time.perf_counter() - started
-        out.append(PageResult(name, k, page.layout.name, page.style.dpi, snr, image_snr, seconds, error))
+        out.append(PageResult(name, k, page.layout.name, page.style.dpi, snr, image_snr, seconds, error, refined))
         print(f"  {name} {k}: {snr:6.2f} dB  {seconds:5.1f} s  {error}", flush=True)
     return out
 
@@ -227,6 +236,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--csv", help="write every page's figures here")
     parser.add_argument("--compare", help="a CSV of an earlier run of the same pages")
+    parser.add_argument(
+        "--refine", metavar="WEIGHTS", help="also score what was read refined by this restoration network"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records = validation_records()
@@ -237,8 +249,9 @@ def main() -> None:
     digitizer = Digitizer(args.model or DEFAULT_MODEL)
     print(f"{len(records)} validation records; model {digitizer.model_card.version}", flush=True)
     results: list[PageResult] = []
+    restorer = Restorer(args.refine) if args.refine else None
     for name in args.groups:
-        results += run_group(name, args.pages, records, digitizer)
+        results += run_group(name, args.pages, records, digitizer, restorer)
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="", encoding="utf-8") as fh:
@@ -256,6 +269,10 @@ def main() -> None:
         print("\nfailed pages:")
         for r in failed:
             print(f"- {r.group} {r.page} ({r.layout}, {r.dpi:.0f} dpi): {r.error}")
+    if restorer is not None:
+        print("\nrefined by the restoration network (change: against what was read):")
+        as_read = {(r.group, r.page): r.snr_db for r in results}
+        print(table([replace(r, snr_db=r.refined_snr_db) for r in results], as_read))
     if before:
         moved = sorted(results, key=lambda r: r.snr_db - before.get((r.group, r.page), r.snr_db))
         print("\nmost changed pages:")

@@ -80,10 +80,13 @@ class BatchReport:
         Pages that failed in an earlier run and were not tried again (``retry_failed`` False).
     summary : Path or None
         ``ecgstudio-summary.csv`` of the output folder.
+    incomplete : dict of str to list of str
+        With ``complete``: records written in this run with leads left empty somewhere.
     """
 
     written: dict[str, list[Path]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    incomplete: dict[str, list[str]] = field(default_factory=dict)
     skipped: int = 0
     failed_before: int = 0
     summary: Path | None = None
@@ -292,6 +295,8 @@ def digitize_paths(
         for e in entries:
             if e.status == "done":
                 report.written[e.record] = [settings.out_dir / name for name in e.files]
+                if e.incomplete:
+                    report.incomplete[e.record] = e.incomplete
             else:
                 report.failed[e.record] = e.reason
             if on_page:
@@ -352,7 +357,7 @@ def digitize_file(digitizer: Digitizer, job: FileJob, settings: BatchSettings) -
                 continue
             record = page_record(job.name, page.page_index, page.n_pages)
             try:
-                result, files = _digitize_page(digitizer, page, job, record, settings)
+                result, files, incomplete = _digitize_page(digitizer, page, job, record, settings)
                 confidence = min(result.confidence.values()) if result.confidence else None
                 entries.append(
                     entry(
@@ -365,6 +370,7 @@ def digitize_file(digitizer: Digitizer, job: FileJob, settings: BatchSettings) -
                         confidence=confidence,
                         layout=result.layout,
                         assumed=list(dict.fromkeys(a.what for a in result.assumptions)),
+                        incomplete=incomplete,
                     )
                 )
             except Exception as exc:  # one page must never end the batch
@@ -385,13 +391,16 @@ def _reason(exc: Exception) -> str:
 
 
 def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSettings):
-    """Digitize one page and write its files; none of them stays if any cannot be written."""
+    """Digitize one page and write its files; none of them stays if any cannot be written.
+    Returns the result, the files and (with ``complete``) the leads left empty somewhere."""
     result = digitizer.digitize(page.image, settings.options)
-    signals, sources, completion = result.signals, None, None
+    signals, sources, completion, incomplete = result.signals, None, None, []
     if settings.complete:
-        done = restore.complete(result.signals)
+        done = restore.restore(result.signals, windows=restore.plotted_windows(result.boxes))
         signals, sources = done.signals, (done.source, restore.SOURCES)
         completion = done.runs()
+        empty = ~np.isfinite(signals.mv).all(axis=0)
+        incomplete = [lead for lead, e in zip(signals.lead_names, empty, strict=True) if e]
     sidecar = {
         "calibration": result.calibration,
         "layout": result.layout,
@@ -420,7 +429,7 @@ def _digitize_page(digitizer, page, job: FileJob, record: str, settings: BatchSe
             for f in files:
                 f.unlink(missing_ok=True)
             raise
-    return result, files
+    return result, files, incomplete
 
 
 # -------------------------------------------------------------------------------------------- workers

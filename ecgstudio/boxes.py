@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 _PHASES = 24
 
 
-def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tuple[LeadBox, ...]:
+def lead_boxes(
+    rows: list[Row], layout: Layout, calibration: Calibration, *, config: BoxesConfig = BoxesConfig()
+) -> tuple[LeadBox, ...]:
     """Boxes for every cell of ``layout`` on the matched rows.
 
     The grid fixes the time scale: the page spans ``duration_s * px_per_s`` pixels.  Where it
@@ -40,7 +42,8 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     span (the value most of them agree on), so one row's faded start or stray mark does not
     move the others.  A row whose own width matches the span within 2 mm starts at its own
     first point (on photos, residual perspective shifts rows a little; its end is one sample
-    short of the span, and the page does not tell how long a sample is), still at the grid's
+    short of the span, and the page does not tell how long a sample is; the 2 mm are
+    :attr:`BoxesConfig.own_width_mm`), still at the grid's
     scale: a 1 % error of scale moves the end of a 10 s row by 0.1 s.  Where all such rows
     start within 1 mm of each other they were printed from one time origin, and share the
     median of their starts: each is a noisy reading of it (about half a pixel), and at 25 mm/s
@@ -51,7 +54,7 @@ def lead_boxes(rows: list[Row], layout: Layout, calibration: Calibration) -> tup
     span = layout.duration_s * calibration.px_per_s
     tolerance = 2.0 * calibration.px_per_mm_x
     page_start = _time_origin(rows, span, tolerance)
-    own = [abs((r.x_end - r.x_start) - span) <= tolerance for r in rows]
+    own = [abs((r.x_end - r.x_start) - span) <= config.own_width_mm * calibration.px_per_mm_x for r in rows]
     full = [r.x_start for r, o in zip(rows, own) if o]
     common = float(np.median(full)) if len(full) > 1 and np.ptp(full) <= calibration.px_per_mm_x else None
     boxes = []

@@ -116,6 +116,11 @@ def _cmd_digitize(args: argparse.Namespace) -> int:
     earlier = f"; {report.skipped} done before, skipped" if report.skipped else ""
     if report.failed_before:
         earlier += f"; {report.failed_before} failed before, not retried (--retry-failed)"
+    if report.incomplete:
+        earlier += (
+            f"; {len(report.incomplete)} completed only in part (too little read to complete every lead: "
+            "see the summary)"
+        )
     print(
         f"digitized {len(report.written)} page(s) of {len(inputs)} file(s) into {display_path(args.out)}; "
         f"{len(report.failed)} failed{earlier}"
@@ -176,6 +181,65 @@ def _cmd_train_names(args: argparse.Namespace) -> int:
     print(
         f"saved {task.what} {card.version} (held-out crop accuracy "
         f"{card.metrics['held_out_crop_accuracy']:.3f}) to {out}"
+    )
+    return 0
+
+
+def _cmd_train_restorer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from .evaluate import pair_record_ids
+    from .synth.batch import RecordPool
+    from .training.restore import train_restorer, training_records, write_engine_readings
+
+    exclude = [r for table in args.exclude_pairs or () for r in pair_record_ids(table)]
+    pools = {
+        kept: RecordPool.from_folders(args.records, simulate_share=0.0, exclude=exclude, validation=not kept)
+        for kept in (True, False)
+    }
+    records, held_out = training_records(pools[True]), training_records(pools[False])[:60]
+    if not len(records):
+        raise EcgStudioError(f"no 10 s, 500 Hz 12-lead records found in {', '.join(args.records)}")
+    readings_files = [Path(f) for f in args.readings or ()]
+    if args.engine_pages:
+        from .pipeline import Digitizer
+
+        made = Path(args.work_dir) / f"readings-{args.engine_pages}.npz"
+        if not made.is_file():
+            with tqdm(total=args.engine_pages, desc="reading rendered pages", unit="page", disable=args.quiet) as bar:
+                write_engine_readings(
+                    made, Digitizer(args.model), pools[True], args.engine_pages, progress=lambda k: bar.update(1)
+                )
+        readings_files.append(made)
+    readings = []
+    for f in readings_files:
+        with np.load(f) as data:
+            readings += list(zip(data["truth"], data["read"], strict=True))
+    with tqdm(total=args.steps, desc="training the restoration network", unit="step", disable=args.quiet) as bar:
+
+        def progress(step: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.3g}")
+            bar.refresh()
+
+        out = args.out or str(Path(args.work_dir) / "restorer.pt")
+        card = train_restorer(
+            out,
+            records,
+            readings=readings,
+            held_out=held_out,
+            steps=args.steps,
+            seed=args.seed,
+            work_dir=args.work_dir,
+            progress=progress,
+        )
+    print(
+        f"saved restoration network {card.version} (held-out stretches not read: "
+        f"{card.metrics.get('held_out_unread_snr_db', float('nan')):.2f} dB, placed beats alone "
+        f"{card.metrics.get('held_out_unread_placed_beats_snr_db', float('nan')):.2f} dB) to {out}"
     )
     return 0
 
@@ -299,8 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--complete",
         action="store_true",
         help="complete every lead over the whole record: the limb leads exactly wherever two were read, then "
-        "each lead's own beats placed at the rhythm strip's beats (the CSV says per sample whether it was "
-        "measured or reconstructed; so does the JSON sidecar)",
+        "each lead's own beats placed where the leads read at each moment show the beats (the CSV says per "
+        "sample whether it was measured, filled inside its plotted window or reconstructed outside it; so "
+        "does the JSON sidecar)",
     )
     p.add_argument(
         "--workers",
@@ -365,6 +430,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train_names)
+
+    p = sub.add_parser(
+        "train-restorer", help="train a restoration network on real records (CPU, < 1 h; see BENCHMARKS.md)"
+    )
+    p.add_argument("--records", nargs="+", required=True, metavar="DIR", help="folders of real 12-lead records")
+    p.add_argument(
+        "--exclude-pairs", nargs="+", metavar="CSV", help="never train on the records of these benchmark pairs CSVs"
+    )
+    p.add_argument(
+        "--engine-pages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also render N pages from the records and learn the engine's own reading errors from them",
+    )
+    p.add_argument("--readings", nargs="+", metavar="NPZ", help="engine readings written by an earlier run")
+    p.add_argument("--model", help="trace network for --engine-pages (default: the active one)")
+    p.add_argument("--work-dir", default="runs/restorer", help="checkpoints; training resumes from here")
+    p.add_argument("--out", help="where to save the weights (default WORK_DIR/restorer.pt)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train_restorer)
 
     p = sub.add_parser("finetune", help="fine-tune the model on reviewed labels (your own paper)")
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files (.labels.h5) or folders of them")

@@ -158,6 +158,9 @@ class NamesConfig:
 class BoxesConfig:
     """Placing the lead boxes in time (:mod:`ecgstudio.boxes`)."""
 
+    #: A row whose trace is as wide as the page's time span within this many mm starts where its
+    #: trace does (else where most rows agree the page starts).
+    own_width_mm: float = 2.0
     #: A box's start moves onto a major grid line this far (mm) before or after it ...
     origin_snap_mm: tuple[float, float] = (-0.2, 0.5)
     #: ... found where the grid's 1 mm harmonic outweighs its 5 mm fundamental at most

@@ -69,6 +69,9 @@ class PageEntry:
     layout : str
     assumed : list of str
         What the engine assumed rather than measured (``scale``, ``gain``, ...).
+    incomplete : list of str
+        With ``--complete``: the leads left empty somewhere in the record (too little read to
+        complete them honestly).
     seconds : float
         Time spent on the page.
     """
@@ -86,6 +89,7 @@ class PageEntry:
     layout: str = ""
     assumed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    incomplete: list[str] = field(default_factory=list)
 
     @property
     def needs_review(self) -> str:
@@ -96,6 +100,8 @@ class PageEntry:
             return f"low confidence ({self.confidence:.2f})"
         if self.assumed:
             return f"assumed {', '.join(self.assumed)}"
+        if self.incomplete:
+            return f"not completed: {', '.join(self.incomplete)}"
         return ""
 
 

@@ -478,7 +478,7 @@ def analyse_maps(
     )
     page_layout = chosen.with_duration(layout_stage.page_duration_s(rows, cal))
 
-    boxes = box_stage.lead_boxes(rows, page_layout, cal)
+    boxes = box_stage.lead_boxes(rows, page_layout, cal, config=config.boxes)
     near_trace = cv2.dilate((trace_prob > 0.2).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     boxes = box_stage.snap_to_major_lines(boxes, image, px_per_mm=px_per_mm, exclude=near_trace, config=config.boxes)
 

@@ -1,7 +1,8 @@
-"""Signal restoration: complete what the page does not show from what it does, saying which is which.
+"""Signal restoration: refine what was read, fill what the page hides, complete every lead over
+the whole record, saying of every sample where it came from (:data:`SOURCES`).
 
 A 3x4 page shows each lead for 2.5 of its 10 s; digital-ECG models want 10 s of 12 leads.
-:func:`complete` fills a record in two steps, exact first:
+:func:`restore` completes exact first:
 
 1. **Exact relations.**  At any moment two limb leads determine the other four (Einthoven and
    Goldberger: III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so wherever two
@@ -11,25 +12,36 @@ A 3x4 page shows each lead for 2.5 of its 10 s; digital-ECG models want 10 s of 
    the rhythm strip shows when every beat of the record happened.  A lead's median beat (aligned
    on the strip's QRS complexes) is placed at each of the strip's beats where the lead was not
    read (:func:`place_beats`); for the limb leads, leads I and II are placed and the other four
-   follow from them exactly.  Rhythms whose beats change shape (ectopic beats) are placed as the
-   lead's usual beat.
+   follow from them exactly (:func:`placed_beats`).
+3. **The restoration network** (:class:`Restorer`, :mod:`ecgstudio.model.restorenet`), given
+   what was read and the placed beats, estimates the whole record: it learned from real records
+   how a lead's beats change along the record and how the leads seen at the same moment tell
+   the ones not seen.  Where it is given, it replaces step 2; what step 1 gives stays exact.
 
-Measured samples are never changed; every sample says where it came from (:data:`SOURCES`).
+A sample not read inside the window the page plots its lead in is *filled*; outside it,
+*reconstructed*.  With ``refine``, the network's estimate also replaces what was read
+(*refined*): it learned the engine's own errors from pages rendered from real records.
+Leads with nothing read are only ever completed exactly; records with fewer than two leads read
+or shorter than :data:`MIN_RECORD_S` get only the exact relations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
-from .results import Signals
+from .results import LeadBox, Signals
 
-#: Where a sample of a completed record came from: not known (NaN), read off the page, or
-#: computed from other leads read at the same moment.
-SOURCES = ("none", "measured", "reconstructed")
-NONE, MEASURED, RECONSTRUCTED = range(3)
+#: Where a sample of a restored record came from: not known (NaN), read off the page, read and
+#: then corrected by the network, not read inside its lead's plotted window, or outside it.
+SOURCES = ("none", "measured", "refined", "filled", "reconstructed")
+NONE, MEASURED, REFINED, FILLED, RECONSTRUCTED = range(5)
+#: Records shorter than this get only the exact relations, s.
+MIN_RECORD_S = 2.0
 
 #: The limb leads as combinations of leads I and II (Einthoven's and Goldberger's relations).
 LIMB_LEADS: dict[str, tuple[float, float]] = {
@@ -118,32 +130,160 @@ MIN_TIMING_SHARE = 0.8
 _BEAT_BEFORE = 0.4
 
 
-def complete(signals: Signals) -> Completion:
-    """Every lead over the whole record where it can be done: exact relations first, then each
-    lead's own beats placed at the rhythm strip's beats (see the module docstring).
+def restore(
+    signals: Signals,
+    *,
+    windows: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    restorer: Restorer | None = None,
+    complete: bool = True,
+    refine: bool = False,
+) -> Completion:
+    """Every lead over the whole record where it can honestly be done, and (``refine``) what was
+    read corrected by the network (see the module docstring).
 
-    Leads never read, and moments no lead read over most of the record covers, stay NaN.
+    Parameters
+    ----------
+    signals : Signals
+        What was read (NaN where nothing was).
+    windows : mapping, optional
+        Per lead, the ``(start s, end s)`` windows the page plots it in
+        (:func:`plotted_windows`); by default each lead's span from its first to its last
+        sample read.  Samples not read inside them are ``filled``, outside ``reconstructed``.
+    restorer : Restorer, optional
+        The restoration network; without it the rhythm strip's beats are placed.
+    complete : bool
+        Fill and reconstruct what was not read; False leaves it NaN (refine alone).
+    refine : bool
+        Replace what was read with the network's estimate (needs ``restorer``).
     """
+    mv = np.asarray(signals.mv, dtype=np.float64)
+    measured = np.isfinite(mv)
+    exact = complete_limb_leads(signals).signals.mv
+    placed = placed_beats(signals)
+    usable = measured.any(axis=0).sum() >= 2 and signals.duration_s >= MIN_RECORD_S
+    estimate = restorer.estimate(signals, placed) if restorer is not None and usable else None
+    guess = (estimate if estimate is not None else placed) if usable else np.full_like(mv, np.nan)
+    guess = np.where(measured.any(axis=0), guess, np.nan)  # a lead never read is only derived exactly
+    out = np.where(measured, mv, np.where(np.isfinite(exact), exact, guess))
+    source = np.where(measured, MEASURED, np.where(_inside(signals, windows), FILLED, RECONSTRUCTED))
+    if not complete:
+        out[~measured] = np.nan
+    source[~np.isfinite(out)] = NONE
+    if refine and estimate is not None:
+        out[measured] = estimate[measured]
+        source[measured] = REFINED
+    return Completion(Signals(out, signals.fs, signals.lead_names), source.astype(np.uint8))
+
+
+def placed_beats(signals: Signals) -> np.ndarray:
+    """Steps 1 and 2 of the module docstring: ``(n_samples, n_leads)`` mV, the read samples as
+    they are, the exact relations, then each lead's beats placed at the rhythm strip's; NaN
+    where none of these gives a value (no lead read over most of the record, a lead never read)."""
     exact = complete_limb_leads(signals)
+    mv = np.array(exact.signals.mv, copy=True)
     timing = timing_lead(exact.signals)
     if timing is None:
-        return exact
-    peaks = r_peaks(exact.signals.mv[:, timing], exact.signals.fs)
+        return mv
+    peaks = r_peaks(mv[:, timing], signals.fs)
     if len(peaks) < 2:
-        return exact
+        return mv
     names = list(signals.lead_names)
-    mv = np.array(exact.signals.mv, copy=True)
     basis = [names.index(lead) for lead in ("I", "II") if lead in names]
     for j in basis:
         mv[:, j] = place_beats(mv[:, j], peaks)
     if len(basis) == 2:  # the other limb leads follow from I and II exactly
-        limb = complete_limb_leads(Signals(mv, signals.fs, signals.lead_names))
-        mv = np.array(limb.signals.mv, copy=True)
+        mv = np.array(complete_limb_leads(Signals(mv, signals.fs, signals.lead_names)).signals.mv, copy=True)
     for j in range(mv.shape[1]):
         if j not in basis:
             mv[:, j] = place_beats(mv[:, j], peaks)
-    source = np.where(exact.source == NONE, np.where(np.isfinite(mv), RECONSTRUCTED, NONE), exact.source)
-    return Completion(Signals(mv, signals.fs, signals.lead_names), source.astype(np.uint8))
+    return mv
+
+
+def plotted_windows(boxes: Sequence[LeadBox]) -> dict[str, list[tuple[float, float]]]:
+    """Per lead, the ``(start s, end s)`` of each box the page plots it in."""
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for box in boxes:
+        windows.setdefault(box.lead, []).append((box.t_start_s, box.t_start_s + box.duration_s))
+    return windows
+
+
+def _inside(signals: Signals, windows: Mapping[str, Sequence[tuple[float, float]]] | None) -> np.ndarray:
+    """``(n_samples, n_leads)``: whether each sample lies inside its lead's plotted windows."""
+    n = signals.n_samples
+    inside = np.zeros(signals.mv.shape, bool)
+    for j, lead in enumerate(signals.lead_names):
+        if windows is None:
+            read = np.flatnonzero(np.isfinite(signals.mv[:, j]))
+            spans = [(read[0], read[-1] + 1)] if len(read) else []
+        else:
+            spans = [(round(a * signals.fs), round(b * signals.fs)) for a, b in windows.get(lead, ())]
+        for a, b in spans:
+            inside[max(0, a) : min(n, b), j] = True
+    return inside
+
+
+class Restorer:
+    """A restoration network, loaded once from weights ``path`` (``ecgstudio train-restorer``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from .model.restorenet import load_restorer
+
+        self.net, self.card = load_restorer(path)
+
+    def estimate(self, signals: Signals, placed: np.ndarray) -> np.ndarray:
+        """The network's estimate of the whole record, ``(n_samples, n_leads)`` mV, from what was
+        read and :func:`placed_beats`; leads the network does not know are NaN.  The record is
+        resampled to the network's rate and cut into windows of its length, the last one ending
+        at the record's end."""
+        import torch
+
+        from .model.restorenet import FS, LEADS, LENGTH, network_input
+        from .paper import LEAD_NAMES
+
+        names = list(signals.lead_names)
+        cols = [names.index(lead) if lead in names else None for lead in LEAD_NAMES]
+        mv = np.asarray(signals.mv, np.float64)
+        n = signals.n_samples
+        t = np.arange(n) / signals.fs
+        m = max(1, int(round(n / signals.fs * FS)))
+        grid = np.arange(m) / FS
+
+        def to_net(a: np.ndarray) -> np.ndarray:
+            out = np.full((m, LEADS), np.nan)
+            for k, j in enumerate(cols):
+                if j is not None:
+                    out[:, k] = _resample(a[:, j], t, grid)
+            return out
+
+        # Windows of the length the network was trained on (a shorter record padded as unread),
+        # the last one ending at the record's end; overlaps averaged.
+        size = max(m, LENGTH)
+        read, prior = (np.pad(to_net(a), ((0, size - m), (0, 0)), constant_values=np.nan) for a in (mv, placed))
+        starts = list(range(0, size - LENGTH + 1, LENGTH))
+        if starts[-1] + LENGTH < size:
+            starts.append(size - LENGTH)
+        total, count = np.zeros((size, LEADS)), np.zeros((size, 1))
+        with torch.no_grad():
+            for a in starts:
+                x = network_input(read[a : a + LENGTH], prior[a : a + LENGTH], multiple=self.net.config.multiple)
+                total[a : a + LENGTH] += self.net(torch.from_numpy(x)[None])[0].numpy().T[:LENGTH]
+                count[a : a + LENGTH] += 1
+        estimate = (total / count)[:m]
+        out = np.full(signals.mv.shape, np.nan)
+        for k, j in enumerate(cols):
+            if j is not None:
+                out[:, j] = _resample(estimate[:, k], grid, t)
+        return out
+
+
+def _resample(y: np.ndarray, t: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``y`` sampled at ``t``, at ``grid`` (linear; NaN where either neighbour is NaN)."""
+    if len(t) == len(grid) and np.allclose(t, grid):
+        return np.array(y, np.float64)
+    finite = np.isfinite(y)
+    values = np.interp(grid, t, np.where(finite, y, 0.0))
+    known = np.interp(grid, t, finite.astype(np.float64)) > 0.999
+    return np.where(known, values, np.nan)
 
 
 def timing_lead(signals: Signals, *, min_share: float = MIN_TIMING_SHARE) -> int | None:

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QFont
 
 from ..editing.calipers import Calipers, readout
 from ..editing.document import Change, PageDocument
-from ..restore import RECONSTRUCTED
+from ..restore import FILLED
 from .document_bridge import DocumentBridge, follow
 
 ROW_MV = 3.0  # vertical distance between lead baselines, mV
@@ -214,7 +214,7 @@ class SignalView(pg.PlotWidget):
             if lead not in self._completed:
                 continue
             # One read sample either side joins the dashes to the trace they continue.
-            shown = done.source[:, j] == RECONSTRUCTED
+            shown = done.source[:, j] >= FILLED  # filled or reconstructed: not on the paper
             shown = shown | np.r_[shown[1:], False] | np.r_[False, shown[:-1]]
             y = np.where(shown, done.signals.mv[:, j] + self.offset(lead), np.nan)
             self._completed[lead].setData(t, y) if np.isfinite(y).sum() >= 2 else self._completed[lead].setData([], [])

@@ -1172,16 +1172,19 @@ class MainWindow(QMainWindow):
             self.export_to(Path(folder))
 
     def export_to(self, folder: Path) -> list[Path]:
-        """Write the open page's signals as WFDB, CSV and EDF+ (and a JSON sidecar) into ``folder``."""
+        """Write the open page's signals as WFDB, CSV and EDF+ (and a JSON sidecar) into ``folder``:
+        completed over the whole record while completed leads are shown, else as read."""
         doc = self.document
         if doc is None:
             return []
+        completed = self.act_completed.isChecked()
         try:
-            files = export_signals(doc, folder)
+            files = export_signals(doc, folder, completed=completed)
         except (ValueError, OSError, EcgStudioError) as exc:
             self.show_banner(f"Could not export to {folder}: {exc}")
             return []
-        self.statusBar().showMessage(f"Exported {len(files)} files to {folder}", 8000)
+        what = "completed leads (CSV and JSON say which samples were read)" if completed else "signals as read"
+        self.statusBar().showMessage(f"Exported {len(files)} files of {what} to {folder}", 8000)
         return files
 
     def show_labels_folder(self) -> None:

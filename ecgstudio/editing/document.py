@@ -31,7 +31,7 @@ from ..arrays import true_runs
 from ..io.images import page_stem
 from ..labels import ImageIdentity, LabelRecord, Provenance, Review, ReviewStatus, utc_now
 from ..paper import LEAD_NAMES
-from ..restore import Completion, complete
+from ..restore import Completion, plotted_windows, restore
 from ..results import Assumption, Calibration, Digitization, LeadBox, PageMasks, Signals, Trace
 from ..signals import assemble_signals, lead_confidence
 from ..strokes import trace_in_box
@@ -311,9 +311,9 @@ class PageDocument:
 
     def completion(self) -> Completion:
         """Every lead completed over the whole record from what the page shows
-        (:func:`ecgstudio.restore.complete`), each sample saying whether it was read or
+        (:func:`ecgstudio.restore.restore`), each sample saying whether it was read, filled or
         reconstructed; the page's signals themselves stay as read."""
-        return complete(self.signals)
+        return restore(self.signals, windows=plotted_windows(self.boxes))
 
     def digitization(self) -> Digitization:
         s = self._state

@@ -213,8 +213,10 @@ class LabelSession:
         return Saved(record, path, kept)
 
 
-def export_signals(document: PageDocument, folder: Path) -> list[Path]:
-    """Write the page's signals as WFDB, CSV and EDF+ (and a JSON sidecar) into ``folder``.
+def export_signals(document: PageDocument, folder: Path, *, completed: bool = False) -> list[Path]:
+    """Write the page's signals as WFDB, CSV and EDF+ (and a JSON sidecar) into ``folder``;
+    ``completed``: every lead completed over the whole record (:meth:`PageDocument.completion`),
+    the CSV's source columns and the sidecar saying which samples were read.
 
     Returns
     -------
@@ -242,4 +244,11 @@ def export_signals(document: PageDocument, folder: Path) -> list[Path]:
             "assumed": [a.text for a in document.assumptions],
         },
     }
-    return write_signals(document.signals, folder, document.page.stem, formats=EXPORT_FORMATS, sidecar=sidecar)
+    signals, sources = document.signals, None
+    if completed:
+        from ..restore import SOURCES
+
+        done = document.completion()
+        signals, sources = done.signals, (done.source, SOURCES)
+        sidecar["completion"] = done.runs()
+    return write_signals(signals, folder, document.page.stem, formats=EXPORT_FORMATS, sidecar=sidecar, sources=sources)

@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -295,3 +296,25 @@ def test_complete_writes_completed_leads_and_says_which_samples_are_which(tmp_pa
     assert ["measured", 2.5, 5.0] in sidecar["completion"]["aVL"]
     plain = digitize_paths([tmp_path / "in"], tmp_path / "plain", formats=["csv"], digitizer=TruthDigitizer())
     assert plain.ok and "aVL_source" not in (tmp_path / "plain" / "a.csv").read_text().splitlines()[0]
+
+
+class LostLeadDigitizer(TruthDigitizer):
+    """The ground truth with lead V2 not read at all (a stain over its whole box)."""
+
+    def digitize(self, image, options=None, *, progress=None):
+        dig = super().digitize(image, options, progress=progress)
+        mv = dig.signals.mv.copy()
+        mv[:, list(dig.signals.lead_names).index("V2")] = np.nan
+        return replace(dig, signals=replace(dig.signals, mv=mv))
+
+
+def test_complete_says_which_leads_it_could_not_complete(tmp_path: Path, capsys) -> None:
+    _png(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    report = digitize_paths([tmp_path / "in"], out, formats=["csv"], complete=True, digitizer=LostLeadDigitizer())
+    assert report.ok and report.incomplete == {"a": ["V2"]}
+    rows = list(csv.DictReader((out / "a.csv").read_text(encoding="utf-8").splitlines()))
+    assert {row["V2_source"] for row in rows} == {"none"} and {row["V2"] for row in rows} == {""}
+    assert {row["V1_source"] for row in rows} == {"measured", "reconstructed"}  # the others are complete
+    summary = (out / "ecgstudio-summary.csv").read_text(encoding="utf-8")
+    assert "not completed: V2" in summary

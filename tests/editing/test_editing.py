@@ -686,6 +686,22 @@ def test_export_writes_signals_and_a_sidecar(doc, tmp_path) -> None:
     sidecar = json.loads(next(p for p in files if p.suffix == ".json").read_text())
     assert "page.png" in json.dumps(sidecar) and sidecar["provenance"]["review_status"] == "proposed"
     assert sidecar["provenance"]["review_note"] == "ST depression in V4-V6; check against the old trace"
+    assert "completion" not in sidecar
+
+
+def test_export_of_completed_leads_says_which_samples_were_read(doc, tmp_path) -> None:
+    from ecgstudio.io.signals import read_signals
+
+    files = export_signals(doc, tmp_path / "out", completed=True)
+    back = read_signals(tmp_path / "out" / doc.page.stem)
+    read = np.isfinite(doc.signals.mv)
+    assert np.isfinite(back.mv).sum() > read.sum()  # more than the page shows
+    np.testing.assert_allclose(back.mv[read], doc.signals.mv[read], atol=1e-3)  # what was read, as read
+    sidecar = json.loads(next(p for p in files if p.suffix == ".json").read_text())
+    kinds = {run[0] for runs in sidecar["completion"].values() for run in runs}
+    assert "measured" in kinds and kinds & {"filled", "reconstructed"}
+    header = next(p for p in files if p.suffix == ".csv").read_text().splitlines()[0]
+    assert "V1_source" in header
 
 
 # ---------------------------------------------------------------------- session: the worklist's pages

@@ -14,10 +14,10 @@ from ecgstudio.restore import (
     MEASURED,
     NONE,
     RECONSTRUCTED,
-    complete,
     complete_limb_leads,
     place_beats,
     r_peaks,
+    restore,
 )
 from ecgstudio.results import Signals
 from ecgstudio.synth.simulate import simulate_ecg
@@ -88,7 +88,7 @@ def test_the_rhythm_strips_beats_are_found(heart_rate: float) -> None:
 def test_every_lead_of_a_3x4_page_with_a_rhythm_strip_is_completed_over_the_whole_record() -> None:
     truth = simulate_ecg(np.random.default_rng(4), duration_s=10.0, fs=500.0, heart_rate_bpm=70, pvc_probability=0.0)
     seen = _as_plotted(truth, "3x4+1")
-    done = complete(seen)
+    done = restore(seen)
     assert np.isfinite(done.signals.mv).all() and (done.source != NONE).all()
     measured = np.isfinite(seen.mv)
     np.testing.assert_array_equal(done.signals.mv[measured], seen.mv[measured])  # never changed
@@ -109,7 +109,7 @@ def test_every_lead_of_a_3x4_page_with_a_rhythm_strip_is_completed_over_the_whol
 def test_without_a_lead_read_over_most_of_the_record_only_the_exact_part_is_completed() -> None:
     truth = simulate_ecg(np.random.default_rng(5), duration_s=10.0, fs=500.0)
     seen = _as_plotted(truth, "3x4")
-    done, exact = complete(seen), complete_limb_leads(seen)
+    done, exact = restore(seen), complete_limb_leads(seen)
     np.testing.assert_array_equal(done.signals.mv, exact.signals.mv)
     np.testing.assert_array_equal(done.source, exact.source)
     v1 = done.signals.lead("V1")
