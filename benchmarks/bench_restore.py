@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_restore.py [--pages 50] [--severity 0.3] [--threads 2] [--fill]
                                         [--restorer WEIGHTS]
 
-Renders ``--pages`` 3x4+II pages from the validation records (those no training run uses,
+Renders ``--pages`` 3x4+II pages (``--layout``) from the validation records (those no training run uses,
 ``bench_suite.validation_records``; stream ``[SEED, 99, k]``) with the usual damage mix, digitizes
 each with default settings and restores it (:func:`ecgstudio.restore.restore`): exact relations
 and placed beats (``placed``), and with ``--restorer`` a restoration network (``network``).  Scores, per
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fill", action="store_true", help="score filling hidden stretches instead")
     parser.add_argument("--restorer", metavar="WEIGHTS", help="also score this restoration network")
+    parser.add_argument("--layout", default="3x4+1", help="layout of the pages (default 3x4+1; not with --fill)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records, digitizer = validation_records(), Digitizer(DEFAULT_MODEL)
@@ -154,7 +155,7 @@ def main() -> None:
     failed, spent = 0, {v: [] for v in names}
     for k in range(args.pages):
         rng = np.random.default_rng([SEED, 99, k])
-        style = PageStyle.random(rng, layout="3x4+1", dpi=float(rng.uniform(100, 300)))
+        style = PageStyle.random(rng, layout=args.layout, dpi=float(rng.uniform(100, 300)))
         page = render_page(
             records.pick(rng), style=style, damage=DamageSettings.random(rng, severity=args.severity), seed=k
         )
@@ -191,7 +192,7 @@ def main() -> None:
                         continue
                     snr[name, part].append(score_lead(truth.mv[run, t], mv[run, j], fs).snr_db)
                     seconds[name, part].append((run.stop - run.start) / fs)
-    print(f"{args.pages} pages (3x4+1, damage {args.severity}), {failed} refused")
+    print(f"{args.pages} pages ({args.layout}, damage {args.severity}), {failed} refused")
     print("| completion | leads | stretches | mean length s | SNR dB (mean over stretches) |")
     print("|---|---|---|---|---|")
     rows = (

@@ -1,5 +1,5 @@
-"""Signal restoration: refine what was read, fill what the page hides, complete every lead over
-the whole record, saying of every sample where it came from (:data:`SOURCES`).
+"""Signal restoration: fill what the page hides and complete every lead over the whole record,
+saying of every sample where it came from (:data:`SOURCES`).
 
 A 3x4 page shows each lead for 2.5 of its 10 s; digital-ECG models want 10 s of 12 leads.
 :func:`restore` completes exact first:
@@ -8,21 +8,20 @@ A 3x4 page shows each lead for 2.5 of its 10 s; digital-ECG models want 10 s of 
    Goldberger: III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2), so wherever two
    or more limb leads were read (the rhythm strip and the column's limb leads, on a standard
    page), every limb lead is known (:func:`complete_limb_leads`).
-2. **Beats placed by the rhythm strip.**  A lead read for 2.5 s shows two or three of its beats;
-   the rhythm strip shows when every beat of the record happened.  A lead's median beat (aligned
-   on the strip's QRS complexes) is placed at each of the strip's beats where the lead was not
-   read (:func:`place_beats`); for the limb leads, leads I and II are placed and the other four
-   follow from them exactly (:func:`placed_beats`).
-3. **The restoration network** (:class:`Restorer`, :mod:`ecgstudio.model.restorenet`), given
-   what was read and the placed beats, estimates the whole record: it learned from real records
-   how a lead's beats change along the record and how the leads seen at the same moment tell
-   the ones not seen.  Where it is given, it replaces step 2; what step 1 gives stays exact.
+2. **Beats placed.**  A lead read for 2.5 s shows two or three of its beats; the rhythm strip,
+   or without one the leads read at each moment, show when every beat of the record happened
+   (:func:`beat_times`).  A lead's median beat (aligned on those complexes) is placed at each beat
+   where the lead was not read (:func:`place_beats`); for the limb leads, leads I and II are
+   placed and the other four follow from them exactly (:func:`placed_beats`).
+3. **A restoration network** (optional: :class:`Restorer`, :mod:`ecgstudio.model.restorenet`,
+   ``ecgstudio train-restorer``), given what was read and the placed beats, estimates the whole
+   record and replaces step 2; with ``refine`` its estimate replaces what was read too.  The
+   networks trained so far do not beat step 2 (BENCHMARKS.md), so none ships and the studio and
+   ``--complete`` use steps 1 and 2.
 
 A sample not read inside the window the page plots its lead in is *filled*; outside it,
-*reconstructed*.  With ``refine``, the network's estimate also replaces what was read
-(*refined*): it learned the engine's own errors from pages rendered from real records.
-Leads with nothing read are only ever completed exactly; records with fewer than two leads read
-or shorter than :data:`MIN_RECORD_S` get only the exact relations.
+*reconstructed*.  Leads with nothing read are only ever completed exactly; records with fewer
+than two leads read or shorter than :data:`MIN_RECORD_S` get only the exact relations.
 """
 
 from __future__ import annotations
@@ -181,10 +180,7 @@ def placed_beats(signals: Signals) -> np.ndarray:
     where none of these gives a value (no lead read over most of the record, a lead never read)."""
     exact = complete_limb_leads(signals)
     mv = np.array(exact.signals.mv, copy=True)
-    timing = timing_lead(exact.signals)
-    if timing is None:
-        return mv
-    peaks = r_peaks(mv[:, timing], signals.fs)
+    peaks = beat_times(exact.signals)
     if len(peaks) < 2:
         return mv
     names = list(signals.lead_names)
@@ -300,19 +296,70 @@ def r_peaks(x: np.ndarray, fs: float) -> np.ndarray:
     little); the peaks of its smoothed slope, at least 0.25 s apart and at least a third of the
     strongest, are the complexes, each placed on the largest band-passed deflection within 50 ms.
     """
-    finite = np.isfinite(x)
-    if finite.sum() < fs:
+    if np.isfinite(x).sum() < fs:
         return np.zeros(0, int)
-    y = np.where(finite, x - np.nanmedian(x), 0.0)
-    high = min(25.0, 0.45 * fs)
-    band = sosfiltfilt(butter(2, (8.0, high), btype="band", fs=fs, output="sos"), y)
+    energy, band = _qrs_energy(x, fs)
+    return _peaks(np.nan_to_num(energy), np.abs(band), fs)
+
+
+def beat_times(signals: Signals) -> np.ndarray:
+    """Sample indices of the record's QRS complexes.
+
+    Every lead has its QRS complexes at the same instants, so where no lead was read over most of
+    the record (no rhythm strip: a 3x4 page, a 6x2), the leads read at each moment tell them: each
+    lead's QRS energy (as in :func:`r_peaks`, scaled by its own 99th percentile) is averaged over
+    the leads read at that moment; each complex is where that energy rises through half its peak
+    (on 40 validation records printed 3x4 or 6x2, the columns' complexes so found fall at the
+    same point of the complex within 3 ms in half the records and 8 ms in nine of ten; the
+    energy's peaks, 8 and 14 ms).  With a rhythm strip, its lead alone (the same lead all
+    along places every beat at the same point of its complex).
+    """
+    timing = timing_lead(signals)
+    if timing is not None:
+        return r_peaks(signals.mv[:, timing], signals.fs)
+    fs = signals.fs
+    energies = []
+    for column in np.asarray(signals.mv, np.float64).T:
+        if np.isfinite(column).sum() >= 0.5 * fs:
+            energy = _qrs_energy(column, fs)[0]
+            scale = np.nanpercentile(energy, 99)
+            if scale > 0:
+                energies.append(energy / scale)
+    read = np.isfinite(energies).any(axis=0) if energies else np.zeros(0, bool)
+    if read.sum() < fs:
+        return np.zeros(0, int)
+    energy = np.nanmean(np.where(read, energies, 0.0), axis=0, where=np.isfinite(energies) | ~read)
+    # Each complex where its energy rises through half its peak: the leads' largest deflections
+    # and energy peaks fall at different points of a complex, its start much less so.
+    rises = []
+    for p in _peaks(energy, energy, fs):
+        a = max(0, p - round(0.1 * fs))
+        below = np.flatnonzero(energy[a : p + 1] < 0.5 * energy[p])
+        rises.append(a + int(below[-1]) + 1 if len(below) else p)
+    return np.array(rises, dtype=int)
+
+
+def _qrs_energy(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """A lead's smoothed QRS slope energy (NaN where it was not read) and its 8-25 Hz band; the
+    stretches not read are bridged by straight lines first, so a window's edges make no slope."""
+    finite = np.isfinite(x)
+    at = np.flatnonzero(finite)
+    y = np.interp(np.arange(len(x)), at, x[at] - np.median(x[at]))
+    band = sosfiltfilt(butter(2, (8.0, min(25.0, 0.45 * fs)), btype="band", fs=fs, output="sos"), y)
     width = max(1, round(0.05 * fs))
     energy = np.convolve(np.abs(np.gradient(band)), np.ones(width) / width, mode="same")
-    energy[~finite] = 0.0
+    return np.where(finite, energy, np.nan), band
+
+
+def _peaks(energy: np.ndarray, deflection: np.ndarray, fs: float) -> np.ndarray:
+    """Peaks of ``energy`` at least 0.25 s apart and a third of its 99th percentile, each moved
+    to the largest ``deflection`` within 50 ms."""
     peaks, _ = find_peaks(energy, distance=max(1, round(0.25 * fs)), height=np.percentile(energy, 99) / 3)
     reach = max(1, round(0.05 * fs))
     starts = [max(0, p - reach) for p in peaks]
-    return np.array([a + int(np.argmax(np.abs(band[a : p + reach + 1]))) for a, p in zip(starts, peaks, strict=True)])
+    return np.array(
+        [a + int(np.argmax(deflection[a : p + reach + 1])) for a, p in zip(starts, peaks, strict=True)], dtype=int
+    )
 
 
 def place_beats(column: np.ndarray, peaks: np.ndarray) -> np.ndarray:

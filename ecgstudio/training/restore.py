@@ -231,10 +231,10 @@ def train_restorer(
 
     Each batch holds simulated readings of ``records`` (``(k, samples, 12)`` mV) and, when
     ``readings`` (pairs of record and engine reading, :func:`engine_readings`) are given, a
-    quarter of those (each at a random gain).  The loss is the mean squared error against the
-    record over every sample, those not read counting double.  With ``work_dir`` a checkpoint is written there every
-    ``checkpoint_every`` steps, and a run with the same settings resumes from it.  The card
-    records the SNR over stretches not read of simulated readings of ``held_out`` records,
+    quarter of those (each at a random gain); the loss is :func:`restoration_loss`.  With
+    ``work_dir`` a checkpoint is written there every ``checkpoint_every`` steps, and a run with
+    the same settings resumes from it.  The card records the SNR over stretches not read of
+    simulated readings of ``held_out`` records,
     restored by the network and by the placed beats alone.
     """
     torch.manual_seed(seed)
@@ -271,8 +271,7 @@ def train_restorer(
             xs.append(x)
             ys.append(y.T)
         x, y = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-        weight = torch.isfinite(y) * (2.0 - x[:, LEADS : 2 * LEADS])  # samples not read count double
-        loss = (weight * (net(x) - torch.nan_to_num(y)) ** 2).sum() / weight.sum()
+        loss = restoration_loss(net(x), y, x[:, LEADS : 2 * LEADS] > 0)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -312,6 +311,21 @@ def train_restorer(
         metrics=metrics,
     )
     return save_model(net, out, card)
+
+
+def restoration_loss(estimate: torch.Tensor, truth: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+    """Mean squared error against the record (NaN: not counted), each lead's samples read and not
+    read taken apart with their own mean error removed (the SNR scores a stretch the same way:
+    no offset is held against it), those not read counting double."""
+    valid = torch.isfinite(truth)
+    error = torch.where(valid, estimate - torch.nan_to_num(truth), torch.zeros_like(estimate))
+    total = estimate.new_zeros(())
+    for part, weight in ((valid & read, 1.0), (valid & ~read, 2.0)):
+        w = part.to(estimate.dtype)
+        n = w.sum(dim=-1, keepdim=True)
+        mean = (w * error).sum(dim=-1, keepdim=True) / n.clamp(min=1)
+        total = total + weight * (w * (error - mean) ** 2).sum() / w.sum().clamp(min=1)
+    return total
 
 
 @torch.no_grad()
