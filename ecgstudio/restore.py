@@ -149,7 +149,7 @@ def restore(
         (:func:`plotted_windows`); by default each lead's span from its first to its last
         sample read.  Samples not read inside them are ``filled``, outside ``reconstructed``.
     restorer : Restorer, optional
-        The restoration network; without it the rhythm strip's beats are placed.
+        A restoration network; without it each lead's beats are placed (:func:`placed_beats`).
     complete : bool
         Fill and reconstruct what was not read; False leaves it NaN (refine alone).
     refine : bool
@@ -176,8 +176,9 @@ def restore(
 
 def placed_beats(signals: Signals) -> np.ndarray:
     """Steps 1 and 2 of the module docstring: ``(n_samples, n_leads)`` mV, the read samples as
-    they are, the exact relations, then each lead's beats placed at the rhythm strip's; NaN
-    where none of these gives a value (no lead read over most of the record, a lead never read)."""
+    they are, the exact relations, then each lead's beats placed at the record's
+    (:func:`beat_times`); NaN where none of these gives a value (fewer than two beats found, a
+    lead never read)."""
     exact = complete_limb_leads(signals)
     mv = np.array(exact.signals.mv, copy=True)
     peaks = beat_times(exact.signals)

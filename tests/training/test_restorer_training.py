@@ -79,17 +79,18 @@ def test_the_command_line_trains_on_a_folder_of_records(tmp_path, capsys: pytest
     assert "saved restoration network" in capsys.readouterr().out
 
 
-def test_the_loss_holds_no_offset_against_a_lead_as_the_score_does() -> None:
+def test_the_loss_counts_what_was_not_read_double_and_ignores_samples_without_truth() -> None:
     import torch
 
     from ecgstudio.training.restore import restoration_loss
 
     truth = torch.from_numpy(_records(1)[0].T[None].copy())
     read = torch.zeros_like(truth, dtype=torch.bool)
-    read[..., :1000] = True
+    read[..., :2500] = True
     assert restoration_loss(truth, truth, read) == 0
-    shifted = truth + 0.3  # the same record a little higher: the SNR is the same
-    assert restoration_loss(shifted, truth, read) < 1e-10
-    assert restoration_loss(truth * 0.5, truth, read) > 1e-3  # a wrong amplitude is
-    truth[..., 4000:] = float("nan")  # samples without truth do not count
-    assert torch.isfinite(restoration_loss(shifted, truth, read))
+    off_read, off_unread = truth.clone(), truth.clone()
+    off_read[..., :2500] += 0.1
+    off_unread[..., 2500:] += 0.1
+    assert restoration_loss(off_unread, truth, read) == pytest.approx(2 * restoration_loss(off_read, truth, read))
+    truth[..., 4000:] = float("nan")
+    assert torch.isfinite(restoration_loss(off_unread, truth, read))
