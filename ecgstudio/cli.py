@@ -196,11 +196,11 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
     from .training.restore import train_restorer, training_records, write_engine_readings
 
     exclude = [r for table in args.exclude_pairs or () for r in pair_record_ids(table)]
-    pools = {
-        kept: RecordPool.from_folders(args.records, simulate_share=0.0, exclude=exclude, validation=not kept)
-        for kept in (True, False)
-    }
-    records, held_out = training_records(pools[True]), training_records(pools[False])[:60]
+    train_pool, held_pool = (
+        RecordPool.from_folders(args.records, simulate_share=0.0, exclude=exclude, validation=validation)
+        for validation in (False, True)
+    )
+    records, held_out = training_records(train_pool), training_records(held_pool)[:60]
     if not len(records):
         raise EcgStudioError(f"no 10 s, 500 Hz 12-lead records found in {', '.join(args.records)}")
     readings_files = [Path(f) for f in args.readings or ()]
@@ -211,7 +211,7 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
         if not made.is_file():
             with tqdm(total=args.engine_pages, desc="reading rendered pages", unit="page", disable=args.quiet) as bar:
                 write_engine_readings(
-                    made, Digitizer(args.model), pools[True], args.engine_pages, progress=lambda k: bar.update(1)
+                    made, Digitizer(args.model), train_pool, args.engine_pages, progress=lambda k: bar.update(1)
                 )
         readings_files.append(made)
     readings = []
