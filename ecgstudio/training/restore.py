@@ -26,7 +26,7 @@ from ..errors import EcgStudioError
 from ..io.atomic import atomic_path
 from ..io.signals import read_signals
 from ..metrics import score_lead
-from ..model.restorenet import LEADS, RestoreNet, RestorerCard, network_input
+from ..model.restorenet import FS, LEADS, LENGTH, RestoreNet, RestorerCard, network_input
 from ..model.weights import save_model
 from ..paper import LAYOUTS, LEAD_NAMES
 from ..restore import placed_beats
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 
 #: Layouts the engine readings are rendered in, and how often.
 READING_LAYOUTS = {"3x4+1": 0.7, "3x4": 0.1, "6x2": 0.1, "3x4+3": 0.1}
-#: Length of a restoration window, s (the network sees this much of a record at once).
-WINDOW_S = 10.0
-#: Sampling rate the network works at, Hz.
-FS = 500.0
 #: Layouts simulated readings cut records into, and how often.
 SIMULATED_LAYOUTS = {"3x4+1": 0.5, "3x4": 0.1, "6x2": 0.15, "3x4+3": 0.1, "6x2+1": 0.1, "12x1": 0.05}
 
@@ -65,11 +61,11 @@ def engine_readings(
     digitizer, records: RecordPool, count: int, *, seed: int = 0, severity: float = 0.3
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``count`` pages rendered from ``records`` and read by ``digitizer``: per page read, the
-    record and the reading, each ``(WINDOW_S * FS, 12)`` mV in :data:`LEAD_NAMES` order, the
+    record and the reading, each ``(LENGTH, 12)`` mV (the network's window) in :data:`LEAD_NAMES` order, the
     record shifted by the page's lag (:func:`page_lag`) so both share one time axis.  Pages the
     engine refuses are skipped."""
     layouts, weights = zip(*READING_LAYOUTS.items())
-    n = int(WINDOW_S * FS)
+    n = LENGTH
     for k in range(count):
         rng = np.random.default_rng([seed, 7, k])
         layout = str(rng.choice(layouts, p=np.array(weights) / sum(weights)))
@@ -185,10 +181,10 @@ def varied(record: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ((1 - frac) * record[k] + frac * record[(k + 1) % n]) * rng.uniform(0.7, 1.3)
 
 
-def training_records(records: RecordPool, *, fs: float = FS) -> np.ndarray:
-    """Every record of ``records`` at ``fs`` with at least 10 s, its first 10 s:
-    ``(records, WINDOW_S * fs, 12)`` float32 in :data:`LEAD_NAMES` order."""
-    n = int(WINDOW_S * fs)
+def training_records(records: RecordPool) -> np.ndarray:
+    """Every record of ``records`` at the network's rate and at least its window long, that
+    window's first samples: ``(records, LENGTH, 12)`` float32 in :data:`LEAD_NAMES` order."""
+    n = LENGTH
     out = []
     for path in records.paths:
         try:
@@ -196,7 +192,7 @@ def training_records(records: RecordPool, *, fs: float = FS) -> np.ndarray:
         except (OSError, ValueError, EcgStudioError) as exc:
             log.warning("record %s left out: %s", path, exc)
             continue
-        if signals.fs != fs or signals.n_samples < n:
+        if signals.fs != FS or signals.n_samples < n:
             continue
         window = _as_window(signals, n).mv
         if np.isfinite(window).all():
