@@ -36,7 +36,6 @@ from ecgstudio.paper import LAYOUTS
 from ecgstudio.pipeline import Digitizer
 from ecgstudio.restore import (
     FILLED,
-    LIMB_LEADS,
     Completion,
     Restorer,
     complete_limb_leads,
@@ -44,6 +43,7 @@ from ecgstudio.restore import (
     restore,
 )
 from ecgstudio.results import Signals
+from ecgstudio.signals import LIMB_LEADS
 from ecgstudio.synth.damage import DamageSettings
 from ecgstudio.synth.render import PageStyle, render_page
 

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from .results import ASSUMPTION_FIELDS, Assumption
 
 _current: ContextVar[list[Assumption] | None] = ContextVar("ecgstudio_assumptions", default=None)
+_quiet: ContextVar[bool] = ContextVar("ecgstudio_assumptions_quiet", default=False)
 
 
 def assume(logger: logging.Logger, what: str, text: str) -> None:
@@ -24,7 +25,8 @@ def assume(logger: logging.Logger, what: str, text: str) -> None:
     (one of :data:`~ecgstudio.results.ASSUMPTION_FIELDS`)."""
     if what not in ASSUMPTION_FIELDS:
         raise ValueError(f"unknown assumption field {what!r}; use one of {', '.join(ASSUMPTION_FIELDS)}")
-    logger.warning("%s", text)
+    if not _quiet.get():
+        logger.warning("%s", text)
     keep([Assumption(what, text)])
 
 
@@ -39,11 +41,14 @@ def keep(assumptions: list[Assumption]) -> None:
 
 
 @contextlib.contextmanager
-def collected() -> Iterator[list[Assumption]]:
-    """Record the assumptions made inside the block into the list it yields."""
+def collected(*, quiet: bool = False) -> Iterator[list[Assumption]]:
+    """Record the assumptions made inside the block into the list it yields; ``quiet`` records
+    them without logging (a reading tried and perhaps not kept)."""
     found: list[Assumption] = []
     token = _current.set(found)
+    muted = _quiet.set(quiet)
     try:
         yield found
     finally:
+        _quiet.reset(muted)
         _current.reset(token)

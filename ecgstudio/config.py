@@ -231,6 +231,15 @@ class SignalsConfig:
     #: drawing or a logo give short, broken "traces" (the lowest best lead on the 112 pages of
     #: both pairs tables is 0.51, on a heavily damaged page with a clear grid).
     min_gridless_confidence: float = 0.4
+    #: Limb leads read at the same moments that miss their exact relations by more than this
+    #: (:func:`ecgstudio.signals.limb_disagreement`; pages read right: mostly 0.02-0.15, more
+    #: where rows are read a little apart in time; leads in the wrong places: 0.5-1.4) have the
+    #: other layouts with as many rows tried ...
+    limb_check_above: float = 0.25
+    #: ... one of which is taken where it disagrees less than this share as much, and less than
+    #: ``limb_adopt_below``.
+    limb_better_share: float = 0.5
+    limb_adopt_below: float = 0.4
 
 
 @dataclass(frozen=True)

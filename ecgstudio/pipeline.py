@@ -47,7 +47,7 @@ from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
 from .model.settingsnet import SETTINGS
 from .model.weights import ModelCard, load_model
-from .paper import Layout
+from .paper import LAYOUTS, Layout
 from .printed import PrintedSettings, read_settings
 from .results import Calibration, Digitization, LeadBox, Signals, Trace
 
@@ -235,6 +235,7 @@ class Digitizer:
             analysis = analyse(dataclasses.replace(options, mm_per_s=speed))
         else:
             keep(first_reading)
+        analysis = self._layout_by_limb_leads(analyse, options, analysis)
         stage("layout and extraction", 0.65)
 
         scale = maps.scale
@@ -272,6 +273,35 @@ class Digitizer:
         )
         stage("done", 1.0)
         return result
+
+    def _layout_by_limb_leads(
+        self, analyse: Callable[[DigitizeOptions], PageAnalysis], options: DigitizeOptions, analysis: PageAnalysis
+    ) -> PageAnalysis:
+        """``analysis``, or, unless a layout was named, the page read with another layout of as
+        many rows where its limb leads agree clearly better (:func:`ecgstudio.signals.limb_disagreement`:
+        a Cabrera page read in the standard order, a 6x2 page taken for 3x4 + 3 rhythm strips)."""
+        config = self.config.signals
+        off = signal_stage.limb_disagreement(analysis.signals)
+        if options.layout != "auto" or off is None or off <= config.limb_check_above:
+            return analysis
+        best, best_off, best_said = analysis, off, []
+        for name, layout in LAYOUTS.items():
+            if layout.n_rows != analysis.layout.n_rows or name == analysis.layout.name:
+                continue
+            with collected(quiet=True) as said:
+                other = analyse(dataclasses.replace(options, layout=name))
+            other_off = signal_stage.limb_disagreement(other.signals)
+            if other_off is not None and other_off < best_off:
+                best, best_off, best_said = other, other_off, said
+        if best_off >= min(config.limb_better_share * off, config.limb_adopt_below):
+            return analysis
+        log.info(
+            "the limb leads agree as %s (%.2f), not as %s (%.2f)", best.layout.name, best_off, analysis.layout.name, off
+        )
+        for said in best_said:
+            log.warning("%s", said.text)
+        keep(best_said)
+        return best
 
     def _upright_by_traces(self, image: np.ndarray, page: RectifiedPage) -> RectifiedPage:
         """``page``, or the page turned a quarter the other way where the trace network finds

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
 from .results import LeadBox, Signals
+from .signals import LIMB_LEADS, limb_fit
 
 #: Where a sample of a restored record came from: not known (NaN), read off the page, read and
 #: then corrected by the network, not read inside its lead's plotted window, or outside it.
@@ -41,16 +42,6 @@ SOURCES = ("none", "measured", "refined", "filled", "reconstructed")
 NONE, MEASURED, REFINED, FILLED, RECONSTRUCTED = range(5)
 #: Records shorter than this get only the exact relations, s.
 MIN_RECORD_S = 2.0
-
-#: The limb leads as combinations of leads I and II (Einthoven's and Goldberger's relations).
-LIMB_LEADS: dict[str, tuple[float, float]] = {
-    "I": (1.0, 0.0),
-    "II": (0.0, 1.0),
-    "III": (-1.0, 1.0),
-    "aVR": (-0.5, -0.5),
-    "aVL": (1.0, -0.5),
-    "aVF": (-0.5, 1.0),
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,31 +85,13 @@ def complete_limb_leads(signals: Signals) -> Completion:
     their least-squares solution and each limb lead not read is computed from it.  Chest leads and
     moments with fewer than two limb leads read are left as they are.
     """
-    names = list(signals.lead_names)
     mv = np.array(signals.mv, dtype=np.float64, copy=True)
     source = np.where(np.isfinite(mv), MEASURED, NONE).astype(np.uint8)
-    limb = [(j, LIMB_LEADS[name]) for j, name in enumerate(names) if name in LIMB_LEADS]
-    if len(limb) < 2:
-        return Completion(Signals(mv, signals.fs, signals.lead_names), source)
-    cols = [j for j, _ in limb]
-    c = np.array([coef for _, coef in limb])  # (m, 2)
-    y = mv[:, cols]  # (n, m)
-    w = np.isfinite(y).astype(np.float64)
-    y0 = np.nan_to_num(y)
-    # Normal equations per sample: (C^T W C) x = C^T W y.
-    a = np.einsum("nm,mi,mj->nij", w, c, c)
-    b = np.einsum("nm,mi,nm->ni", w, c, y0)
-    det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
-    known = (w.sum(axis=1) >= 2) & (np.abs(det) > 1e-9)
-    x = np.full((len(mv), 2), np.nan)
-    inv = (
-        np.stack([np.stack([a[:, 1, 1], -a[:, 0, 1]], -1), np.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], 1)
-        / np.where(known, det, 1.0)[:, None, None]
-    )
-    x[known] = np.einsum("nij,nj->ni", inv[known], b[known])
-    for j, coef in limb:
+    cols, x, _ = limb_fit(signals)
+    known = np.isfinite(x[:, 0])
+    for j in cols:
         fill = known & ~np.isfinite(mv[:, j])
-        mv[fill, j] = x[fill] @ np.asarray(coef)
+        mv[fill, j] = x[fill] @ np.asarray(LIMB_LEADS[signals.lead_names[j]])
         source[fill, j] = RECONSTRUCTED
     return Completion(Signals(mv, signals.fs, signals.lead_names), source)
 

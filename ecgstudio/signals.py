@@ -173,3 +173,64 @@ def lead_confidence(
         if lead in out:
             out[lead] = min(out[lead], cap)
     return out
+
+
+#: The limb leads as combinations of leads I and II (Einthoven's and Goldberger's relations).
+LIMB_LEADS: dict[str, tuple[float, float]] = {
+    "I": (1.0, 0.0),
+    "II": (0.0, 1.0),
+    "III": (-1.0, 1.0),
+    "aVR": (-0.5, -0.5),
+    "aVL": (1.0, -0.5),
+    "aVF": (-0.5, 1.0),
+}
+
+
+def limb_fit(signals: Signals) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Leads I and II at each sample, least squares over the limb leads read there.
+
+    Returns the columns of the limb leads in ``signals``, ``(n_samples, 2)`` (I, II) (NaN where
+    fewer than two limb leads were read) and how many were read at each sample.
+    """
+    cols = [j for j, name in enumerate(signals.lead_names) if name in LIMB_LEADS]
+    n = signals.n_samples
+    if len(cols) < 2:
+        return cols, np.full((n, 2), np.nan), np.zeros(n, dtype=int)
+    c = np.array([LIMB_LEADS[signals.lead_names[j]] for j in cols])  # (m, 2)
+    y = signals.mv[:, cols]
+    w = np.isfinite(y).astype(np.float64)
+    y0 = np.nan_to_num(y)
+    # Normal equations per sample: (C^T W C) x = C^T W y.
+    a = np.einsum("nm,mi,mj->nij", w, c, c)
+    b = np.einsum("nm,mi,nm->ni", w, c, y0)
+    det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
+    known = (w.sum(axis=1) >= 2) & (np.abs(det) > 1e-9)
+    safe = np.where(known, det, 1.0)
+    x = np.stack([a[:, 1, 1] * b[:, 0] - a[:, 0, 1] * b[:, 1], a[:, 0, 0] * b[:, 1] - a[:, 1, 0] * b[:, 0]], -1)
+    x = np.where(known[:, None], x / safe[:, None], np.nan)
+    return cols, x, w.sum(axis=1).astype(int)
+
+
+def limb_disagreement(signals: Signals, *, lag_s: float = 0.01, min_s: float = 0.5) -> float | None:
+    """How far the limb leads read at the same moments are from the exact relations between them.
+
+    Wherever three or more limb leads were read at once, leads I and II are fitted to their
+    slopes (changes over ``lag_s``, which ignore each lead's baseline) and the misfit is summed;
+    the result is that misfit as a share of what unrelated signals would leave: about 0 for a
+    page read right, about 1 where leads were read in the wrong places (a layout or lead order
+    taken for another).  None where fewer than ``min_s`` seconds show three limb leads at once.
+    """
+    k = max(1, int(round(lag_s * signals.fs)))
+    if signals.n_samples <= k:
+        return None
+    slopes = Signals(signals.mv[k:] - signals.mv[:-k], signals.fs, signals.lead_names)
+    cols, x, m = limb_fit(slopes)
+    over = m >= 3
+    if over.sum() < min_s * signals.fs:
+        return None
+    c = np.array([LIMB_LEADS[signals.lead_names[j]] for j in cols])
+    y = slopes.mv[over][:, cols]
+    residual = np.nansum((y - x[over] @ c.T) ** 2)
+    # Unrelated signals leave (m - 2) / m of their energy after fitting two unknowns.
+    chance = np.sum((m[over] - 2) / m[over] * np.nansum(y**2, axis=1))
+    return float(residual / chance) if chance > 0 else None

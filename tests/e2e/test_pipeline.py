@@ -91,6 +91,17 @@ def test_layout_and_gain_overrides(digitizer) -> None:
     assert score.mean_pearson_r > 0.7
 
 
+@pytest.fixture(scope="module")
+def cabrera_page():
+    return render_page(style=PageStyle(layout="cabrera-6x2", dpi=150, lead_labels=False), seed=3)
+
+
+def test_a_cabrera_page_without_names_is_read_in_its_order_by_its_limb_leads(digitizer, cabrera_page) -> None:
+    result = digitizer.digitize(cabrera_page.image)
+    assert result.layout == "cabrera-6x2"
+    assert score_record(cabrera_page.signals, result.signals, layout=cabrera_page.layout).mean_snr_db > 11.0
+
+
 def test_blank_page_is_not_an_ecg(digitizer) -> None:
     with pytest.raises(NotAnEcgError, match="^no ECG found"):
         digitizer.digitize(np.full((1200, 1600, 3), 250, np.uint8))

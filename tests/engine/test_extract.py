@@ -429,3 +429,20 @@ def test_samples_finer_than_the_trace_are_smoothed_above_its_resolution() -> Non
     smoothed, raw = error(500.0, limit)[0], error(500.0, None)[0]
     assert smoothed < 0.95 * raw  # the steps above 79 Hz gone, the 11 Hz wave kept
     np.testing.assert_array_equal(error(100.0, limit)[1], error(100.0, None)[1])
+
+
+def test_limb_leads_read_in_their_places_agree_and_leads_read_elsewhere_do_not() -> None:
+    truth = simulate_ecg(np.random.default_rng(11), duration_s=10.0, fs=500.0)
+    noisy = truth.mv + np.random.default_rng(12).normal(0, 0.01, truth.mv.shape)
+    assert signals.limb_disagreement(Signals(noisy, truth.fs)) < 0.1
+    # A Cabrera page read in the standard order: I shows aVL, II shows I, III shows -aVR, ...
+    order = ["aVL", "I", "aVR", "II", "aVF", "III"]
+    swapped = noisy.copy()
+    for k, lead in enumerate(order):
+        sign = -1.0 if lead == "aVR" else 1.0
+        swapped[:, k] = sign * noisy[:, truth.lead_names.index(lead)]
+    assert signals.limb_disagreement(Signals(swapped, truth.fs)) > 0.5
+    # Three limb leads at once are needed for a check: two determine the rest.
+    two = noisy.copy()
+    two[:, 2:6] = np.nan
+    assert signals.limb_disagreement(Signals(two, truth.fs)) is None

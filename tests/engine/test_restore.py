@@ -10,7 +10,6 @@ import pytest
 from ecgstudio.metrics import score_lead
 from ecgstudio.paper import LEAD_NAMES, get_layout
 from ecgstudio.restore import (
-    LIMB_LEADS,
     MEASURED,
     NONE,
     RECONSTRUCTED,
@@ -21,6 +20,7 @@ from ecgstudio.restore import (
     restore,
 )
 from ecgstudio.results import Signals
+from ecgstudio.signals import LIMB_LEADS
 from ecgstudio.synth.simulate import simulate_ecg
 
 
