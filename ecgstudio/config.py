@@ -257,6 +257,11 @@ class TimingConfig:
     #: whole number of the first column's beats (seconds): nearer, both readings put its beats
     #: in the same places.
     min_phase_s: float = 0.1
+    #: A page whose traces run backwards in time by more than this evidence
+    #: (:func:`ecgstudio.timing.time_direction`), and forwards by as much with the page turned
+    #: half round, is read turned, unless lead names read the right way up (the truth of 236 of
+    #: 237 records drawn 3x4 + 1 runs forwards by more than 2).
+    turn_evidence: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from . import layout as layout_stage
 from . import signals as signal_stage
 from .assumptions import assume, collected, keep
 from .config import EngineConfig
-from .errors import ImageSizeError, ModelError, NotAnEcgError
+from .errors import EcgStudioError, ImageSizeError, ModelError, NotAnEcgError
 from .geometry import RectifiedPage, map_points, page_px_per_mm, rectify
 from .io.images import MIN_SIDE_PX
 from .model.namenet import NAMES, NameNet, ReaderTask, load_reader
@@ -155,9 +155,19 @@ class Digitizer:
         """
         with collected() as assumed:
             result = self._digitize(image, options, progress)
+        if not isinstance(result, Digitization):
+            with collected() as assumed:
+                result = self._digitize(image, options, progress, turn=result)
+        assert isinstance(result, Digitization)
         return dataclasses.replace(result, assumptions=tuple(assumed))
 
-    def _digitize(self, image: np.ndarray, options: DigitizeOptions, progress: Progress | None) -> Digitization:
+    def _digitize(
+        self, image: np.ndarray, options: DigitizeOptions, progress: Progress | None, *, turn: int | None = None
+    ) -> Digitization | int:
+        """The page read upright as the geometry, the lead names and the traces say, or with
+        ``turn`` (degrees) as given; where no lead names confirm which way up it is and its traces
+        run backwards in time, and forwards with the page turned half round (checked only when
+        ``turn`` is None), that turn instead."""
         config = self.config
         stage = _StageClock(progress)
         h, w = image.shape[:2]
@@ -169,9 +179,12 @@ class Digitizer:
                 "strip is that narrow: crop it to the ECG, or scan the whole page"
             )
 
-        page = rectify(image, config=config.geometry)
-        if page.sideways_margin < config.geometry.check_sideways_below:
-            page = self._upright_by_traces(image, page)
+        if turn is not None:
+            page = rectify(image, turn=turn, config=config.geometry)
+        else:
+            page = rectify(image, config=config.geometry)
+            if page.sideways_margin < config.geometry.check_sideways_below:
+                page = self._upright_by_traces(image, page)
         with collected() as guessed:
             px_per_mm = page_px_per_mm(page)
         if px_per_mm < config.segmentation.min_px_per_mm:
@@ -184,7 +197,7 @@ class Digitizer:
         maps = segmentation.canonical_maps(
             self.model, page.image, px_per_mm=px_per_mm, device=self.device, config=config.segmentation
         )
-        if self._names_upside_down(maps, px_per_mm):
+        if turn is None and self._names_upside_down(maps, px_per_mm):
             log.info("the lead names read upside down: the page is turned half round")
             page = rectify(image, turn=(page.quarter_turn + 180) % 360, config=config.geometry)
             maps = segmentation.canonical_maps(
@@ -212,16 +225,13 @@ class Digitizer:
                 assume(log, "speed", f"the page prints {speed}; reading it at {speed} (give --speed if it is another)")
         stage("segmentation", 0.5)
 
-        analyse = functools.partial(
-            analyse_maps,
-            maps.trace_prob,
-            maps.text_prob,
-            maps.image,
-            reader=self._reader_for(px_per_mm),
-            source_px_per_mm=px_per_mm,
-            printed_mm_per_mv=printed.mm_per_mv,
-            config=config,
-        )
+        reading = {
+            "reader": self._reader_for(px_per_mm),
+            "source_px_per_mm": px_per_mm,
+            "printed_mm_per_mv": printed.mm_per_mv,
+            "config": config,
+        }
+        analyse = functools.partial(analyse_maps, maps.trace_prob, maps.text_prob, maps.image, **reading)
         with collected() as first_reading:
             analysis = analyse(options)
         if options.mm_per_s is None and calibration.double_speed(analysis.signals, config=config.calibration):
@@ -236,6 +246,13 @@ class Digitizer:
         else:
             keep(first_reading)
         analysis = self._layout_by_limb_leads(analyse, options, analysis)
+        # Lead names read the right way up settle which way up the page is; without them, the traces do.
+        named = len(analysis.names) >= config.names.flip_min_names
+        if turn is None and not named and timing.time_direction(analysis.signals) < -config.timing.turn_evidence:
+            half_round = [np.ascontiguousarray(a[::-1, ::-1]) for a in (maps.trace_prob, maps.text_prob, maps.image)]
+            if self._runs_forward(functools.partial(analyse_maps, *half_round, **reading), options):
+                log.info("the traces run backwards in time, and forwards with the page turned half round")
+                return (page.quarter_turn + 180) % 360
         stage("layout and extraction", 0.65)
 
         scale = maps.scale
@@ -302,6 +319,16 @@ class Digitizer:
             log.warning("%s", said.text)
         keep(best_said)
         return best
+
+    def _runs_forward(self, analyse: Callable[[DigitizeOptions], PageAnalysis], options: DigitizeOptions) -> bool:
+        """Whether the page read by ``analyse`` shows its traces clearly running forward in time
+        (:func:`ecgstudio.timing.time_direction`)."""
+        try:
+            with collected(quiet=True):
+                signals = analyse(options).signals
+        except EcgStudioError:
+            return False
+        return timing.time_direction(signals) > self.config.timing.turn_evidence
 
     def _upright_by_traces(self, image: np.ndarray, page: RectifiedPage) -> RectifiedPage:
         """``page``, or the page turned a quarter the other way where the trace network finds

@@ -102,6 +102,26 @@ def test_a_cabrera_page_without_names_is_read_in_its_order_by_its_limb_leads(dig
     assert score_record(cabrera_page.signals, result.signals, layout=cabrera_page.layout).mean_snr_db > 11.0
 
 
+def test_a_page_taken_for_upside_down_is_turned_back_by_its_traces(digitizer, monkeypatch) -> None:
+    """The printed text and trace polarity can vote wrongly; the traces' time direction (T waves
+    follow QRS complexes) turns the page back."""
+    import ecgstudio.pipeline as pipeline
+
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=150, lead_labels=False, header=False), seed=6)
+    upright = digitizer.digitize(page.image)
+    real_rectify = pipeline.rectify
+
+    def wrong_way_up(image, turn=None, **kwargs):
+        return real_rectify(image, turn=180 if turn is None else turn, **kwargs)
+
+    monkeypatch.setattr(pipeline, "rectify", wrong_way_up)
+    result = digitizer.digitize(page.image)
+    assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db == pytest.approx(
+        score_record(page.signals, upright.signals, layout=page.layout).mean_snr_db, abs=0.5
+    )
+    assert [b.y0 for b in result.boxes] == pytest.approx([b.y0 for b in upright.boxes], abs=2)
+
+
 def test_blank_page_is_not_an_ecg(digitizer) -> None:
     with pytest.raises(NotAnEcgError, match="^no ECG found"):
         digitizer.digitize(np.full((1200, 1600, 3), 250, np.uint8))

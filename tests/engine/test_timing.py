@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ecgstudio import timing
+from ecgstudio.io.signals import read_signals
 from ecgstudio.metrics import score_record
 from ecgstudio.model.net import CANONICAL_PX_PER_MM
 from ecgstudio.pipeline import DigitizeOptions, analyse_maps
+from ecgstudio.results import Signals
 from ecgstudio.synth.render import PageStyle, render_page
 from ecgstudio.training.data import trace_heatmap
 
 DPI = 25.4 * CANONICAL_PX_PER_MM
+RECORD = Path(__file__).resolve().parents[2] / "resources" / "sample_scan_truth.hea"
 
 
 def _analyse(page, columns: str = "auto"):
@@ -226,3 +231,11 @@ def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
     # Given a speed, the engine takes it as it is.
     told = digitizer.digitize(page.image, DigitizeOptions(mm_per_s=25.0))
     assert told.calibration.mm_per_s == 25.0 and not any("beats come slowly" in a.text for a in told.assumptions)
+
+
+def test_time_runs_forward_in_real_records_and_backwards_upside_down() -> None:
+    truth = read_signals(RECORD)
+    assert timing.time_direction(truth) > 1.0
+    upside_down = Signals(-truth.mv[::-1].copy(), truth.fs, truth.lead_names)
+    assert timing.time_direction(upside_down) < -1.0
+    assert timing.time_direction(Signals(np.full((5000, 12), np.nan), 500.0)) == 0.0
