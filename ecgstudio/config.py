@@ -118,8 +118,10 @@ class RowsConfig:
 class CalibrationConfig:
     """Calibration pulses, gain and speed (:mod:`ecgstudio.calibration`)."""
 
-    #: Below this source resolution (px per mm) calibration pulses are not measured.
-    min_pulse_px_per_mm: float = 3.0
+    #: Below this source resolution (px per mm) calibration pulses are not measured: the square-wave
+    #: check needs the pulse's edges and bar apart (at 2 px/mm a 5 mm bar is 10 px wide, a 10 mm
+    #: pulse 20 px tall; 50-75 dpi pages were assumed 10 mm/mV below 3 px/mm before).
+    min_pulse_px_per_mm: float = 2.0
     #: Gain assumed where the user gives none and no pulse is measured (mm/mV).
     default_mm_per_mv: float = 10.0
     #: Paper speed assumed where the user gives none (mm/s).

@@ -122,6 +122,13 @@ def test_a_page_taken_for_upside_down_is_turned_back_by_its_traces(digitizer, mo
     assert [b.y0 for b in result.boxes] == pytest.approx([b.y0 for b in upright.boxes], abs=2)
 
 
+def test_a_70_dpi_page_takes_its_gain_from_its_calibration_pulses(digitizer) -> None:
+    page = render_page(style=PageStyle(layout="3x4+1", dpi=70, mm_per_mv=20, header=False), seed=7)
+    result = digitizer.digitize(page.image)
+    assert result.calibration.mm_per_mv == 20
+    assert not any(a.what == "gain" for a in result.assumptions)
+
+
 def test_blank_page_is_not_an_ecg(digitizer) -> None:
     with pytest.raises(NotAnEcgError, match="^no ECG found"):
         digitizer.digitize(np.full((1200, 1600, 3), 250, np.uint8))
