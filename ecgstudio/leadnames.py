@@ -289,6 +289,16 @@ def name_doubts(
     return out
 
 
+#: Names that read the same turned half round (in the sans-serif type carts print).
+_SAME_UPSIDE_DOWN = frozenset({"I", "II", "III"})
+
+
+def one_way_up(reads: Sequence[NameRead | None]) -> int:
+    """How many names were read with confidence that read only the right way up (not I, II or
+    III, which read the same turned half round): they say which way up the page is."""
+    return sum(1 for r in reads if r is not None and r.confident and r.name not in _SAME_UPSIDE_DOWN)
+
+
 def name_boxes(reads: Sequence[NameRead | None], boxes: Sequence[LeadBox]) -> list[tuple[float, float, float, float]]:
     """Where the confidently read lead names are printed, widened to the left by their height
     (the part of a name the trace ran into was masked out with the trace when the word was

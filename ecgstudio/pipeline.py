@@ -247,7 +247,7 @@ class Digitizer:
             keep(first_reading)
         analysis = self._layout_by_limb_leads(analyse, options, analysis)
         # Lead names read the right way up settle which way up the page is; without them, the traces do.
-        named = len(analysis.names) >= config.names.flip_min_names
+        named = analysis.upright_names >= config.names.flip_min_names
         if turn is None and not named and timing.time_direction(analysis.signals) < -config.timing.turn_evidence:
             half_round = [np.ascontiguousarray(a[::-1, ::-1]) for a in (maps.trace_prob, maps.text_prob, maps.image)]
             if self._runs_forward(functools.partial(analyse_maps, *half_round, **reading), options):
@@ -447,6 +447,8 @@ class PageAnalysis:
     spacing: float = 0.0
     #: Leads whose printed name reads as another lead, with the confidence they may have at most.
     doubts: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: Lead names read with confidence that read only the right way up (:func:`ecgstudio.leadnames.one_way_up`).
+    upright_names: int = 0
 
     def in_input(
         self,
@@ -593,6 +595,7 @@ def analyse_maps(
         baselines,
         spacing,
         doubts,
+        leadnames.one_way_up(reads) if read_names else 0,
     )
 
 

@@ -196,3 +196,9 @@ def test_rows_above_the_first_named_row_are_dropped_only_when_they_look_unlike_t
     assert leadnames.drop_rows_above_names(faded_leads, reads) == faded_leads
     nine = rows([500] + [1000] * 8)  # eight rows left would be no standard layout
     assert leadnames.drop_rows_above_names(nine, [[None] * 4] + [[_read(0, "V1")] + [None] * 3] * 8) == nine
+
+
+def test_only_names_that_read_one_way_up_say_which_way_up_the_page_is() -> None:
+    reads = [_read(0, "I"), _read(1, "II"), _read(2, "III"), None, _read(4, "aVR"), _read(5, "V1")]
+    assert leadnames.one_way_up(reads) == 2
+    assert leadnames.one_way_up(reads[:4]) == 0
