@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from ..errors import ModelError
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
-from .weights import read_card, save_model, verified_state
+from .weights import card_fields, card_json, read_card, save_model, verified_state
 
 #: What the reader tells apart: the twelve leads, the negated aVR of the Cabrera order, other.
 NAME_CLASSES: tuple[str, ...] = (*LEAD_NAMES, "-aVR", "other")
@@ -121,22 +121,16 @@ class NameReaderCard:
     metrics: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": self.version,
-                "architecture": "NameNet",
-                "classes": list(self.classes),
-                "input": {
-                    "crop_mm": list(self.crop_mm),
-                    "px_per_mm": CROP_PX_PER_MM,
-                    "channels": "grey",
-                    "normalisation": "normalise_crops",
-                },
-                "sha256": self.sha256,
-                "training": self.training,
-                "metrics": self.metrics,
+        return card_json(
+            self,
+            "NameNet",
+            classes=list(self.classes),
+            input={
+                "crop_mm": list(self.crop_mm),
+                "px_per_mm": CROP_PX_PER_MM,
+                "channels": "grey",
+                "normalisation": "normalise_crops",
             },
-            indent=2,
         )
 
     @property
@@ -147,12 +141,9 @@ class NameReaderCard:
     def from_json(cls, text: str) -> NameReaderCard:
         data = json.loads(text)
         return cls(
-            version=data["version"],
+            **card_fields(data),
             classes=tuple(data["classes"]),
             crop_mm=tuple(data.get("input", {}).get("crop_mm", (CROP_H_MM, CROP_W_MM))),
-            sha256=data["sha256"],
-            training=data.get("training", {}),
-            metrics=data.get("metrics", {}),
         )
 
 

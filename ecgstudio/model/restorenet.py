@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
-from .weights import read_card, verified_state
+from .weights import card_fields, card_json, read_card, verified_state
 
 #: Sampling rate and window the network works on.
 FS = 500.0
@@ -133,34 +133,22 @@ class RestorerCard:
     metrics: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": self.version,
-                "architecture": "RestoreNet",
-                "net": self.net.to_dict(),
-                "input": {
-                    "fs": FS,
-                    "samples": LENGTH,
-                    "leads": LEADS,
-                    "channels": "per lead: read mV, read mask, completion mV, completion mask",
-                },
-                "sha256": self.sha256,
-                "training": self.training,
-                "metrics": self.metrics,
+        return card_json(
+            self,
+            "RestoreNet",
+            net=self.net.to_dict(),
+            input={
+                "fs": FS,
+                "samples": LENGTH,
+                "leads": LEADS,
+                "channels": "per lead: read mV, read mask, completion mV, completion mask",
             },
-            indent=2,
         )
 
     @classmethod
     def from_json(cls, text: str) -> RestorerCard:
         data = json.loads(text)
-        return cls(
-            version=data["version"],
-            net=RestoreNetConfig.from_dict(data["net"]),
-            sha256=data["sha256"],
-            training=data.get("training", {}),
-            metrics=data.get("metrics", {}),
-        )
+        return cls(**card_fields(data), net=RestoreNetConfig.from_dict(data["net"]))
 
 
 def load_restorer(path: str | Path) -> tuple[RestoreNet, RestorerCard]:

@@ -45,34 +45,51 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": self.version,
-                "architecture": "TraceNet",
-                "net": self.net.to_dict(),
-                "input": {"px_per_mm": self.px_per_mm, "channels": "RGB", "scale": "[0, 1]"},
-                "outputs": list(self.outputs),
-                "sha256": self.sha256,
-                "base_model": self.base_model,
-                "training": self.training,
-                "metrics": self.metrics,
-            },
-            indent=2,
+        return card_json(
+            self,
+            "TraceNet",
+            net=self.net.to_dict(),
+            input={"px_per_mm": self.px_per_mm, "channels": "RGB", "scale": "[0, 1]"},
+            outputs=list(self.outputs),
+            base_model=self.base_model,
         )
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         data = json.loads(text)
         return cls(
-            version=data["version"],
+            **card_fields(data),
             net=NetConfig.from_dict(data["net"]),
             px_per_mm=float(data["input"]["px_per_mm"]),
             outputs=tuple(data["outputs"]),
-            sha256=data["sha256"],
             base_model=data.get("base_model", ""),
-            training=data.get("training", {}),
-            metrics=data.get("metrics", {}),
         )
+
+
+def card_json(card: Any, architecture: str, **fields: Any) -> str:
+    """A model card as JSON: its version and ``architecture`` first, then the card's own
+    ``fields``, then what every card carries (the weights' sha256, training, metrics)."""
+    return json.dumps(
+        {
+            "version": card.version,
+            "architecture": architecture,
+            **fields,
+            "sha256": card.sha256,
+            "training": card.training,
+            "metrics": card.metrics,
+        },
+        indent=2,
+    )
+
+
+def card_fields(data: dict) -> dict[str, Any]:
+    """What every model card carries, from its JSON (:func:`card_json`)."""
+    return {
+        "version": data["version"],
+        "sha256": data["sha256"],
+        "training": data.get("training", {}),
+        "metrics": data.get("metrics", {}),
+    }
 
 
 def card_path(weights: Path) -> Path:
