@@ -9,13 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.signal import welch
 
 from .arrays import true_runs
 from .assumptions import assume
 from .config import CalibrationConfig
 from .layout import Row
-from .restore import r_peaks, timing_lead
+from .model.speednet import SpeedNet, doubled_log_odds
 from .results import Calibration, Signals
 
 log = logging.getLogger(__name__)
@@ -240,36 +239,12 @@ def page_calibration(
     return Calibration(px_per_mm, px_per_mm, mm_per_s or config.default_mm_per_s, mm_per_mv)
 
 
-def double_speed(signals: Signals, *, config: CalibrationConfig = CalibrationConfig()) -> bool:
+def double_speed(signals: Signals, reader: SpeedNet, *, config: CalibrationConfig = CalibrationConfig()) -> bool:
     """Whether a page read at the default speed was printed at twice that speed.
 
-    At 50 mm/s read as 25 every wave lasts twice as long: the beats come at half the rate and the
-    traces' power sits an octave lower.  Both must show (see :class:`CalibrationConfig`): slow
-    beats alone are bradycardia, smooth traces alone a blurred scan.
+    At 50 mm/s read as 25 every wave lasts twice as long: slow beats, wide complexes, T waves
+    far from them.  Each alone is also a disease or a blurred scan; the paper-speed network
+    (:mod:`ecgstudio.model.speednet`) weighs them together, and its log-odds must pass
+    :attr:`CalibrationConfig.min_double_speed_log_odds`.
     """
-    fs = signals.fs
-    centroids = []
-    for column in signals.mv.T:
-        run = _longest_finite(column)
-        if len(run) < fs:
-            continue
-        f, p = welch(run - run.mean(), fs=fs, nperseg=int(fs))
-        band = (f >= 2.0) & (f <= 40.0)
-        if p[band].sum() > 0:
-            centroids.append(float((f[band] * p[band]).sum() / p[band].sum()))
-    if not centroids:
-        return False
-    longest = timing_lead(signals, min_share=0.0)
-    peaks = r_peaks(signals.mv[:, longest], fs)
-    if len(peaks) < 2:
-        return False
-    rr_s = float(np.median(np.diff(peaks))) / fs
-    return float(np.median(centroids)) < config.max_slow_centroid_hz and rr_s >= config.min_slow_rr_s
-
-
-def _longest_finite(column: np.ndarray) -> np.ndarray:
-    runs = true_runs(np.isfinite(column))
-    if not len(runs):
-        return column[:0]
-    a, b = runs[int(np.argmax(runs[:, 1] - runs[:, 0]))]
-    return column[a:b]
+    return doubled_log_odds(reader, signals) > config.min_double_speed_log_odds

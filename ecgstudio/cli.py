@@ -7,10 +7,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EcgStudioError
 from .paper import COLUMN_ORDERS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .synth.batch import RecordPool
 
 log = logging.getLogger("ecgstudio")
 
@@ -185,15 +191,12 @@ def _cmd_train_names(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_restorer(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import numpy as np
-    from tqdm import tqdm
-
+def _training_records(args: argparse.Namespace) -> tuple[RecordPool, np.ndarray, np.ndarray]:
+    """The training records of ``args.records`` (the pool and its 10 s windows, the benchmark
+    pairs' records left out), and 60 validation records' windows to score on."""
     from .evaluate import pair_record_ids
     from .synth.batch import RecordPool
-    from .training.restore import train_restorer, training_records, write_engine_readings
+    from .training.restore import training_records
 
     exclude = [r for table in args.exclude_pairs or () for r in pair_record_ids(table)]
     train_pool, held_pool = (
@@ -203,6 +206,43 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
     records, held_out = training_records(train_pool), training_records(held_pool)[:60]
     if not len(records):
         raise EcgStudioError(f"no 10 s, 500 Hz 12-lead records found in {', '.join(args.records)}")
+    return train_pool, records, held_out
+
+
+def _cmd_train_speed_reader(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .training.speed import train_speed_reader
+
+    _, records, held_out = _training_records(args)
+    with tqdm(total=args.steps, desc="training the paper-speed network", unit="step", disable=args.quiet) as bar:
+
+        def progress(step: int, loss: float) -> None:
+            bar.n = step
+            bar.set_postfix(loss=f"{loss:.3g}")
+            bar.refresh()
+
+        card = train_speed_reader(
+            args.out, records, held_out=held_out, steps=args.steps, seed=args.seed, progress=progress
+        )
+    m = card.metrics
+    print(
+        f"saved paper-speed network {card.version} (held-out pages called 50 mm/s wrongly "
+        f"{m.get('held_out_called_50_wrongly', float('nan')):.1%}, 25 mm/s wrongly "
+        f"{m.get('held_out_called_25_wrongly', float('nan')):.1%}) to {args.out}"
+    )
+    return 0
+
+
+def _cmd_train_restorer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from .training.restore import train_restorer, write_engine_readings
+
+    train_pool, records, held_out = _training_records(args)
     readings_files = [Path(f) for f in args.readings or ()]
     if args.engine_pages:
         from .pipeline import Digitizer
@@ -453,6 +493,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train_restorer)
+
+    p = sub.add_parser(
+        "train-speed-reader", help="train the network telling 50 mm/s pages from 25 mm/s ones (CPU, minutes)"
+    )
+    p.add_argument("--records", nargs="+", required=True, metavar="DIR", help="folders of real 12-lead records")
+    p.add_argument(
+        "--exclude-pairs", nargs="+", metavar="CSV", help="never train on the records of these benchmark pairs CSVs"
+    )
+    p.add_argument("--out", default="runs/speed/speed.pt", help="where to save the weights")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train_speed_reader)
 
     p = sub.add_parser("finetune", help="fine-tune the model on reviewed labels (your own paper)")
     p.add_argument("labels", nargs="+", metavar="LABELS", help="label files (.labels.h5) or folders of them")

@@ -126,13 +126,9 @@ class CalibrationConfig:
     default_mm_per_mv: float = 10.0
     #: Paper speed assumed where the user gives none (mm/s).
     default_mm_per_s: float = 25.0
-    #: A page read at the default speed is read again at twice that speed (50 mm/s) where its
-    #: traces look twice as slow as an ECG's: their power centred below this frequency (Hz, the
-    #: median over leads of the 2-40 Hz spectral centroid; ECGs at 25 mm/s: 6.6-12 Hz, 5th-95th
-    #: percentile, pages at 50 mm/s read at 25: 4.2-8.1) ...
-    max_slow_centroid_hz: float = 6.3
-    #: ... and their beats at least this far apart (s, the median RR interval: 55 bpm and slower).
-    min_slow_rr_s: float = 1.1
+    #: A page read at the default speed, with no speed given or printed, is read again at twice
+    #: that speed (50 mm/s) where the paper-speed network's log-odds for it pass this (BENCHMARKS.md).
+    min_double_speed_log_odds: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from .model.namenet import NAMES, NameNet, ReaderTask, load_reader
 from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
 from .model.settingsnet import SETTINGS
+from .model.speednet import SpeedNet, load_speed_reader
 from .model.weights import ModelCard, load_model
 from .paper import LAYOUTS, Layout
 from .printed import PrintedSettings, read_settings
@@ -136,6 +137,7 @@ class Digitizer:
         self.model = fused_for_inference(net).to(self.device, memory_format=torch.channels_last)
         self.reader = _shipped_reader(NAMES)
         self.settings_reader = _shipped_reader(SETTINGS)
+        self.speed_reader = _shipped_speed_reader()
 
     @property
     def model_card(self) -> ModelCard:
@@ -234,12 +236,16 @@ class Digitizer:
         analyse = functools.partial(analyse_maps, maps.trace_prob, maps.text_prob, maps.image, **reading)
         with collected() as first_reading:
             analysis = analyse(options)
-        if options.mm_per_s is None and calibration.double_speed(analysis.signals, config=config.calibration):
+        if (
+            options.mm_per_s is None
+            and self.speed_reader is not None
+            and calibration.double_speed(analysis.signals, self.speed_reader, config=config.calibration)
+        ):
             speed = 2 * config.calibration.default_mm_per_s
             assume(
                 log,
                 "speed",
-                f"the beats come slowly and every wave is wide, as on a page printed at {speed:g} mm/s; reading "
+                f"every wave lasts twice as long as an ECG's, as on a page printed at {speed:g} mm/s; reading "
                 f"it at {speed:g} mm/s (give --speed if it is another)",
             )
             analysis = analyse(dataclasses.replace(options, mm_per_s=speed))
@@ -689,6 +695,15 @@ def _shipped_reader(task: ReaderTask) -> NameNet | None:
     except ModelError as exc:
         without = {NAMES: "lead names will not be read, every box keeps its layout's lead"}
         log.warning("%s; %s", exc, without.get(task, "printed speeds and gains will not be read"))
+        return None
+
+
+def _shipped_speed_reader() -> SpeedNet | None:
+    """The shipped paper-speed network, or None with a warning if it is missing."""
+    try:
+        return load_speed_reader()[0]
+    except ModelError as exc:
+        log.warning("%s; pages printed at 50 mm/s are read at 50 only where given or printed", exc)
         return None
 
 

@@ -124,15 +124,19 @@ def write_engine_readings(
     return len(truths)
 
 
-def simulated_reading(truth: np.ndarray, rng: np.random.Generator, *, fs: float = FS) -> np.ndarray:
+def simulated_reading(
+    truth: np.ndarray, rng: np.random.Generator, *, fs: float = FS, speed: float | None = None
+) -> np.ndarray:
     """What a page would give of ``truth`` (``(n, 12)`` mV in :data:`LEAD_NAMES` order): each lead
     inside the windows a random layout plots (at 25 or 50 mm/s, columns in sequence or all from
     t = 0), each window's row shifted in time a little (sometimes a lot), its gain and baseline a
-    little off, the stroke smoothed and noised, stretches hidden (stains, fading), ends clipped."""
+    little off, the stroke smoothed and noised, stretches hidden (stains, fading), ends clipped.
+    ``speed`` (1 for 25 mm/s, 0.5 for 50) is drawn when not given."""
     n = len(truth)
     names, weights = zip(*SIMULATED_LAYOUTS.items())
     layout = LAYOUTS[str(rng.choice(names, p=np.array(weights) / sum(weights)))]
-    speed = 0.5 if rng.random() < 0.15 else 1.0
+    if speed is None:
+        speed = 0.5 if rng.random() < 0.15 else 1.0
     from_zero = rng.random() < 0.1
     strip_lead = str(rng.choice(["II", "II", "II", "V1", "V5", "I"]))
     rows = {c.row for c in layout.cells}

@@ -182,39 +182,51 @@ def _read_at_half_speed(truth):
     return Signals(np.stack([np.interp(t, np.arange(n), col) for col in truth.mv.T], axis=1), truth.fs)
 
 
-@pytest.mark.parametrize("heart_rate", [60.0, 75.0])  # faster hearts at 50 mm/s look like 25 mm/s: missed
-def test_a_page_printed_at_50_mm_s_is_told_from_a_slow_heart(heart_rate: float) -> None:
+#: Of the 85 validation records' truth shown at 50 mm/s, at least this share is found (measured 84);
+#: of those shown at 25, at most this share taken for 50 (measured none, the surest -4.3 for a
+#: bound of 2.0).
+FAST_SHARE, SLOW_SHARE = 0.95, 0.02
+
+
+@pytest.fixture(scope="module")
+def speed_reader():
+    from ecgstudio.model.speednet import load_speed_reader
+
+    return load_speed_reader()[0]
+
+
+@pytest.mark.parametrize("heart_rate", [55.0, 75.0, 110.0])
+def test_a_page_printed_at_50_mm_s_is_told_from_a_slow_heart(heart_rate: float, speed_reader) -> None:
     from ecgstudio.calibration import double_speed
     from ecgstudio.synth.simulate import simulate_ecg
 
     rng = np.random.default_rng(int(heart_rate))
     truth = simulate_ecg(rng, duration_s=5.0, fs=500.0, heart_rate_bpm=heart_rate, noise_mv=0.0)
-    assert double_speed(_read_at_half_speed(truth))
-    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=heart_rate))
+    assert double_speed(_read_at_half_speed(truth), speed_reader)
+    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=heart_rate), speed_reader)
     # A slow heart at 25 mm/s keeps its sharp waves: bradycardia is not read as a faster paper.
-    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=42.0))
+    assert not double_speed(simulate_ecg(rng, duration_s=10.0, fs=500.0, heart_rate_bpm=42.0), speed_reader)
 
 
-def test_real_records_at_50_mm_s_are_told_from_those_at_25(shared_data) -> None:
-    """On real records (a sixth of those training may use), most shown at 50 mm/s and read at 25
-    are recognised, and hardly any shown at 25 mm/s are taken for 50: a page read at the wrong
-    speed is lost either way, and most paper runs at 25 mm/s."""
+def test_real_records_at_50_mm_s_are_told_from_those_at_25(shared_data, speed_reader) -> None:
+    """On the validation records (kept out of the network's training), nearly all shown at
+    50 mm/s and read at 25 are recognised, and hardly any shown at 25 mm/s are taken for 50: a page
+    read at the wrong speed is lost either way, and most paper runs at 25 mm/s."""
     from ecgstudio.calibration import double_speed
-    from ecgstudio.io.signals import read_signals
     from ecgstudio.synth.batch import is_validation_record
 
     heads = sorted((shared_data / "signals").glob("*/*.hea"))
-    records = [read_signals(h.with_suffix("")) for h in heads if not is_validation_record(h.stem)][::6]
+    records = [read_signals(h.with_suffix("")) for h in heads if is_validation_record(h.stem)]
     fast = slow = 0
     for record in records:
         shown = int(10 * record.fs)
         at_25 = replace(record, mv=np.nan_to_num(record.mv[:shown]))
         at_50 = _read_at_half_speed(replace(record, mv=np.nan_to_num(record.mv[: shown // 2])))
-        fast += double_speed(at_50)
-        slow += double_speed(at_25)
-    assert len(records) > 100
-    assert fast >= 0.55 * len(records)
-    assert slow <= 0.02 * len(records)
+        fast += double_speed(at_50, speed_reader)
+        slow += double_speed(at_25, speed_reader)
+    assert len(records) > 60
+    assert fast >= FAST_SHARE * len(records)
+    assert slow <= SLOW_SHARE * len(records)
 
 
 def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
@@ -226,11 +238,11 @@ def test_a_page_at_50_mm_s_is_read_at_50_and_says_so(digitizer) -> None:
     page = render_page(record, style=replace(style, header=False), seed=5)  # nothing printed says 50 mm/s
     result = digitizer.digitize(page.image)
     assert result.calibration.mm_per_s == 50.0
-    assert [a.what for a in result.assumptions if "beats come slowly" in a.text] == ["speed"]
+    assert [a.what for a in result.assumptions if "twice as long" in a.text] == ["speed"]
     assert score_record(page.signals, result.signals, layout=page.layout).mean_snr_db > 8.0
     # Given a speed, the engine takes it as it is.
     told = digitizer.digitize(page.image, DigitizeOptions(mm_per_s=25.0))
-    assert told.calibration.mm_per_s == 25.0 and not any("beats come slowly" in a.text for a in told.assumptions)
+    assert told.calibration.mm_per_s == 25.0 and not any("twice as long" in a.text for a in told.assumptions)
 
 
 def test_time_runs_forward_in_real_records_and_backwards_upside_down() -> None:

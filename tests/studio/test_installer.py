@@ -103,6 +103,8 @@ def test_bundle_holds_the_model_the_sample_and_no_tests(bundle) -> None:
         "models/leadnames.json",
         "models/settings.pt",
         "models/settings.json",
+        "models/speed.pt",
+        "models/speed.json",
         "resources/sample_scan.jpg",
         "resources/icon.png",
     ):
