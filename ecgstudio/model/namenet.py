@@ -28,10 +28,9 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ModelError
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
-from .weights import card_fields, card_json, read_card, save_model, verified_state
+from .weights import card_fields, card_json, load_checked, save_model
 
 #: What the reader tells apart: the twelve leads, the negated aVR of the Cabrera order, other.
 NAME_CLASSES: tuple[str, ...] = (*LEAD_NAMES, "-aVR", "other")
@@ -427,10 +426,6 @@ def reader_accuracy(net: NameNet, rng: np.random.Generator, *, n: int = 2000, ta
 def load_reader(path: str | Path | None = None, task: ReaderTask = NAMES) -> tuple[NameNet, NameReaderCard]:
     """Load reader weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
     path = Path(path) if path else task.weights
-    card = read_card(path, NameReaderCard.from_json, task.what, task.hint)
-    net = NameNet(len(card.classes), card.crop_shape)
-    try:
-        net.load_state_dict(verified_state(path, card.sha256, task.what))
-    except (RuntimeError, KeyError) as exc:
-        raise ModelError(f"{task.what} {path} does not fit its architecture: {exc}") from None
-    return net.eval(), card
+    return load_checked(
+        path, NameReaderCard.from_json, lambda card: NameNet(len(card.classes), card.crop_shape), task.what, task.hint
+    )

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ModelError
-from .weights import card_fields, card_json, read_card, verified_state
+from .weights import card_fields, card_json, load_checked
 
 #: Sampling rate and window the network works on.
 FS = 500.0
@@ -153,11 +152,6 @@ class RestorerCard:
 
 def load_restorer(path: str | Path) -> tuple[RestoreNet, RestorerCard]:
     """Load restoration weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
-    path = Path(path)
-    card = read_card(path, RestorerCard.from_json, "restoration network", _HINT)
-    net = RestoreNet(card.net)
-    try:
-        net.load_state_dict(verified_state(path, card.sha256, "restoration network"))
-    except (RuntimeError, KeyError) as exc:
-        raise ModelError(f"restoration network {path} does not fit its architecture: {exc}") from None
-    return net.eval(), card
+    return load_checked(
+        Path(path), RestorerCard.from_json, lambda card: RestoreNet(card.net), "restoration network", _HINT
+    )

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LayoutError, ModelError
+from ..errors import LayoutError
 from ..metrics import resample_to_grid
 from ..paper import lead_index
 from ..resources import resource_path
 from ..results import Signals
-from .weights import card_fields, card_json, read_card, verified_state
+from .weights import card_fields, card_json, load_checked
 
 #: The rate the network reads at (Hz): QRS complexes stay several samples wide.
 FS = 125.0
@@ -123,10 +123,4 @@ class SpeedReaderCard:
 def load_speed_reader(path: str | Path | None = None) -> tuple[SpeedNet, SpeedReaderCard]:
     """Load paper-speed weights and card (sha256 checked, ``weights_only``), in eval mode on the CPU."""
     path = Path(path) if path is not None else DEFAULT_SPEED_READER
-    card = read_card(path, SpeedReaderCard.from_json, "paper-speed network", _HINT)
-    net = SpeedNet(card.net)
-    try:
-        net.load_state_dict(verified_state(path, card.sha256, "paper-speed network"))
-    except (RuntimeError, KeyError) as exc:
-        raise ModelError(f"paper-speed network {path} does not fit its architecture: {exc}") from None
-    return net.eval(), card
+    return load_checked(path, SpeedReaderCard.from_json, lambda card: SpeedNet(card.net), "paper-speed network", _HINT)

@@ -97,6 +97,7 @@ def card_path(weights: Path) -> Path:
 
 
 _Card = TypeVar("_Card", bound=Any)
+_Net = TypeVar("_Net", bound=torch.nn.Module)
 
 
 def state_bytes(module: torch.nn.Module) -> tuple[bytes, str]:
@@ -135,6 +136,21 @@ def verified_state(path: Path, sha256: str, what: str) -> dict:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{what} {path} does not hold a state dict of tensors")
     return state
+
+
+def load_checked(
+    path: Path, parse: Callable[[str], _Card], build: Callable[[_Card], _Net], what: str, hint: str
+) -> tuple[_Net, _Card]:
+    """A small network and its card: the card beside ``path`` parsed, the network ``build``
+    makes from it given the verified weights, in eval mode on the CPU; ModelError naming ``what``
+    if anything is missing, broken or does not fit."""
+    card = read_card(path, parse, what, hint)
+    net = build(card)
+    try:
+        net.load_state_dict(verified_state(path, card.sha256, what))
+    except (RuntimeError, KeyError) as exc:
+        raise ModelError(f"{what} {path} does not fit its architecture: {exc}") from None
+    return net.eval(), card
 
 
 def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:
