@@ -18,15 +18,15 @@ what filling a lead from its own beats and from the other leads at the same mome
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from .weights import card_fields, card_json, load_checked
+from .weights import NetCard, load_checked
 
 #: Sampling rate and window the network works on.
 FS = 500.0
@@ -122,32 +122,19 @@ def network_input(read: np.ndarray, prior: np.ndarray, *, multiple: int) -> np.n
 
 
 @dataclass(frozen=True)
-class RestorerCard:
+class RestorerCard(NetCard):
     """What a restoration weights file is: architecture, training and scores, sha256."""
 
-    version: str
+    ARCHITECTURE = "RestoreNet"
+    CONFIG = RestoreNetConfig
+    INPUT: ClassVar[dict] = {
+        "fs": FS,
+        "samples": LENGTH,
+        "leads": LEADS,
+        "channels": "per lead: read mV, read mask, completion mV, completion mask",
+    }
+
     net: RestoreNetConfig = field(default_factory=RestoreNetConfig)
-    sha256: str = ""
-    training: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return card_json(
-            self,
-            "RestoreNet",
-            net=self.net.to_dict(),
-            input={
-                "fs": FS,
-                "samples": LENGTH,
-                "leads": LEADS,
-                "channels": "per lead: read mV, read mask, completion mV, completion mask",
-            },
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> RestorerCard:
-        data = json.loads(text)
-        return cls(**card_fields(data), net=RestoreNetConfig.from_dict(data["net"]))
 
 
 def load_restorer(path: str | Path) -> tuple[RestoreNet, RestorerCard]:

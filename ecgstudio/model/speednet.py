@@ -12,9 +12,9 @@ Output: the log-odds that the page was printed at twice the speed it was read at
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from ..metrics import resample_to_grid
 from ..paper import lead_index
 from ..resources import resource_path
 from ..results import Signals
-from .weights import card_fields, card_json, load_checked
+from .weights import NetCard, load_checked
 
 #: The rate the network reads at (Hz): QRS complexes stay several samples wide.
 FS = 125.0
@@ -97,27 +97,18 @@ def doubled_log_odds(net: SpeedNet, signals: Signals) -> float:
 
 
 @dataclass(frozen=True)
-class SpeedReaderCard:
+class SpeedReaderCard(NetCard):
     """What a paper-speed weights file is: architecture, training and scores, sha256."""
 
-    version: str
+    ARCHITECTURE = "SpeedNet"
+    CONFIG = SpeedNetConfig
+    INPUT: ClassVar[dict] = {
+        "fs": FS,
+        "leads": LEADS,
+        "channels": "per lead: mV about its median; then per lead: read mask",
+    }
+
     net: SpeedNetConfig = field(default_factory=SpeedNetConfig)
-    sha256: str = ""
-    training: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return card_json(
-            self,
-            "SpeedNet",
-            net=self.net.to_dict(),
-            input={"fs": FS, "leads": LEADS, "channels": "per lead: mV about its median; then per lead: read mask"},
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> SpeedReaderCard:
-        data = json.loads(text)
-        return cls(**card_fields(data), net=SpeedNetConfig.from_dict(data["net"]))
 
 
 def load_speed_reader(path: str | Path | None = None) -> tuple[SpeedNet, SpeedReaderCard]:

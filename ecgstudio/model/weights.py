@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -90,6 +90,30 @@ def card_fields(data: dict) -> dict[str, Any]:
         "training": data.get("training", {}),
         "metrics": data.get("metrics", {}),
     }
+
+
+@dataclass(frozen=True)
+class NetCard:
+    """The card of a small network whose architecture is one config dataclass (``to_dict`` /
+    ``from_dict``): subclasses name the architecture, the config class and the input."""
+
+    ARCHITECTURE: ClassVar[str]
+    CONFIG: ClassVar[Any]
+    INPUT: ClassVar[dict]
+
+    version: str
+    net: Any
+    sha256: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return card_json(self, self.ARCHITECTURE, net=self.net.to_dict(), input=self.INPUT)
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        data = json.loads(text)
+        return cls(**card_fields(data), net=cls.CONFIG.from_dict(data["net"]))
 
 
 def card_path(weights: Path) -> Path:
