@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from ..paper import LEAD_NAMES
 from ..resources import resource_path
-from .weights import card_fields, card_json, load_checked, save_model
+from .weights import card_fields, card_json, fit, load_checked, save_model
 
 #: What the reader tells apart: the twelve leads, the negated aVR of the Cabrera order, other.
 NAME_CLASSES: tuple[str, ...] = (*LEAD_NAMES, "-aVR", "other")
@@ -385,33 +385,21 @@ def train_reader(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = NameNet(len(task.classes), task.crop_shape)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.1)
-    started = time.time()
-    net.train()
-    for step in range(steps):
-        x, y = render_batch(batch, rng, task)
-        loss = F.cross_entropy(net(x), y, label_smoothing=0.05)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress:
-            progress(step + 1, loss.item())
-    net.eval()
+    training = fit(
+        net,
+        lambda: render_batch(batch, rng, task),
+        lambda logits, y: F.cross_entropy(logits, y, label_smoothing=0.05),
+        steps=steps,
+        lr=lr,
+        warmup_share=0.1,
+        progress=progress,
+    )
     accuracy = reader_accuracy(net, np.random.default_rng(seed + 10_000), n=2000, task=task)
     card = NameReaderCard(
         version=time.strftime(f"{task.name}-%Y%m%d-%H%M%S"),
         classes=task.classes,
         crop_mm=task.crop_mm,
-        training={
-            "steps": steps,
-            "batch": batch,
-            "lr": lr,
-            "seed": seed,
-            "seconds": round(time.time() - started),
-            "fonts": len(_font_files()) + len(_HERSHEY),
-        },
+        training={**training, "batch": batch, "seed": seed, "fonts": len(_font_files()) + len(_HERSHEY)},
         metrics={"held_out_crop_accuracy": round(accuracy, 4)},
     )
     return save_model(net, out, card)

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import pickle
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -175,6 +176,37 @@ def load_checked(
     except (RuntimeError, KeyError) as exc:
         raise ModelError(f"{what} {path} does not fit its architecture: {exc}") from None
     return net.eval(), card
+
+
+def fit(
+    net: torch.nn.Module,
+    batches: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    warmup_share: float,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train a small network from scratch: ``steps`` batches (``batches()`` gives inputs and
+    targets) under AdamW and a one-cycle learning rate peaking at ``lr`` after ``warmup_share``
+    of the steps; left in eval mode.  Returns the training record for its card (steps, lr,
+    seconds)."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=warmup_share)
+    started = time.time()
+    net.train()
+    for step in range(steps):
+        x, y = batches()
+        value = loss(net(x), y)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        sched.step()
+        if progress:
+            progress(step + 1, value.item())
+    net.eval()
+    return {"steps": steps, "lr": lr, "seconds": round(time.time() - started)}
 
 
 def save_model(model: torch.nn.Module, path: str | Path, card: _Card) -> _Card:

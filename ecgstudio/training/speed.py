@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..model.restorenet import FS
 from ..model.speednet import SpeedNet, SpeedReaderCard, network_input
-from ..model.weights import save_model
+from ..model.weights import fit, save_model
 from ..paper import LEAD_NAMES
 from ..restore import r_peaks
 from .restore import simulated_reading, varied
@@ -100,34 +100,22 @@ def train_speed_reader(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = SpeedNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.05)
-    started = time.time()
-    net.train()
-    for step in range(steps):
-        x, doubled = _batch(records, batch, rng)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), doubled)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress:
-            progress(step + 1, loss.item())
-    net.eval()
+    training = fit(
+        net,
+        lambda: _batch(records, batch, rng),
+        torch.nn.functional.binary_cross_entropy_with_logits,
+        steps=steps,
+        lr=lr,
+        warmup_share=0.05,
+        progress=progress,
+    )
     metrics = {}
     if held_out is not None and len(held_out):
         false_50, false_25 = held_out_errors(net, held_out)
         metrics = {"held_out_called_50_wrongly": round(false_50, 4), "held_out_called_25_wrongly": round(false_25, 4)}
     card = SpeedReaderCard(
         version=time.strftime("speed-%Y%m%d-%H%M%S"),
-        training={
-            "steps": steps,
-            "batch": batch,
-            "lr": lr,
-            "seed": seed,
-            "seconds": round(time.time() - started),
-            "records": len(records),
-        },
+        training={**training, "batch": batch, "seed": seed, "records": len(records)},
         metrics=metrics,
     )
     return save_model(net, out, card)
