@@ -245,6 +245,10 @@ def double_speed(signals: Signals, reader: SpeedNet, *, config: CalibrationConfi
     At 50 mm/s read as 25 every wave lasts twice as long: slow beats, wide complexes, T waves
     far from them.  Each alone is also a disease or a blurred scan; the paper-speed network
     (:mod:`ecgstudio.model.speednet`) weighs them together, and its log-odds must pass
-    :attr:`CalibrationConfig.min_double_speed_log_odds`.
+    :attr:`CalibrationConfig.min_double_speed_log_odds`.  Signals with no lead read for a second
+    or more tell nothing.
     """
+    read = np.isfinite(signals.mv).sum(axis=0)
+    if not len(read) or read.max() < signals.fs:
+        return False
     return doubled_log_odds(reader, signals) > config.min_double_speed_log_odds

@@ -256,11 +256,11 @@ def _resample(y: np.ndarray, t: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(known, values, np.nan)
 
 
-def timing_lead(signals: Signals, *, min_share: float = MIN_TIMING_SHARE) -> int | None:
-    """The lead read over the most of the record, where that is at least ``min_share`` of it."""
+def timing_lead(signals: Signals) -> int | None:
+    """The lead read over the most of the record, where that is at least :data:`MIN_TIMING_SHARE` of it."""
     share = np.isfinite(signals.mv).mean(axis=0)
     j = int(np.argmax(share))
-    return j if share[j] >= min_share else None
+    return j if share[j] >= MIN_TIMING_SHARE else None
 
 
 def r_peaks(x: np.ndarray, fs: float) -> np.ndarray:

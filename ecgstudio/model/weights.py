@@ -85,6 +85,8 @@ def card_json(card: Any, architecture: str, **fields: Any) -> str:
 
 def card_fields(data: dict) -> dict[str, Any]:
     """What every model card carries, from its JSON (:func:`card_json`)."""
+    if not isinstance(data.get("sha256"), str):
+        raise ValueError("the card has no sha256 of its weights")
     return {
         "version": data["version"],
         "sha256": data["sha256"],
@@ -170,10 +172,11 @@ def load_checked(
     makes from it given the verified weights, in eval mode on the CPU; ModelError naming ``what``
     if anything is missing, broken or does not fit."""
     card = read_card(path, parse, what, hint)
-    net = build(card)
+    state = verified_state(path, card.sha256, what)
     try:
-        net.load_state_dict(verified_state(path, card.sha256, what))
-    except (RuntimeError, KeyError) as exc:
+        net = build(card)
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{what} {path} does not fit its architecture: {exc}") from None
     return net.eval(), card
 

@@ -42,6 +42,21 @@ def test_the_command_line_trains_weights_that_load_and_refuses_damaged_ones(tmp_
     assert "saved paper-speed network" in capsys.readouterr().out
     _net, card = load_speed_reader(out)
     assert card.training["steps"] == 2 and card.training["records"] == 3
+    card_file = out.with_suffix(".json")
+    good = card_file.read_text(encoding="utf-8")
+    card_file.write_text(good.replace('"dilations": [', '"dilations": [1, '), encoding="utf-8")
+    with pytest.raises(ModelError, match="does not fit its architecture"):
+        load_speed_reader(out)
+    card_file.write_text(good, encoding="utf-8")
     out.write_bytes(out.read_bytes()[:-10])
     with pytest.raises(ModelError, match="paper-speed network"):
         load_speed_reader(out)
+
+
+def test_signals_with_nothing_read_for_a_second_are_not_taken_for_50_mm_s() -> None:
+    from ecgstudio.calibration import double_speed
+
+    reader, _ = load_speed_reader()
+    assert not double_speed(Signals(np.full((5000, 12), np.nan), 500.0, LEAD_NAMES), reader)
+    assert not double_speed(Signals(np.zeros((20, 12)), 500.0, LEAD_NAMES), reader)
+    assert not double_speed(Signals(np.zeros((0, 12)), 500.0, LEAD_NAMES), reader)
