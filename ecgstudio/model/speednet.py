@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LayoutError
+from ..io.signals import canonical_lead_name
 from ..metrics import resample_to_grid
-from ..paper import lead_index
+from ..paper import LEAD_NAMES
 from ..resources import resource_path
 from ..results import Signals
 from .weights import NetCard, load_checked
@@ -85,13 +85,17 @@ def network_input(mv: np.ndarray, fs: float) -> np.ndarray:
 
 def doubled_log_odds(net: SpeedNet, signals: Signals) -> float:
     """The network's log-odds that ``signals``, read at 25 mm/s, were printed at 50 mm/s (leads
-    it does not know are left out)."""
+    by any spelling, ``-aVR`` negated back; of a lead given twice, the column read longest;
+    leads it does not know left out)."""
     mv = np.full((signals.n_samples, LEADS), np.nan)
-    for j, name in reversed(list(enumerate(signals.lead_names))):
-        try:
-            mv[:, lead_index(name)] = signals.mv[:, j]
-        except LayoutError:
+    longest = np.zeros(LEADS)
+    for column, name in zip(np.asarray(signals.mv, np.float64).T, signals.lead_names, strict=True):
+        lead, sign = canonical_lead_name(name)
+        if lead not in LEAD_NAMES:
             continue
+        k, read = LEAD_NAMES.index(lead), np.isfinite(column).sum()
+        if read > longest[k]:
+            mv[:, k], longest[k] = sign * column, read
     with torch.no_grad():
         return float(net(torch.from_numpy(network_input(mv, signals.fs)[None]))[0])
 

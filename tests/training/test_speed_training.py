@@ -60,3 +60,19 @@ def test_signals_with_nothing_read_for_a_second_are_not_taken_for_50_mm_s() -> N
     assert not double_speed(Signals(np.full((5000, 12), np.nan), 500.0, LEAD_NAMES), reader)
     assert not double_speed(Signals(np.zeros((20, 12)), 500.0, LEAD_NAMES), reader)
     assert not double_speed(Signals(np.zeros((0, 12)), 500.0, LEAD_NAMES), reader)
+
+
+def test_leads_are_taken_by_any_spelling_and_sign_and_the_longest_of_twins() -> None:
+    from ecgstudio.model.speednet import doubled_log_odds
+
+    reader, _ = load_speed_reader()
+    record = _record(4)
+    plain = doubled_log_odds(reader, Signals(record, 500.0, LEAD_NAMES))
+    names = [f"ECG lead_{n}" for n in LEAD_NAMES]
+    names[LEAD_NAMES.index("aVR")] = "-aVR"
+    spelled = record.copy()
+    spelled[:, LEAD_NAMES.index("aVR")] *= -1
+    short_twin = np.full((len(record), 1), np.nan)
+    short_twin[:100, 0] = 5.0  # a lead II read for 0.2 s beside the whole one
+    mixed = Signals(np.hstack([short_twin, spelled]), 500.0, ["II", *names])
+    assert doubled_log_odds(reader, mixed) == pytest.approx(plain, abs=1e-4)
