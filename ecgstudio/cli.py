@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -168,20 +169,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train_names(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _loss_bar(total: int, desc: str, *, quiet: bool) -> Iterator[Callable[[int, float], None]]:
+    """A progress bar over ``total`` training steps; yields the ``progress(step, loss)`` callback."""
     from tqdm import tqdm
 
-    from .model.namenet import NAMES, train_reader
-    from .model.settingsnet import SETTINGS
-
-    task = SETTINGS if args.settings else NAMES
-    with tqdm(total=args.steps, desc=f"training the {task.what}", unit="step", disable=args.quiet) as bar:
+    with tqdm(total=total, desc=desc, unit="step", disable=quiet) as bar:
 
         def progress(step: int, loss: float) -> None:
             bar.n = step
             bar.set_postfix(loss=f"{loss:.3g}")
             bar.refresh()
 
+        yield progress
+
+
+def _cmd_train_names(args: argparse.Namespace) -> int:
+    from .model.namenet import NAMES, train_reader
+    from .model.settingsnet import SETTINGS
+
+    task = SETTINGS if args.settings else NAMES
+    with _loss_bar(args.steps, f"training the {task.what}", quiet=args.quiet) as progress:
         out = args.out or f"runs/{task.name}.pt"
         card = train_reader(out, task=task, steps=args.steps, seed=args.seed, progress=progress)
     print(
@@ -209,19 +217,19 @@ def _training_records(args: argparse.Namespace) -> tuple[RecordPool, np.ndarray,
     return train_pool, records, held_out
 
 
-def _cmd_train_speed_reader(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _add_record_args(p: argparse.ArgumentParser) -> None:
+    """The real records a network trains on, and the benchmark pairs' records it must not."""
+    p.add_argument("--records", nargs="+", required=True, metavar="DIR", help="folders of real 12-lead records")
+    p.add_argument(
+        "--exclude-pairs", nargs="+", metavar="CSV", help="never train on the records of these benchmark pairs CSVs"
+    )
 
+
+def _cmd_train_speed_reader(args: argparse.Namespace) -> int:
     from .training.speed import train_speed_reader
 
     _, records, held_out = _training_records(args)
-    with tqdm(total=args.steps, desc="training the paper-speed network", unit="step", disable=args.quiet) as bar:
-
-        def progress(step: int, loss: float) -> None:
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.3g}")
-            bar.refresh()
-
+    with _loss_bar(args.steps, "training the paper-speed network", quiet=args.quiet) as progress:
         card = train_speed_reader(
             args.out, records, held_out=held_out, steps=args.steps, seed=args.seed, progress=progress
         )
@@ -258,13 +266,7 @@ def _cmd_train_restorer(args: argparse.Namespace) -> int:
     for f in readings_files:
         with np.load(f) as data:
             readings += list(zip(data["truth"], data["read"], strict=True))
-    with tqdm(total=args.steps, desc="training the restoration network", unit="step", disable=args.quiet) as bar:
-
-        def progress(step: int, loss: float) -> None:
-            bar.n = step
-            bar.set_postfix(loss=f"{loss:.3g}")
-            bar.refresh()
-
+    with _loss_bar(args.steps, "training the restoration network", quiet=args.quiet) as progress:
         out = args.out or str(Path(args.work_dir) / "restorer.pt")
         card = train_restorer(
             out,
@@ -474,10 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train-restorer", help="train a restoration network on real records (CPU, < 1 h; see BENCHMARKS.md)"
     )
-    p.add_argument("--records", nargs="+", required=True, metavar="DIR", help="folders of real 12-lead records")
-    p.add_argument(
-        "--exclude-pairs", nargs="+", metavar="CSV", help="never train on the records of these benchmark pairs CSVs"
-    )
+    _add_record_args(p)
     p.add_argument(
         "--engine-pages",
         type=int,
@@ -497,10 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train-speed-reader", help="train the network telling 50 mm/s pages from 25 mm/s ones (CPU, minutes)"
     )
-    p.add_argument("--records", nargs="+", required=True, metavar="DIR", help="folders of real 12-lead records")
-    p.add_argument(
-        "--exclude-pairs", nargs="+", metavar="CSV", help="never train on the records of these benchmark pairs CSVs"
-    )
+    _add_record_args(p)
     p.add_argument("--out", default="runs/speed/speed.pt", help="where to save the weights")
     p.add_argument("--steps", type=int, default=2500)
     p.add_argument("--seed", type=int, default=0)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import cv2
 import numpy as np
@@ -42,11 +42,11 @@ from .config import EngineConfig
 from .errors import EcgStudioError, ImageSizeError, ModelError, NotAnEcgError
 from .geometry import RectifiedPage, map_points, page_px_per_mm, rectify
 from .io.images import MIN_SIDE_PX
-from .model.namenet import NAMES, NameNet, ReaderTask, load_reader
+from .model.namenet import NAMES, NameNet, load_reader
 from .model.net import CANONICAL_PX_PER_MM, TraceNet, fused_for_inference
 from .model.registry import resolve_model
 from .model.settingsnet import SETTINGS
-from .model.speednet import SpeedNet, load_speed_reader
+from .model.speednet import load_speed_reader
 from .model.weights import ModelCard, load_model
 from .paper import LAYOUTS, Layout
 from .printed import PrintedSettings, read_settings
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
+_Net = TypeVar("_Net")
 Region = tuple[float, float, float, float]
 
 
@@ -135,9 +136,16 @@ class Digitizer:
         self.card = card
         self.config = config
         self.model = fused_for_inference(net).to(self.device, memory_format=torch.channels_last)
-        self.reader = _shipped_reader(NAMES)
-        self.settings_reader = _shipped_reader(SETTINGS)
-        self.speed_reader = _shipped_speed_reader()
+        self.reader = _shipped(
+            lambda: fused_for_inference(load_reader(task=NAMES)[0]),
+            "lead names will not be read, every box keeps its layout's lead",
+        )
+        self.settings_reader = _shipped(
+            lambda: fused_for_inference(load_reader(task=SETTINGS)[0]), "printed speeds and gains will not be read"
+        )
+        self.speed_reader = _shipped(
+            lambda: load_speed_reader()[0], "pages printed at 50 mm/s are read at 50 only where given or printed"
+        )
 
     @property
     def model_card(self) -> ModelCard:
@@ -688,22 +696,13 @@ def _traces_and_signals(
 
 
 @functools.lru_cache(maxsize=2)
-def _shipped_reader(task: ReaderTask) -> NameNet | None:
-    """A shipped reader of printed words (CPU; it is tiny), or None with a warning if it is missing."""
+def _shipped(load: Callable[[], _Net], without: str) -> _Net | None:
+    """A shipped small network (CPU; they are tiny), or None with a warning saying what goes
+    ``without`` it where it is missing or broken."""
     try:
-        return fused_for_inference(load_reader(task=task)[0])
+        return load()
     except ModelError as exc:
-        without = {NAMES: "lead names will not be read, every box keeps its layout's lead"}
-        log.warning("%s; %s", exc, without.get(task, "printed speeds and gains will not be read"))
-        return None
-
-
-def _shipped_speed_reader() -> SpeedNet | None:
-    """The shipped paper-speed network, or None with a warning if it is missing."""
-    try:
-        return load_speed_reader()[0]
-    except ModelError as exc:
-        log.warning("%s; pages printed at 50 mm/s are read at 50 only where given or printed", exc)
+        log.warning("%s; %s", exc, without)
         return None
 
 
